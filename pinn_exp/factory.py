@@ -1,0 +1,102 @@
+"""The one place that turns a composed config into objects (``hydra.utils.instantiate``).
+
+Everything is built and checked here before any training starts, so bad input fails early
+with a message naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from pinn_exp.device import DeviceSpec
+from pinn_exp.model import MLP, Solution
+from pinn_exp.ops.laplacian import Laplacian
+from pinn_exp.pdes.base import PDE
+from pinn_exp.samplers.base import Sampler
+from pinn_exp.training.schedule import Schedule
+from pinn_exp.training.trainer import seed_everything
+
+MIN_POINTS = 10
+
+
+class ConfigError(ValueError):
+    """A user error in the config: the message names the key, the value and what is allowed."""
+
+
+@dataclass
+class Built:
+    """What a run needs, built from the config."""
+
+    pde: PDE
+    sampler: Sampler
+    model: Solution
+    schedule: Schedule
+    device: DeviceSpec
+    laplacian: Laplacian
+    seed: int
+    n_points: int
+    rounds: int
+
+
+def _build(node: DictConfig, key: str, **kwargs):
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(str(cause)) from None
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def check_top_level(cfg: DictConfig) -> None:
+    """Range checks for ``seed``, ``n_points`` and ``rounds``."""
+    if not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed={cfg.seed!r} is not allowed; it must be an integer >= 0")
+    if not isinstance(cfg.n_points, int) or cfg.n_points < MIN_POINTS:
+        raise ConfigError(
+            f"n_points={cfg.n_points!r} is not allowed; it must be an integer >= {MIN_POINTS}"
+        )
+    if not isinstance(cfg.rounds, int) or cfg.rounds < 0:
+        raise ConfigError(f"rounds={cfg.rounds!r} is not allowed; it must be an integer >= 0")
+
+
+def build(cfg: DictConfig) -> Built:
+    """Builds and checks every object of a run.
+
+    Args:
+        cfg: the composed config (``conf/config.yaml`` plus overrides).
+
+    Returns:
+        The :class:`Built` objects, with the model on the run's device and dtype.
+
+    Raises:
+        ConfigError: for any value that is not allowed.
+    """
+    check_top_level(cfg)
+    device = _build(cfg.device, "device")
+    laplacian = _build(cfg.laplacian, "laplacian", seed=cfg.seed)
+    pde = _build(cfg.pde, "pde", laplacian=laplacian)
+    sampler = _build(cfg.sampler, "sampler")
+    try:
+        sampler.check(cfg.n_points, cfg.rounds)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    schedule = _build(cfg.optimizer, "optimizer")
+    seed_everything(cfg.seed)  # the network's initial weights depend on the seed only
+    net: MLP = _build(cfg.model, "model", in_dim=pde.dim)
+    model = Solution(net, pde).to(device=device.device, dtype=device.dtype)
+    return Built(
+        pde=pde,
+        sampler=sampler,
+        model=model,
+        schedule=schedule,
+        device=device,
+        laplacian=laplacian,
+        seed=cfg.seed,
+        n_points=cfg.n_points,
+        rounds=cfg.rounds,
+    )

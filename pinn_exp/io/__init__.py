@@ -1,0 +1,1 @@
+"""Run records: atomic writes of metrics, history, collocation points and checkpoints."""

@@ -1,0 +1,82 @@
+"""Atomic writers for a run's files. Every file is written to a temporary name in the same
+folder and renamed, so a job killed while writing never leaves a corrupt file."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+COLLOCATION = "collocation.npz"
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Calls ``write(file)`` on a temporary file beside ``path``, then renames it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(value):
+    """JSON-safe: NaN and infinities become None, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Writes ``record`` as indented JSON, atomically."""
+    text = json.dumps(_clean(record), indent=2, sort_keys=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    """One row per optimizer step: round, step, phase, loss and its components."""
+    columns = ["round", "step", "phase", "loss"]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=columns)
+    frame = frame[columns + sorted(c for c in frame.columns if c not in columns)]
+    atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+
+
+def write_collocation(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The interior points after each round, as ``round_0``, ``round_1``, ..."""
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def save_checkpoint(path: Path, snapshot: dict) -> None:
+    atomic_write(path, lambda f: torch.save(snapshot, f))
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    return torch.load(path, map_location=device, weights_only=False)

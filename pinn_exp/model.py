@@ -1,0 +1,140 @@
+"""The network N(x) and the PINN solution u(x) = A(x) + B(x) N(x) built from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+def _tanh_derivatives(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    t = torch.tanh(h)
+    d1 = 1 - t * t
+    return t, d1, -2 * t * d1
+
+
+def _sin_derivatives(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    s = torch.sin(h)
+    return s, torch.cos(h), -s
+
+
+def _silu_derivatives(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    s = torch.sigmoid(h)
+    d1 = s * (1 + h * (1 - s))
+    d2 = s * (1 - s) * (2 + h * (1 - 2 * s))
+    return h * s, d1, d2
+
+
+# Each activation with its first and second derivative, for the forward Laplacian.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, ...]]] = {
+    "tanh": _tanh_derivatives,
+    "sin": _sin_derivatives,
+    "silu": _silu_derivatives,
+}
+
+
+class MLP(nn.Module):
+    """A fully connected network ``in_dim -> width x depth -> out_dim``, Glorot-normal weights.
+
+    Args:
+        in_dim: input dimension (set by the PDE).
+        width: neurons per hidden layer.
+        depth: number of hidden layers.
+        activation: one of ``tanh``, ``sin``, ``silu``.
+        out_dim: output dimension.
+    """
+
+    def __init__(
+        self, in_dim: int, width: int = 64, depth: int = 3, activation: str = "tanh", out_dim=1
+    ):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"model.activation={activation!r} is not allowed; choose one of "
+                f"{tuple(ACTIVATIONS)}"
+            )
+        if int(width) < 1 or int(depth) < 1:
+            raise ValueError(f"model.width={width} and model.depth={depth} must both be >= 1")
+        sizes = [in_dim] + [int(width)] * int(depth) + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.activation = activation
+        self._act = ACTIVATIONS[activation]
+        for layer in self.layers:
+            nn.init.xavier_normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = self._act(layer(x))[0]
+        return self.layers[-1](x)
+
+    def forward_laplacian(
+        self, x: torch.Tensor, dims: Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Value, gradient and Laplacian over ``dims`` in one forward pass.
+
+        Carries (h, J = dh/dx, L = Laplacian of h) through the layers: a linear layer maps all
+        three by W (the bias only shifts h); an activation s gives s(h), s'(h) J and
+        s'(h) L + s''(h) sum_i J_i^2.
+
+        Returns:
+            (N of shape (n, out), gradient of shape (n, out, k), Laplacian of shape (n, out)),
+            k = len(dims).
+        """
+        index = list(range(x.shape[1])) if dims is None else list(dims)
+        first = self.layers[0]
+        h = first(x)
+        jac = first.weight[:, index].unsqueeze(0)  # (1, width, k): the same for every point
+        lap = torch.zeros_like(h)
+        for layer in self.layers[1:]:
+            h, d1, d2 = self._act(h)
+            lap = d1 * lap + d2 * (jac * jac).sum(dim=2)
+            jac = d1.unsqueeze(2) * jac
+            h = layer(h)
+            jac = torch.einsum("vw,nwk->nvk", layer.weight, jac)
+            lap = lap @ layer.weight.T
+        return h, jac, lap
+
+
+Constraint = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor] | None"]
+
+
+class Solution(nn.Module):
+    """The PINN's approximation u(x) = A(x) + B(x) N(x) (a hard constraint), or N(x).
+
+    Args:
+        net: the network N.
+        pde: the PDE; its ``hard_constraint(x)`` returns (A, B) or None, and its
+            ``constraint_jets(x, dims)`` their values, gradients and Laplacians.
+    """
+
+    def __init__(self, net: MLP, pde):
+        super().__init__()
+        self.net = net
+        self.pde = pde
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.net(x)
+        ab = self.pde.hard_constraint(x)
+        if ab is None:
+            return n
+        a, b = ab
+        return a + b * n
+
+    def value_and_laplacian(
+        self, x: torch.Tensor, dims: Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """u and its Laplacian over ``dims`` by the forward Laplacian; both of shape (n,).
+
+        With u = A + B N: Lap u = Lap A + B Lap N + 2 grad B . grad N + N Lap B.
+        """
+        n, grad_n, lap_n = self.net.forward_laplacian(x, dims)
+        n, grad_n, lap_n = n[:, 0], grad_n[:, 0], lap_n[:, 0]
+        jets = self.pde.constraint_jets(x, dims)
+        if jets is None:
+            return n, lap_n
+        (a, grad_a, lap_a), (b, grad_b, lap_b) = jets
+        value = a + b * n
+        lap = lap_a + b * lap_n + 2 * (grad_b * grad_n).sum(dim=1) + n * lap_b
+        return value, lap

@@ -1,0 +1,18 @@
+"""The PDE suite (SPEC §4). Each PDE is one class here plus one ``conf/pde/NAME.yaml``."""
+
+from pinn_exp.pdes.allen_cahn import AllenCahn
+from pinn_exp.pdes.base import PDE, BoundaryTerm
+from pinn_exp.pdes.burgers import Burgers
+from pinn_exp.pdes.elliptic import Elliptic
+from pinn_exp.pdes.laplace import Laplace
+from pinn_exp.pdes.reaction_diffusion import ReactionDiffusion
+
+__all__ = [
+    "PDE",
+    "AllenCahn",
+    "BoundaryTerm",
+    "Burgers",
+    "Elliptic",
+    "Laplace",
+    "ReactionDiffusion",
+]

@@ -1,0 +1,99 @@
+"""The high-dimensional elliptic problem in the unit ball (SPEC §4.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pinn_exp.domains import Ball
+from pinn_exp.ops.laplacian import Laplacian
+from pinn_exp.pdes.base import PDE, Fn
+
+TEST_SEED = 20250102
+
+
+class Elliptic(PDE):
+    """-Delta u = f in the unit ball of R^d, u = 0 on the sphere, with the "two-body" solution
+    u(x) = (1 - |x|^2) sum_{i=1}^{d-1} c_i sin(x_i + cos(x_{i+1}) + x_{i+1} cos(x_i))
+    of the SDGD and STDE papers, c_i ~ N(0, 1) from a fixed generator.
+
+    Hard constraint u = (1 - |x|^2) N(x); f is computed in closed form.
+
+    Args:
+        dim: d >= 2.
+        coefficient_seed: seed of the generator of the c_i (the same problem in every run).
+        n_test: test points, uniform in the ball, from a fixed generator.
+        laplacian: the Laplacian operator (config group ``laplacian``).
+    """
+
+    name = "elliptic"
+    free_dimension = True
+
+    def __init__(
+        self,
+        dim: int = 10,
+        coefficient_seed: int = 0,
+        n_test: int = 10_000,
+        laplacian: Laplacian | None = None,
+    ):
+        super().__init__(laplacian)
+        if not isinstance(dim, int) or dim < 2:
+            raise ValueError(
+                f"pde.dim={dim!r} is not allowed for pde=elliptic; it must be an integer >= 2"
+            )
+        if int(n_test) < 1:
+            raise ValueError(f"pde.n_test={n_test!r} is not allowed; it must be >= 1")
+        self.domain = Ball(dim)
+        self.coefficients = np.random.default_rng(coefficient_seed).standard_normal(dim - 1)
+        self.n_test = int(n_test)
+
+    def _c(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(self.coefficients, dtype=x.dtype, device=x.device)
+
+    def _theta(self, x: torch.Tensor):
+        xi, xn = x[:, :-1], x[:, 1:]
+        return xi + torch.cos(xn) + xn * torch.cos(xi), xi, xn
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        theta, _, _ = self._theta(x)
+        g = (self._c(x) * torch.sin(theta)).sum(dim=1, keepdim=True)
+        return (1 - x.square().sum(dim=1, keepdim=True)) * g
+
+    def source(self, x: torch.Tensor) -> torch.Tensor:
+        """f = -Delta u in closed form; shape (n,).
+
+        With B = 1 - |x|^2 and g = sum_i c_i sin(theta_i):
+        Delta u = -2 d g - 4 x . grad g + B Delta g, where for each term
+        d theta/d x_i = 1 - x_{i+1} sin x_i, d theta/d x_{i+1} = cos x_i - sin x_{i+1},
+        Delta theta = -x_{i+1} cos x_i - cos x_{i+1}, and
+        Delta sin(theta) = cos(theta) Delta theta - sin(theta) |grad theta|^2.
+        """
+        c = self._c(x)
+        theta, xi, xn = self._theta(x)
+        a = 1 - xn * torch.sin(xi)
+        b = torch.cos(xi) - torch.sin(xn)
+        sin_t, cos_t = torch.sin(theta), torch.cos(theta)
+        g = (c * sin_t).sum(dim=1)
+        x_dot_grad_g = (c * cos_t * (xi * a + xn * b)).sum(dim=1)
+        lap_theta = -xn * torch.cos(xi) - torch.cos(xn)
+        lap_g = (c * (cos_t * lap_theta - sin_t * (a * a + b * b))).sum(dim=1)
+        bubble = 1 - x.square().sum(dim=1)
+        return 2 * self.dim * g + 4 * x_dot_grad_g - bubble * lap_g
+
+    def hard_constraint(self, x):
+        return torch.zeros_like(x[:, :1]), 1 - x.square().sum(dim=1, keepdim=True)
+
+    def constraint_jets(self, x, dims):
+        index = list(range(x.shape[1])) if dims is None else list(dims)
+        zeros = torch.zeros_like(x[:, 0])
+        a = (zeros, torch.zeros_like(x[:, index]), zeros)
+        b = (1 - x.square().sum(dim=1), -2 * x[:, index], torch.full_like(zeros, -2.0 * len(index)))
+        return a, b
+
+    def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
+        return -self.laplacian(u, x) - self.source(x)
+
+    def reference(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(TEST_SEED)
+        x = self.domain.from_unit(rng.random((self.n_test, self.domain.unit_dim)))
+        return x, self.exact(torch.as_tensor(x)).numpy().ravel()

@@ -1,0 +1,84 @@
+"""Laplace's equation in the unit cube with a harmonic exact solution (SPEC §4.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pinn_exp.domains import Box
+from pinn_exp.ops.laplacian import Laplacian
+from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn
+
+TEST_SEED = 20250101
+
+
+class Laplace(PDE):
+    """Delta u = 0 on [0, 1]^d, u = g on the boundary, with the harmonic solution
+    u(x) = 1/(d-1) sum_{i=1}^{d-1} exp(x_i) sin(x_{i+1}); soft boundary loss.
+
+    Args:
+        dim: d >= 2.
+        n_boundary: points on the faces of the cube (spread over all 2d faces).
+        boundary_weight: weight of the boundary loss.
+        n_test: test points (a 101 x 101 grid when d = 2, else uniform points).
+        laplacian: the Laplacian operator (config group ``laplacian``).
+    """
+
+    name = "laplace"
+    free_dimension = True
+
+    def __init__(
+        self,
+        dim: int = 2,
+        n_boundary: int = 1000,
+        boundary_weight: float = 1.0,
+        n_test: int = 10_000,
+        laplacian: Laplacian | None = None,
+    ):
+        super().__init__(laplacian)
+        if not isinstance(dim, int) or dim < 2:
+            raise ValueError(
+                f"pde.dim={dim!r} is not allowed for pde=laplace; it must be an integer >= 2"
+            )
+        if int(n_boundary) < 2 * dim:
+            raise ValueError(
+                f"pde.n_boundary={n_boundary!r} is not allowed; it must be >= 2 * "
+                f"pde.dim = {2 * dim} (a point per face)"
+            )
+        if not boundary_weight >= 0:
+            raise ValueError(f"pde.boundary_weight={boundary_weight!r} must be >= 0")
+        self.domain = Box([0.0] * dim, [1.0] * dim)
+        self.n_boundary = int(n_boundary)
+        self.boundary_weight = float(boundary_weight)
+        self.n_test = int(n_test)
+
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        terms = torch.exp(x[:, :-1]) * torch.sin(x[:, 1:])
+        return terms.sum(dim=1, keepdim=True) / (x.shape[1] - 1)
+
+    def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
+        return self.laplacian(u, x)
+
+    def boundary_terms(self, generator, device, dtype) -> list[BoundaryTerm]:
+        d = self.dim
+        x = torch.rand(self.n_boundary, d, generator=generator, dtype=torch.float64)
+        face = torch.arange(self.n_boundary) % (2 * d)  # every face gets its share
+        rows = torch.arange(self.n_boundary)
+        x[rows, face // 2] = (face % 2).double()
+        return [
+            BoundaryTerm(
+                "boundary",
+                x.to(device, dtype),
+                self.exact(x).to(device, dtype),
+                self.boundary_weight,
+            )
+        ]
+
+    def reference(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.dim == 2:
+            g = np.linspace(0.0, 1.0, 101)
+            xx, yy = np.meshgrid(g, g, indexing="ij")
+            x = np.stack([xx.ravel(), yy.ravel()], axis=1)
+        else:
+            x = np.random.default_rng(TEST_SEED).random((self.n_test, self.dim))
+        return x, self.exact(torch.as_tensor(x)).numpy().ravel()

@@ -1,0 +1,97 @@
+"""``python -m pinn_exp.report DIR [DIR ...]``: summarize the runs below the folders."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pinn_exp.report.aggregate import mean_std_table, status_counts, to_markdown, write_summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser.
+
+    Returns:
+        The parser of ``python -m pinn_exp.report``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m pinn_exp.report",
+        description="Aggregate finished (or partly finished) runs into tables and plots.",
+    )
+    parser.add_argument(
+        "dirs",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="folders searched recursively for run directories",
+    )
+    parser.add_argument(
+        "--rows",
+        default="sampler",
+        help="column(s) for the table rows, comma-separated (default: sampler)",
+    )
+    parser.add_argument(
+        "--cols",
+        default="pde",
+        help="column(s) for the table columns, comma-separated (default: pde)",
+    )
+    parser.add_argument(
+        "--metric", default="l2_rel_error", help="metric of the main table (default: l2_rel_error)"
+    )
+    parser.add_argument("--latex", action="store_true", help="also write summary.tex")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: the first DIR)"
+    )
+    parser.add_argument(
+        "--no-plots", dest="plots", action="store_false", help="do not draw the plots"
+    )
+    return parser
+
+
+def _warn_unknown_columns(frame, names: list[str]) -> None:
+    """Warns on stderr about grouping or metric names that are not columns of the runs."""
+    unknown = [n.strip() for n in names if n.strip() and n.strip() not in frame.columns]
+    if unknown and len(frame):
+        print(f"warning: no column named {', '.join(unknown)}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line.
+
+    Args:
+        argv: the arguments (``sys.argv[1:]`` when None).
+
+    Returns:
+        0 on success, 2 when a folder does not exist.
+    """
+    args = build_parser().parse_args(argv)
+    missing = [str(d) for d in args.dirs if not d.is_dir()]
+    if missing:
+        print(f"error: not a directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    frame = write_summary(
+        args.dirs,
+        args.out,
+        rows=args.rows,
+        cols=args.cols,
+        metric=args.metric,
+        latex=args.latex,
+        plots=args.plots,
+    )
+    print(f"{len(frame)} runs" + (f" ({status_counts(frame)})" if len(frame) else ""))
+    _warn_unknown_columns(frame, [*args.rows.split(","), *args.cols.split(","), args.metric])
+    for path in frame.attrs.get("outputs", []):
+        print(f"wrote {path}")
+    table = mean_std_table(frame, args.rows, args.cols, args.metric)
+    if table.empty:
+        print(f"no ok runs with a value for {args.metric}")
+    else:
+        print(f"\n{args.metric}: mean ± std over seeds (n), std with ddof=1\n")
+        print(to_markdown(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

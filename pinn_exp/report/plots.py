@@ -1,0 +1,356 @@
+"""Plots over many runs; each is drawn only when the data supports it, and skipped otherwise."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from pinn_exp.io.records import atomic_write  # noqa: E402
+from pinn_exp.report.aggregate import (  # noqa: E402
+    PER_ROUND,
+    memory_metric,
+    numeric,
+    ok_runs,
+)
+
+log = logging.getLogger(__name__)
+
+COLLOCATION_FILE = "collocation.npz"
+MEMORY_LABELS = {
+    "peak_gpu_mem_mb": "peak GPU memory [MB]",
+    "peak_cpu_rss_mb": "peak CPU RSS [MB]",
+}
+
+
+def _save(fig, path: Path) -> Path:
+    """Writes ``fig`` as PNG atomically and closes it."""
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _names(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``frame[column]`` as strings (``"none"`` where missing or absent)."""
+    if column not in frame.columns:
+        return pd.Series("none", index=frame.index, dtype=object)
+    return frame[column].astype(object).where(frame[column].notna(), "none").astype(str)
+
+
+def _either(frame: pd.DataFrame, first: str, second: str) -> pd.Series:
+    """Numeric ``frame[first]``, filled from ``frame[second]`` where missing."""
+    return numeric(frame, first).fillna(numeric(frame, second))
+
+
+# ----------------------------------------------------------------------------- error per round
+
+
+def _round_matrix(curves: list[list[float]]) -> np.ndarray:
+    """The curves as rows of a matrix padded with NaN; non-positive values become NaN."""
+    width = max(len(c) for c in curves)
+    matrix = np.full((len(curves), width), np.nan)
+    for i, curve in enumerate(curves):
+        matrix[i, : len(curve)] = curve
+    matrix[~(matrix > 0)] = np.nan
+    return matrix
+
+
+def _draw_rounds(ax, runs: pd.DataFrame) -> None:
+    """Median over seeds and min-max band of the per-round error, one line per sampler."""
+    samplers = _names(runs, "sampler")
+    for sampler in sorted(samplers.unique()):
+        matrix = _round_matrix(list(runs.loc[samplers == sampler, PER_ROUND]))
+        rounds = np.arange(matrix.shape[1])
+        seen = ~np.isnan(matrix).all(axis=0)
+        if not seen.any():
+            continue
+        sub = matrix[:, seen]
+        (line,) = ax.semilogy(
+            rounds[seen], np.nanmedian(sub, axis=0), "o-", ms=3, label=f"{sampler} ({len(matrix)})"
+        )
+        ax.fill_between(
+            rounds[seen],
+            np.nanmin(sub, axis=0),
+            np.nanmax(sub, axis=0),
+            color=line.get_color(),
+            alpha=0.2,
+        )
+    ax.set_xlabel("round (0 = after initial training)")
+    ax.set_ylabel("relative L2 error")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+
+
+def plot_error_per_round(frame: pd.DataFrame, base: Path) -> plt.Figure | None:
+    """Relative L2 error against round, median over seeds with min-max band; a panel per PDE.
+
+    Args:
+        frame: the runs.
+        base: the folder ``run_dir`` is relative to (unused).
+
+    Returns:
+        The figure, or None when no ok run has per-round errors.
+    """
+    ok = ok_runs(frame)
+    if PER_ROUND not in ok.columns:
+        return None
+    has = ok[PER_ROUND].map(lambda v: isinstance(v, list) and any(x > 0 for x in v))
+    runs = ok[has.astype(bool)]
+    if runs.empty:
+        return None
+    pdes = _names(runs, "pde")
+    names = sorted(pdes.unique())
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
+    for ax, pde in zip(axes[0], names):
+        _draw_rounds(ax, runs[pdes == pde])
+        ax.set_title(f"{pde}: median over seeds, band min-max")
+    return fig
+
+
+# ----------------------------------------------------------------------------- against lambda
+
+
+def _rsmote_runs(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Ok RSmote runs with their λ in column ``_lambda``; None when λ takes < 2 values."""
+    ok = ok_runs(frame)
+    runs = ok[_names(ok, "sampler").str.lower().str.startswith("rsmote")]
+    runs = runs.assign(_lambda=_either(runs, "sampler.ratio", "ratio")).dropna(subset=["_lambda"])
+    return runs if runs["_lambda"].nunique() >= 2 else None
+
+
+def _errorbars(ax, runs: pd.DataFrame, x: pd.Series, y: pd.Series, by: str) -> None:
+    """Mean ± std (ddof=1) of ``y`` per value of ``x``, one line per value of ``runs[by]``."""
+    groups = _names(runs, by)
+    data = pd.DataFrame({"x": x, "y": y, "g": groups}).dropna(subset=["x", "y"])
+    for name, part in data.groupby("g", sort=True):
+        stats = part.groupby("x")["y"].agg(["mean", "std"]).sort_index()
+        ax.errorbar(
+            stats.index,
+            stats["mean"],
+            yerr=stats["std"].fillna(0.0),
+            fmt="o-",
+            capsize=3,
+            label=str(name),
+        )
+    if not data.empty:
+        ax.legend(fontsize=8, title=by)
+
+
+def plot_error_vs_lambda(frame: pd.DataFrame, base: Path, metric: str = "l2_rel_error"):
+    """RSmote error against λ (``sampler.ratio``), mean ± std over seeds, a line per PDE.
+
+    Args:
+        frame: the runs.
+        base: the folder ``run_dir`` is relative to (unused).
+        metric: the error column.
+
+    Returns:
+        The figure, or None when λ takes fewer than two values.
+    """
+    runs = _rsmote_runs(frame)
+    if runs is None or numeric(runs, metric).notna().sum() == 0:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    _errorbars(ax, runs, runs["_lambda"], numeric(runs, metric), "pde")
+    if (numeric(runs, metric) > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel("λ (sampler.ratio)")
+    ax.set_ylabel(metric)
+    ax.set_title("RSmote: error against λ (mean ± std)")
+    return fig
+
+
+def plot_memory_vs_lambda(frame: pd.DataFrame, base: Path):
+    """RSmote peak memory (GPU, else CPU RSS) against λ, mean ± std over seeds.
+
+    Args:
+        frame: the runs.
+        base: the folder ``run_dir`` is relative to (unused).
+
+    Returns:
+        The figure, or None when λ takes fewer than two values or no memory was recorded.
+    """
+    runs = _rsmote_runs(frame)
+    if runs is None:
+        return None
+    column = memory_metric(runs)
+    if numeric(runs, column).notna().sum() == 0:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    _errorbars(ax, runs, runs["_lambda"], numeric(runs, column), "pde")
+    ax.set_xlabel("λ (sampler.ratio)")
+    ax.set_ylabel(MEMORY_LABELS.get(column, column))
+    ax.set_title("RSmote: peak memory against λ (mean ± std)")
+    return fig
+
+
+# ----------------------------------------------------------------------------- against dim
+
+
+def _mark_oom(ax, oom: pd.DataFrame, dims: pd.Series) -> None:
+    """A red x at the top of the axis for each dimension where runs ran out of memory."""
+    samplers = _names(oom, "sampler")
+    top = ax.get_xaxis_transform()
+    for i, dim in enumerate(sorted(dims.dropna().unique())):
+        names = ", ".join(sorted(samplers[dims == dim].unique()))
+        ax.plot(
+            [dim],
+            [0.95],
+            "x",
+            color="red",
+            ms=10,
+            mew=2,
+            transform=top,
+            label="OOM" if i == 0 else None,
+        )
+        ax.annotate(
+            f"OOM ({names})",
+            (dim, 0.95),
+            xycoords=top,
+            xytext=(0, -14),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            color="red",
+            fontsize=7,
+        )
+
+
+def plot_memory_vs_dim(frame: pd.DataFrame, base: Path):
+    """Peak memory (GPU, else CPU RSS) against ``pde.dim``, a line per sampler; OOM runs marked.
+
+    Args:
+        frame: the runs.
+        base: the folder ``run_dir`` is relative to (unused).
+
+    Returns:
+        The figure, or None when fewer than two dimensions are present.
+    """
+    column = memory_metric(frame)
+    dims = _either(frame, "pde.dim", "dim")
+    memory = numeric(frame, column)
+    ok_mask = (frame["status"] == "ok") & memory.notna() & dims.notna()
+    oom_mask = (frame["status"] == "oom") & dims.notna()
+    if dims[ok_mask | oom_mask].nunique() < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ok = frame[ok_mask]
+    _errorbars(ax, ok, dims[ok_mask], memory[ok_mask], "sampler")
+    if oom_mask.any():
+        ax.set_ylim(top=max(ax.get_ylim()[1], 1.0) * 1.15)
+        _mark_oom(ax, frame[oom_mask], dims[oom_mask])
+        ax.legend(fontsize=8, title="sampler")
+    shown = dims[ok_mask | oom_mask]
+    pad = max(0.05 * (shown.max() - shown.min()), 0.5)
+    ax.set_xlim(shown.min() - pad, shown.max() + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("dimension (pde.dim)")
+    ax.set_ylabel(MEMORY_LABELS.get(column, column))
+    ax.set_title("peak memory against dimension (mean ± std)")
+    return fig
+
+
+# ----------------------------------------------------------------------------- points
+
+
+def _last_round(path: Path) -> tuple[str, np.ndarray] | None:
+    """The ``round_K`` array with the largest K in ``path``, or None."""
+    try:
+        with np.load(path) as data:
+            keys = [k for k in data.files if k.startswith("round_") and k[6:].isdigit()]
+            if not keys:
+                return None
+            key = max(keys, key=lambda k: int(k[6:]))
+            points = np.asarray(data[key], dtype=float)
+    except (OSError, ValueError, EOFError) as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        return None
+    if points.ndim != 2 or len(points) == 0:
+        return None
+    return key, points
+
+
+def _sampler_points(frame: pd.DataFrame, base: Path) -> list[tuple[str, str, np.ndarray]]:
+    """For each sampler, the last collocation set of its first ok run that saved one."""
+    ok = ok_runs(frame).sort_values("run_dir")
+    samplers = _names(ok, "sampler")
+    panels = []
+    for sampler in sorted(samplers.unique()):
+        for run_dir in ok.loc[samplers == sampler, "run_dir"]:
+            path = Path(base) / str(run_dir) / COLLOCATION_FILE
+            found = _last_round(path) if path.is_file() else None
+            if found is not None:
+                panels.append((sampler, *found))
+                break
+    return panels
+
+
+def plot_points_by_sampler(frame: pd.DataFrame, base: Path):
+    """The final collocation points (first two coordinates) side by side, a panel per sampler.
+
+    Args:
+        frame: the runs.
+        base: the folder ``run_dir`` is relative to.
+
+    Returns:
+        The figure, or None when no ok run saved ``collocation.npz``.
+    """
+    panels = _sampler_points(frame, base)
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    for ax, (sampler, key, points) in zip(axes[0], panels):
+        y = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
+        ax.scatter(points[:, 0], y, s=1)
+        ax.set_title(f"{sampler}: {key} ({len(points)} points)", fontsize=9)
+        ax.set_xlabel("x_1")
+        ax.set_ylabel("x_2" if points.shape[1] > 1 else "")
+    return fig
+
+
+# ----------------------------------------------------------------------------- all
+
+
+PLOTS: dict[str, Callable] = {
+    "error_per_round.png": plot_error_per_round,
+    "error_vs_lambda.png": plot_error_vs_lambda,
+    "memory_vs_lambda.png": plot_memory_vs_lambda,
+    "memory_vs_dim.png": plot_memory_vs_dim,
+    "points_by_sampler.png": plot_points_by_sampler,
+}
+
+
+def make_plots(frame: pd.DataFrame, out_dir: Path, metric: str = "l2_rel_error") -> list[Path]:
+    """Writes every plot the data supports into ``out_dir``; a plot that fails is skipped.
+
+    Args:
+        frame: the runs (``run_dir`` relative to ``out_dir`` or absolute).
+        out_dir: where the PNG files go.
+        metric: the error column of ``error_vs_lambda.png``.
+
+    Returns:
+        The written files.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    for name, draw in PLOTS.items():
+        try:
+            kwargs = {"metric": metric} if draw is plot_error_vs_lambda else {}
+            fig = draw(frame, out_dir, **kwargs)
+            if fig is not None:
+                written.append(_save(fig, out_dir / name))
+        except Exception as exc:  # one plot must not stop the others
+            log.warning("plot %s skipped: %s", name, exc)
+            plt.close("all")
+    return written

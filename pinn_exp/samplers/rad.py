@@ -1,0 +1,125 @@
+"""Residual-based adaptive distribution and refinement (Wu, Zhu, Tan, Kartha and Lu, 2023)."""
+
+from __future__ import annotations
+
+import torch
+
+from pinn_exp.samplers.base import ResidualScorer, Sampler, rad_probabilities
+
+
+def _check_dense(n_dense: int, chunk_size: int | None, k: float, c: float) -> None:
+    if int(n_dense) < 1:
+        raise ValueError(f"sampler.n_dense={n_dense!r} is not allowed; it must be >= 1")
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ValueError(
+            f"sampler.chunk_size={chunk_size!r} is not allowed; use null or an integer >= 1"
+        )
+    if k < 0 or c < 0:
+        raise ValueError(f"sampler.k={k!r} and sampler.c={c!r} must both be >= 0")
+
+
+class DenseSetSampler(Sampler):
+    """Shared parts of the samplers that score a fresh dense set S every round.
+
+    Args:
+        n_dense: size of S.
+        k: exponent of the residual in the density.
+        c: constant added to the normalised density.
+        chunk_size: points scored per pass; None scores S in one pass (the reference code).
+    """
+
+    def __init__(
+        self, n_dense: int = 100_000, k: float = 1.0, c: float = 1.0, chunk_size: int | None = None
+    ):
+        super().__init__()
+        _check_dense(n_dense, chunk_size, k, c)
+        self.n_dense = int(n_dense)
+        self.k = float(k)
+        self.c = float(c)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
+
+    def score_dense(self, residual: ResidualScorer) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draws S and scores it; returns (S, eps on S)."""
+        dense = self.fresh(self.n_dense)
+        eps = residual(dense, self.chunk_size)
+        self.stats = {"n_dense": self.n_dense}
+        return dense, eps
+
+    def draw_rad(self, dense: torch.Tensor, eps: torch.Tensor, n: int) -> torch.Tensor:
+        """``n`` points of S drawn without replacement with the RAD density."""
+        p = rad_probabilities(eps, self.k, self.c)
+        index = torch.multinomial(p, n, replacement=False, generator=self.generator)
+        return dense[index.to(dense.device)]
+
+
+class RAD(DenseSetSampler):
+    """RAD: every round, replace the whole set by N points of a fresh dense set S drawn without
+    replacement with p(x) proportional to eps(x)^k / mean_S(eps^k) + c."""
+
+    name = "rad"
+
+    def check(self, n_points: int, rounds: int) -> None:
+        if self.n_dense < n_points:
+            raise ValueError(
+                f"sampler.n_dense={self.n_dense} is not allowed with n_points={n_points}: RAD "
+                f"draws N points from the dense set without replacement, so n_dense >= n_points"
+            )
+
+    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int):
+        dense, eps = self.score_dense(residual)
+        return self.draw_rad(dense, eps, self.n_points)
+
+
+class _Refinement(DenseSetSampler):
+    """RAR: start from N/2 uniform points and add N/(2 rounds) points per round, reaching N."""
+
+    def check(self, n_points: int, rounds: int) -> None:
+        if rounds < 1:
+            raise ValueError(
+                f"rounds={rounds} is not allowed for sampler={self.name}: it adds "
+                "points during the rounds, so rounds >= 1"
+            )
+        if self.n_dense < self.n_added(1, n_points, rounds):
+            raise ValueError(
+                f"sampler.n_dense={self.n_dense} is too small for n_points="
+                f"{n_points}: each round draws {self.n_added(1, n_points, rounds)}"
+            )
+
+    @staticmethod
+    def n_added(round_index: int, n_points: int, rounds: int) -> int:
+        """Points added in round ``round_index`` so that round ``rounds`` ends at N."""
+        start = n_points // 2
+        grow = n_points - start
+        return grow * round_index // rounds - grow * (round_index - 1) // rounds
+
+    def initial(self) -> torch.Tensor:
+        return self.fresh(self.n_points // 2)
+
+    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int):
+        n_new = self.n_added(min(round_index, self.rounds), self.n_points, self.rounds)
+        if round_index > self.rounds or n_new == 0:
+            self.stats = {}
+            return points
+        dense, eps = self.score_dense(residual)
+        return torch.cat([points, self.select(dense, eps, n_new)])
+
+    def select(self, dense: torch.Tensor, eps: torch.Tensor, n: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RARD(_Refinement):
+    """RAR-D: add points drawn with the RAD density from a fresh dense set."""
+
+    name = "rar_d"
+
+    def select(self, dense, eps, n):
+        return self.draw_rad(dense, eps, n)
+
+
+class RARG(_Refinement):
+    """RAR-G (Lu et al., 2021): add the points of a fresh dense set with the largest residual."""
+
+    name = "rar_g"
+
+    def select(self, dense, eps, n):
+        return dense[torch.topk(eps, n).indices.to(dense.device)]

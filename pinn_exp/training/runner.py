@@ -1,0 +1,208 @@
+"""One run from built objects to the files of SPEC §3, whatever happens during training."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+import time
+import traceback
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pinn_exp.factory import Built
+from pinn_exp.io import records
+from pinn_exp.metrics.memory import peak_rss_mb, reset_peak_rss
+from pinn_exp.report import run_plots
+from pinn_exp.training.trainer import Diverged, Trainer
+
+log = logging.getLogger(__name__)
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of Python, the main libraries and CUDA, for the record."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for package in (
+        "pinn-exp",
+        "torch",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "imbalanced-learn",
+        "hydra-core",
+    ):
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = None
+    out["cuda"] = torch.version.cuda
+    return out
+
+
+def base_record(built: Built | None, meta: dict) -> dict:
+    """The fields known before training; ``meta`` supplies them when nothing could be built."""
+    record = {
+        "status": "running",
+        "error": None,
+        "pde": meta.get("pde"),
+        "sampler": meta.get("sampler"),
+        "dim": meta.get("dim"),
+        "n_points": meta.get("n_points"),
+        "ratio": meta.get("ratio"),
+        "seed": meta.get("seed"),
+        "device": meta.get("device"),
+        "dtype": meta.get("dtype"),
+        "l2_rel_error": None,
+        "l2_rel_error_per_round": [],
+        "peak_gpu_mem_mb": None,
+        "peak_gpu_mem_mb_train": None,
+        "peak_gpu_mem_mb_sampling": None,
+        "peak_cpu_rss_mb": None,
+        "wall_time_s": None,
+        "time_train_s": None,
+        "time_sampling_s": None,
+        "n_residual_evals": 0,
+        "versions": versions(),
+        "rounds": meta.get("rounds"),
+        "round": None,
+        "step": None,
+        "phase": None,
+        "laplacian": meta.get("laplacian"),
+        "overrides": meta.get("overrides", []),
+        "round_stats": [],
+    }
+    if built is not None:
+        record.update(
+            {
+                "pde": built.pde.name,
+                "sampler": built.sampler.name,
+                "dim": built.pde.dim,
+                "n_points": built.n_points,
+                "ratio": built.sampler.ratio,
+                "seed": built.seed,
+                "device": built.device.description,
+                "dtype": built.device.dtype_name,
+                "rounds": built.rounds,
+                "laplacian": built.laplacian.method,
+            }
+        )
+    return record
+
+
+def write_failure(out_dir: Path, meta: dict, message: str) -> dict:
+    """Record of a run that could not even be built (bad config): status ``failed``."""
+    record = base_record(None, meta)
+    record.update(status="failed", error=message, phase="config")
+    records.write_json(Path(out_dir) / records.METRICS, record)
+    return record
+
+
+def run(
+    built: Built,
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    meta: dict | None = None,
+    step_hook=None,
+) -> dict:
+    """Trains, then writes metrics.json, history.csv, collocation.npz and the plots.
+
+    The record is written whatever happens: ``status`` is ``ok``, ``diverged`` (non-finite
+    loss; the last completed round's checkpoint is kept), ``oom`` (with the phase) or
+    ``failed`` (with the message).
+
+    Args:
+        built: the objects from :func:`pinn_exp.factory.build`.
+        out_dir: the run's directory; nothing is written elsewhere.
+        resume: continue from ``out_dir/checkpoint.pt``.
+        progress: show a progress bar.
+        meta: extra fields for the record (``overrides``).
+        step_hook: passed to the :class:`Trainer` (fault injection in tests).
+
+    Returns:
+        The record written to metrics.json.
+    """
+    out_dir = Path(out_dir)
+    record = base_record(built, meta or {})
+    records.write_json(out_dir / records.METRICS, record)
+    reset_peak_rss()
+    start = time.perf_counter()
+    trainer: Trainer | None = None
+    try:
+        built.device.apply()
+        trainer = Trainer(
+            built.pde,
+            built.sampler,
+            built.model,
+            built.schedule,
+            built.n_points,
+            built.rounds,
+            built.seed,
+            built.device.device,
+            built.device.dtype,
+            out_dir=out_dir,
+            progress=progress,
+            step_hook=step_hook,
+        )
+        trainer.run(resume=resume)
+        record["status"] = "ok"
+    except Diverged as exc:
+        record.update(
+            status="diverged", error=str(exc), round=exc.round_index, step=exc.step, phase=exc.phase
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure must leave a record
+        oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc)
+        record.update(
+            status="oom" if oom else "failed",
+            error=f"{type(exc).__name__}: {exc}",
+            phase=trainer.phase if trainer else "setup",
+        )
+        if not oom:
+            log.error("run failed:\n%s", traceback.format_exc())
+    finally:
+        record["wall_time_s"] = time.perf_counter() - start
+        record["peak_cpu_rss_mb"] = peak_rss_mb()
+        if trainer is not None:
+            _fill(record, trainer)
+            _write_files(out_dir, trainer)
+        if built.device.device.type == "cuda":
+            torch.cuda.empty_cache()
+        records.write_json(out_dir / records.METRICS, record)
+    return record
+
+
+def _fill(record: dict, trainer: Trainer) -> None:
+    state, meter = trainer.state, trainer.meter
+    if record["round"] is None and record["status"] != "ok":
+        record["round"] = state.round_index + 1
+    record.update(
+        {
+            "l2_rel_error": state.errors[-1] if state.errors and record["status"] == "ok" else None,
+            "l2_rel_error_per_round": state.errors,
+            "peak_gpu_mem_mb": meter.peak(),
+            "peak_gpu_mem_mb_train": meter.peak("train"),
+            "peak_gpu_mem_mb_sampling": meter.peak("sampling"),
+            "time_train_s": meter.time_s.get("train", 0.0),
+            "time_sampling_s": meter.time_s.get("sampling", 0.0),
+            "n_residual_evals": trainer.scorer.n_evals,
+            "round_stats": state.round_stats,
+            "last_completed_round": state.round_index,
+        }
+    )
+    if record["status"] == "diverged":
+        record["l2_rel_error"] = None
+
+
+def _write_files(out_dir: Path, trainer: Trainer) -> None:
+    state = trainer.state
+    records.write_history(out_dir / records.HISTORY, state.history)
+    records.write_collocation(out_dir / records.COLLOCATION, state.collocation)
+    try:
+        run_plots.plot_loss(out_dir / "loss.png", pd.DataFrame(state.history))
+        run_plots.plot_error(out_dir / "error.png", state.errors)
+        if state.collocation:
+            run_plots.plot_points(out_dir / "points.png", state.collocation)
+    except Exception:  # noqa: BLE001 - a plot must never cost the record
+        log.warning("plotting failed:\n%s", traceback.format_exc())

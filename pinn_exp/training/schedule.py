@@ -1,0 +1,47 @@
+"""The optimisation schedule of SPEC §2 and the optimizers it uses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class Schedule:
+    """Initial training of ``pretrain_steps`` Adam steps then up to ``lbfgs_steps`` L-BFGS
+    iterations; after each sampling round ``adam_steps`` Adam steps (fresh Adam state, as the RAD
+    reference code does) then up to ``lbfgs_steps`` L-BFGS iterations.
+
+    Args:
+        pretrain_steps: Adam steps of the initial training.
+        adam_steps: Adam steps after each sampling round.
+        lbfgs_steps: L-BFGS iterations after each Adam stage (0 for Adam only).
+        lr: Adam's learning rate.
+        lbfgs_lr: L-BFGS step size (1 with a strong-Wolfe line search).
+        history_size: L-BFGS memory.
+        check_every: Adam steps between checks for a non-finite loss.
+    """
+
+    pretrain_steps: int = 2000
+    adam_steps: int = 500
+    lbfgs_steps: int = 500
+    lr: float = 1e-3
+    lbfgs_lr: float = 1.0
+    history_size: int = 50
+    check_every: int = 50
+
+    def __post_init__(self) -> None:
+        for key in ("pretrain_steps", "adam_steps", "lbfgs_steps"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"optimizer.{key}={value!r} is not allowed; it must be an integer >= 0"
+                )
+        for key in ("lr", "lbfgs_lr"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(
+                    f"optimizer.{key}={value!r} is not allowed; it must be a finite number > 0"
+                )
+        if self.history_size < 1 or self.check_every < 1:
+            raise ValueError("optimizer.history_size and optimizer.check_every must be >= 1")

@@ -1,0 +1,331 @@
+"""The rounds of SPEC §2: initial training, then ``rounds`` times (sample, Adam, L-BFGS)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pinn_exp.io.records import load_checkpoint, save_checkpoint
+from pinn_exp.metrics.error import l2_relative_error
+from pinn_exp.metrics.memory import PhaseMeter
+from pinn_exp.model import Solution
+from pinn_exp.pdes.base import PDE, BoundaryTerm
+from pinn_exp.samplers.base import Sampler
+from pinn_exp.training.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, round_index: int, step: int, phase: str):
+        super().__init__(f"loss is not finite at round {round_index}, {phase} step {step}")
+        self.round_index, self.step, self.phase = round_index, step, phase
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and torch (CUDA included)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def frozen(module: torch.nn.Module):
+    """Parameters stop requiring grad: residuals are scored without a graph over them."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class Scorer:
+    """|residual| at given points, in chunks, without a graph over the parameters.
+
+    Counts every scored point in ``n_evals``.
+    """
+
+    def __init__(self, pde: PDE, model: Solution):
+        self.pde, self.model = pde, model
+        self.n_evals = 0
+
+    def __call__(self, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+        out = []
+        with frozen(self.model):
+            for chunk in torch.split(x, chunk_size or max(len(x), 1)):
+                chunk = chunk.detach().requires_grad_(True)
+                out.append(self.pde.residual(self.model, chunk).detach().abs())
+        self.n_evals += len(x)
+        return torch.cat(out)
+
+
+@dataclass
+class RunState:
+    """Everything that a checkpoint restores."""
+
+    round_index: int = -1
+    points: torch.Tensor | None = None
+    errors: list[float] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    round_stats: list[dict] = field(default_factory=list)
+    collocation: dict[str, np.ndarray] = field(default_factory=dict)
+    n_residual_evals: int = 0
+
+
+class Trainer:
+    """Runs one PINN with one sampler on one PDE.
+
+    Args:
+        pde: the problem.
+        sampler: the collocation sampler.
+        model: the solution u = A + B N.
+        schedule: optimisation schedule.
+        n_points: size N of the interior set.
+        rounds: sampling rounds after the initial training.
+        seed: seed of the sampler's generator (the global seeds are set by the caller).
+        device: where to train.
+        dtype: floating point type.
+        out_dir: the run's directory (checkpoints go there); None keeps nothing on disk.
+        progress: show a progress bar over the steps.
+        step_hook: called as ``hook(round, step, phase)`` before each step (tests inject faults).
+    """
+
+    def __init__(
+        self,
+        pde: PDE,
+        sampler: Sampler,
+        model: Solution,
+        schedule: Schedule,
+        n_points: int,
+        rounds: int,
+        seed: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        out_dir: Path | None = None,
+        progress: bool = True,
+        step_hook: Callable[[int, int, str], None] | None = None,
+    ):
+        self.pde, self.sampler, self.model, self.schedule = pde, sampler, model, schedule
+        self.n_points, self.rounds = n_points, rounds
+        self.device, self.dtype = device, dtype
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.progress = progress
+        self.step_hook = step_hook
+        self.meter = PhaseMeter(device)
+        self.scorer = Scorer(pde, model)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.sampler.bind(pde.domain, n_points, rounds, self.generator, device, dtype)
+        self.boundary: list[BoundaryTerm] = pde.boundary_terms(self.generator, device, dtype)
+        x_test, u_test = pde.reference()
+        self.x_test = torch.as_tensor(x_test, dtype=dtype, device=device)
+        self.u_test = torch.as_tensor(u_test, dtype=torch.float64, device=device)
+        self.state = RunState()
+        self.phase = "setup"
+
+    # ----------------------------------------------------------------------------------- loss
+    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """PDE residual loss on the collocation points plus the weighted soft terms."""
+        residual = self.pde.residual(self.model, x)
+        terms = {"loss_pde": residual.square().mean()}
+        for term in self.boundary:
+            misfit = self.model(term.x).reshape(-1) - term.target.reshape(-1)
+            terms[f"loss_{term.name}"] = term.weight * misfit.square().mean()
+        terms["loss"] = sum(terms.values())
+        return terms
+
+    # ------------------------------------------------------------------------------- training
+    def train_stage(self, round_index: int, adam_steps: int) -> None:
+        """``adam_steps`` Adam steps (fresh state) then up to ``lbfgs_steps`` L-BFGS iterations."""
+        x = self.state.points.detach().requires_grad_(True)
+        self.phase = "train"
+        with self.meter.phase("train"):
+            self._adam(x, round_index, adam_steps)
+            self._lbfgs(x, round_index, self.schedule.lbfgs_steps)
+
+    def _record(self, rows: list[dict], round_index: int, phase: str) -> None:
+        for row in rows:
+            step, terms = row["step"], row["terms"]
+            values = {k: float(v) for k, v in terms.items()}
+            bad = [k for k, v in values.items() if not np.isfinite(v)]
+            self.state.history.append(
+                {"round": round_index, "step": step, "phase": phase, **values}
+            )
+            if bad:
+                raise Diverged(round_index, step, phase)
+
+    def _adam(self, x: torch.Tensor, round_index: int, steps: int) -> None:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=self.schedule.lr)
+        pending: list[dict] = []
+        bar = tqdm(
+            range(steps),
+            desc=f"round {round_index} adam",
+            leave=False,
+            disable=not self.progress or steps == 0,
+        )
+        for step in bar:
+            if self.step_hook:
+                self.step_hook(round_index, step, "adam")
+            optimizer.zero_grad(set_to_none=True)
+            terms = self.losses(x)
+            terms["loss"].backward()
+            optimizer.step()
+            pending.append({"step": step, "terms": {k: v.detach() for k, v in terms.items()}})
+            if len(pending) >= self.schedule.check_every or step == steps - 1:
+                self._record(pending, round_index, "adam")
+                bar.set_postfix(loss=f"{self.state.history[-1]['loss']:.3e}")
+                pending = []
+
+    def _lbfgs(self, x: torch.Tensor, round_index: int, steps: int) -> None:
+        if steps == 0:
+            return
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.LBFGS(
+            params,
+            lr=self.schedule.lbfgs_lr,
+            max_iter=steps,
+            max_eval=int(steps * 1.25) + 1,
+            history_size=self.schedule.history_size,
+            tolerance_grad=1e-9,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
+        last: dict[int, dict] = {}
+
+        def closure() -> torch.Tensor:
+            iteration = optimizer.state[params[0]].get("n_iter", 0)
+            if self.step_hook:
+                self.step_hook(round_index, iteration, "lbfgs")
+            optimizer.zero_grad(set_to_none=True)
+            terms = self.losses(x)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                raise Diverged(round_index, iteration, "lbfgs")
+            loss.backward()
+            # the last evaluation within an iteration is the accepted point
+            last[iteration] = {
+                "step": iteration,
+                "terms": {k: v.detach() for k, v in terms.items()},
+            }
+            return loss
+
+        optimizer.step(closure)
+        rows = [last[i] for i in sorted(last) if i > 0]
+        for row in rows:
+            row["step"] -= 1
+        self._record(rows, round_index, "lbfgs")
+
+    # ---------------------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self, chunk_size: int = 65536) -> float:
+        """Relative L2 error on the PDE's test set."""
+        preds = [self.model(x) for x in torch.split(self.x_test, chunk_size)]
+        return l2_relative_error(torch.cat(preds), self.u_test)
+
+    # --------------------------------------------------------------------------------- rounds
+    def run(self, resume: bool = False) -> RunState:
+        """Initial training then ``rounds`` sampling rounds; checkpoints after each one.
+
+        Args:
+            resume: continue from ``out_dir/checkpoint.pt`` when it exists.
+
+        Returns:
+            The final :class:`RunState`.
+        """
+        start = 0
+        if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT).exists():
+            self.restore(load_checkpoint(self.out_dir / CHECKPOINT, self.device))
+            start = self.state.round_index + 1
+            log.info("resuming after round %d", self.state.round_index)
+        for round_index in range(start, self.rounds + 1):
+            began = time.perf_counter()
+            evals_before = self.scorer.n_evals
+            self.phase = "sampling"
+            with self.meter.phase("sampling"):
+                sampling_began = time.perf_counter()
+                if round_index == 0:
+                    self.sampler.stats = {}
+                    points = self.sampler.initial()
+                else:
+                    points = self.sampler.update(self.state.points, self.scorer, round_index)
+                sampling_s = time.perf_counter() - sampling_began
+            self.state.points = points.detach()
+            sampling_peak = self.meter.peak("sampling") if round_index else None
+            steps = self.schedule.pretrain_steps if round_index == 0 else self.schedule.adam_steps
+            self.train_stage(round_index, steps)
+            error = self.evaluate()
+            self.state.errors.append(error)
+            self.state.round_index = round_index
+            self.state.collocation[f"round_{round_index}"] = points.detach().cpu().numpy()
+            self.state.round_stats.append(
+                {
+                    "round": round_index,
+                    "n_points": len(points),
+                    "l2_rel_error": error,
+                    "loss": self.state.history[-1]["loss"] if self.state.history else None,
+                    "time_s": time.perf_counter() - began,
+                    "time_sampling_s": sampling_s,
+                    "n_residual_evals": self.scorer.n_evals - evals_before,
+                    "peak_gpu_mem_mb_sampling": sampling_peak,
+                    **self.sampler.stats,
+                }
+            )
+            self.state.n_residual_evals = self.scorer.n_evals
+            log.info(
+                "round %d/%d  N=%d  loss %.3e  L2 rel error %.3e  %.1f s",
+                round_index,
+                self.rounds,
+                len(points),
+                self.state.round_stats[-1]["loss"] or float("nan"),
+                error,
+                self.state.round_stats[-1]["time_s"],
+            )
+            if self.out_dir is not None:
+                save_checkpoint(self.out_dir / CHECKPOINT, self.snapshot())
+        self.phase = "done"
+        return self.state
+
+    # ------------------------------------------------------------------------------ snapshot
+    def snapshot(self) -> dict:
+        """The state a resumed run needs (model, points, generators, records so far)."""
+        return {
+            "state": copy.deepcopy({k: v for k, v in vars(self.state).items()}),
+            "model": self.model.state_dict(),
+            "generator": self.generator.get_state(),
+            "laplacian_generator": self.pde.laplacian.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "meter": self.meter.state_dict(),
+            "n_evals": self.scorer.n_evals,
+        }
+
+    def restore(self, snap: dict) -> None:
+        """Loads a :meth:`snapshot`."""
+        self.state = RunState(**snap["state"])
+        self.state.points = self.state.points.to(self.device)
+        self.model.load_state_dict(snap["model"])
+        self.generator.set_state(snap["generator"])
+        self.pde.laplacian.generator.set_state(snap["laplacian_generator"])
+        torch.set_rng_state(snap["torch_rng"])
+        np.random.set_state(snap["numpy_rng"])
+        random.setstate(snap["python_rng"])
+        self.meter.load_state_dict(snap["meter"])
+        self.scorer.n_evals = snap["n_evals"]

@@ -1,0 +1,59 @@
+"""Shared fixtures: config composition with outputs under tmp_path, the published data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import pinn_exp.config  # noqa: F401  (registers the schemas)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+DATA = ROOT.parent / "shared" / "data"
+
+# A budget that runs in seconds: used by the end-to-end tests.
+TINY = [
+    "optimizer.pretrain_steps=30",
+    "optimizer.adam_steps=10",
+    "optimizer.lbfgs_steps=5",
+    "rounds=2",
+    "n_points=200",
+    "progress=false",
+    "device=cpu",
+]
+
+
+def compose_config(overrides: list[str] | None = None):
+    """Composes conf/config.yaml with ``overrides`` (the Hydra compose API)."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose(config_name="config", overrides=overrides or [], return_hydra_config=False)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"published reference data not found at {DATA}")
+    return DATA
+
+
+@pytest.fixture(autouse=True)
+def _keep_default_dtype():
+    dtype = torch.get_default_dtype()
+    yield
+    torch.set_default_dtype(dtype)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+os.environ.setdefault("HYDRA_FULL_ERROR", "0")

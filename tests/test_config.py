@@ -1,0 +1,117 @@
+"""Every option of every config group composes and instantiates; bad input is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import CONF, compose_config
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from pinn_exp.factory import ConfigError, build
+
+GROUPS = ["pde", "sampler", "optimizer", "device", "model", "laplacian"]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def _cases():
+    for group in GROUPS:
+        for option in _options(group):
+            if group == "device" and option == "cuda":
+                continue  # covered by test_cuda_without_cuda_is_refused / the gpu tests
+            yield group, option
+
+
+@pytest.mark.parametrize(("group", "option"), list(_cases()))
+def test_every_option_composes_and_builds(group, option):
+    overrides = [f"{group}={option}", "n_points=200"]
+    cfg = compose_config(overrides)
+    built = build(cfg)
+    assert type(built).__name__ == "Built"
+    if group == "pde":
+        assert built.pde.name == option
+    if group == "sampler":
+        assert option.startswith(built.sampler.name)
+
+
+def test_experiment_files_exist():
+    names = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
+    expected = {
+        "burgers_table",
+        "allen_cahn_table",
+        "laplace_table",
+        "reaction_diffusion_table",
+        "memory_vs_dim",
+        "lambda_ablation",
+        "n_points_ablation",
+        "smoke",
+    }
+    assert expected <= names
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_builds(name):
+    cfg = compose_config([f"+experiment={name}"])
+    built = build(cfg)
+    assert built.n_points == cfg.n_points
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["sampler.ratio=0.5"], "sampler.ratio"),
+        (["sampler.ratio=0"], "sampler.ratio"),
+        (["sampler.ratio=-0.1"], "sampler.ratio"),
+        (["sampler.k_neighbors=0"], "sampler.k_neighbors"),
+        (["n_points=3"], "n_points"),
+        (["n_points=11", "sampler.k_neighbors=5"], "n_points"),
+        (["rounds=-1"], "rounds"),
+        (["seed=-3"], "seed"),
+        (["pde=burgers", "pde.dim=7"], "pde.dim"),
+        (["pde=allen_cahn", "pde.dim=3"], "pde.dim"),
+        (["pde=elliptic", "pde.dim=0"], "pde.dim"),
+        (["pde=laplace", "pde.dim=1"], "pde.dim"),
+        (["sampler=rad", "sampler.n_dense=10"], "sampler.n_dense"),
+        (["sampler=rad", "sampler.chunk_size=0"], "sampler.chunk_size"),
+        (["sampler=rar_d", "rounds=0"], "rounds"),
+        (["sampler=uniform", "sampler.method=grid"], "sampler.method"),
+        (["sampler.oversampler=tomek"], "sampler.oversampler"),
+        (["sampler.refresh=0.7"], "sampler.refresh"),
+        (["optimizer.lr=-1"], "optimizer.lr"),
+        (["optimizer.lr=nan"], "optimizer.lr"),
+        (["optimizer.adam_steps=-5"], "optimizer.adam_steps"),
+        (["device.dtype=float16x"], "device.dtype"),
+        (["model.activation=relu6"], "model.activation"),
+        (["model.width=0"], "model.width"),
+        (["laplacian.method=magic"], "laplacian.method"),
+        (["laplacian=hutchinson", "laplacian.probes=0"], "laplacian.probes"),
+    ],
+)
+def test_bad_values_are_refused_before_training(overrides, key):
+    cfg = compose_config(overrides)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("seed=abc", "seed"),
+        ("sampler.ratio=abc", "ratio"),
+        ("n_points=1.5", "n_points"),
+        ("sampler.ration=0.3", "ration"),
+        ("rounds=two", "rounds"),
+    ],
+)
+def test_wrong_types_fail_at_composition(override, key):
+    with pytest.raises((ConfigCompositionException, ValidationError), match=key):
+        compose_config([override])
+
+
+def test_conf_dir_has_every_group():
+    for group in GROUPS + ["experiment"]:
+        assert (Path(CONF) / group).is_dir()
