@@ -79,10 +79,11 @@ class _Refinement(DenseSetSampler):
                 f"rounds={rounds} is not allowed for sampler={self.name}: it adds "
                 "points during the rounds, so rounds >= 1"
             )
-        if self.n_dense < self.n_added(1, n_points, rounds):
+        largest = max(self.n_added(r, n_points, rounds) for r in range(1, rounds + 1))
+        if self.n_dense < largest:
             raise ValueError(
-                f"sampler.n_dense={self.n_dense} is too small for n_points="
-                f"{n_points}: each round draws {self.n_added(1, n_points, rounds)}"
+                f"sampler.n_dense={self.n_dense} is too small for n_points={n_points} and "
+                f"rounds={rounds}: a round draws up to {largest} points from the dense set"
             )
 
     @staticmethod

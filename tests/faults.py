@@ -1,0 +1,50 @@
+"""Test-only PDEs that fail on purpose (fault injection); importable with PYTHONPATH=tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import torch
+
+from pinn_exp.pdes import Burgers
+
+
+class NanBurgers(Burgers):
+    """Burgers whose residual turns NaN from its ``NAN_AT``-th evaluation on."""
+
+    NAN_AT = 25
+
+    def __init__(self, dim=None, laplacian=None):
+        super().__init__(dim, laplacian)
+        self.calls = 0
+
+    def residual(self, u, x):
+        self.calls += 1
+        r = super().residual(u, x)
+        return r * float("nan") if self.calls >= self.NAN_AT else r
+
+
+class OomBurgers(Burgers):
+    """Burgers that raises CUDA's out-of-memory error when the sampler scores points."""
+
+    def residual(self, u, x):
+        if not any(p.requires_grad for p in u.parameters()):  # scoring: parameters frozen
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        return super().residual(u, x)
+
+
+class KilledBurgers(Burgers):
+    """Burgers whose process is killed (SIGKILL) at its ``KILL_AT``-th residual evaluation."""
+
+    KILL_AT = 70
+
+    def __init__(self, dim=None, laplacian=None):
+        super().__init__(dim, laplacian)
+        self.calls = 0
+
+    def residual(self, u, x):
+        self.calls += 1
+        if self.calls >= self.KILL_AT:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().residual(u, x)

@@ -1,0 +1,173 @@
+"""End to end: the output contract, sweeps, failures, resume and determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import ROOT, TINY, compose_config
+
+from pinn_exp.factory import build
+from pinn_exp.training import runner
+
+METRIC_KEYS = {
+    "status", "error", "pde", "sampler", "dim", "n_points", "ratio", "seed", "device", "dtype",
+    "l2_rel_error", "l2_rel_error_per_round", "peak_gpu_mem_mb", "peak_gpu_mem_mb_train",
+    "peak_gpu_mem_mb_sampling", "peak_cpu_rss_mb", "wall_time_s", "time_train_s",
+    "time_sampling_s", "n_residual_evals", "versions",
+}  # fmt: skip
+FILES = ["metrics.json", "history.csv", "collocation.npz", "loss.png", "error.png", "points.png",
+         "config_resolved.yaml"]  # fmt: skip
+
+
+def _run_cli(*args: str, tmp_path: Path, check: bool = False):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests")}
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _in_process(tmp_path: Path, overrides: list[str], **kwargs) -> dict:
+    cfg = compose_config(TINY + overrides)
+    return runner.run(build(cfg), tmp_path, progress=False, **kwargs)
+
+
+def test_single_run_writes_the_output_contract(tmp_path):
+    proc = _run_cli(*TINY, f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path, check=True)
+    out = tmp_path / "run"
+    assert "final relative L2 error" in proc.stdout and str(out) in proc.stdout
+    for name in FILES:
+        assert (out / name).is_file(), name
+    record = json.loads((out / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(record)
+    assert record["status"] == "ok" and record["error"] is None
+    assert (record["pde"], record["sampler"], record["dim"]) == ("burgers", "rsmote", 2)
+    assert record["ratio"] == 0.45 and record["n_points"] == 200 and record["seed"] == 0
+    assert record["peak_gpu_mem_mb"] is None and record["peak_cpu_rss_mb"] > 0
+    assert len(record["l2_rel_error_per_round"]) == 3  # after initial training + 2 rounds
+    assert record["l2_rel_error"] == record["l2_rel_error_per_round"][-1]
+    assert 0 < record["l2_rel_error"] < 2
+    # every round RSmote scores the N current points
+    assert record["n_residual_evals"] == 2 * 200
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns[:4]) == ["round", "step", "phase", "loss"]
+    assert set(history["phase"]) == {"adam", "lbfgs"}
+    assert (history[history["phase"] == "adam"].groupby("round").size() == [30, 10, 10]).all()
+    points = np.load(out / "collocation.npz")
+    assert sorted(points.files) == ["round_0", "round_1", "round_2"]
+    assert all(points[k].shape == (200, 2) for k in points.files)
+
+
+def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path):
+    sweep = tmp_path / "sweep"
+    # half of the jobs diverge (a NaN is injected): the sweep must finish all of them
+    _run_cli("-m", *TINY, "sampler=uniform,random_r", "seed=0,1",
+             "pde._target_=faults.NanBurgers,pinn_exp.pdes.Burgers",
+             f"hydra.sweep.dir={sweep}", tmp_path=tmp_path, check=True)  # fmt: skip
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 8
+    assert set(summary["status"]) == {"ok", "diverged"}
+    assert (summary["status"] == "diverged").sum() == 4
+    md = (sweep / "summary.md").read_text()
+    assert "diverged" in md and "±" in md
+
+
+def test_report_rebuilds_summary_from_disk(tmp_path):
+    sweep = tmp_path / "sweep"
+    _run_cli("-m", *TINY, "sampler=uniform,rsmote", f"hydra.sweep.dir={sweep}",
+             tmp_path=tmp_path, check=True)  # fmt: skip
+    (sweep / "summary.csv").unlink()
+    out = subprocess.run([sys.executable, "-m", "pinn_exp.report", str(sweep)],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert len(pd.read_csv(sweep / "summary.csv")) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["sampler.ratio=0.5"], "sampler.ratio"),
+        (["sampler.ratio=abc"], "ratio"),
+        (["n_points=3"], "n_points"),
+        (["n_points=-10"], "n_points"),
+        (["device=cuda"], "device"),
+        (["pde=elliptic", "pde.dim=0"], "pde.dim"),
+        (["seed=abc"], "seed"),
+    ],
+)
+def test_bad_input_exits_non_zero_and_names_the_key(tmp_path, args, key):
+    if "device=cuda" in args and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    proc = _run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert key in proc.stderr
+    assert "Traceback" not in proc.stderr
+    record_file = tmp_path / "run" / "metrics.json"
+    if record_file.exists():  # errors found after composition also leave a failed record
+        record = json.loads(record_file.read_text())
+        assert record["status"] == "failed" and key in record["error"]
+        assert not (tmp_path / "run" / "history.csv").exists()  # no training happened
+
+
+def test_diverged_run_keeps_a_record_and_exits_non_zero(tmp_path):
+    proc = _run_cli(*TINY, "pde._target_=faults.NanBurgers", f"hydra.run.dir={tmp_path / 'r'}",
+                    tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode != 0
+    record = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert record["status"] == "diverged"
+    assert record["round"] == 0 and record["phase"] == "adam"
+    assert record["step"] == 25 - 1  # the 25th residual evaluation is Adam step 24
+    assert "not finite" in record["error"]
+    assert (tmp_path / "r" / "history.csv").is_file()
+
+
+def test_oom_during_sampling_is_recorded_with_its_phase(tmp_path):
+    record = _in_process(tmp_path, ["pde._target_=faults.OomBurgers"])
+    assert record["status"] == "oom" and record["phase"] == "sampling"
+    assert "out of memory" in record["error"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "oom"
+    assert saved["l2_rel_error_per_round"]  # the initial training finished before the OOM
+
+
+def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
+    a = _in_process(tmp_path / "a", ["seed=3"])
+    b = _in_process(tmp_path / "b", ["seed=3"])
+    c = _in_process(tmp_path / "c", ["seed=4"])
+    assert a["l2_rel_error_per_round"] == b["l2_rel_error_per_round"]
+    assert a["l2_rel_error_per_round"] != c["l2_rel_error_per_round"]
+    pa, pb = (
+        np.load(tmp_path / "a" / "collocation.npz"),
+        np.load(tmp_path / "b" / "collocation.npz"),
+    )
+    assert all(np.array_equal(pa[k], pb[k]) for k in pa.files)
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    args = [*TINY, "rounds=3"]
+    full = tmp_path / "full"
+    _run_cli(*args, f"hydra.run.dir={full}", tmp_path=tmp_path, check=True)
+    part = tmp_path / "part"
+    # KilledBurgers is SIGKILLed at its 70th residual evaluation: inside round 2's training
+    killed = _run_cli(*args, "pde._target_=faults.KilledBurgers", f"hydra.run.dir={part}",
+                      tmp_path=tmp_path)  # fmt: skip
+    assert killed.returncode != 0
+    assert json.loads((part / "metrics.json").read_text())["status"] == "running"
+    snapshot = torch.load(part / "checkpoint.pt", weights_only=False)
+    assert 0 <= snapshot["state"]["round_index"] < 3
+    _run_cli(*args, "resume=true", f"hydra.run.dir={part}", tmp_path=tmp_path, check=True)
+    a = json.loads((full / "metrics.json").read_text())
+    b = json.loads((part / "metrics.json").read_text())
+    assert b["status"] == "ok"
+    assert b["l2_rel_error"] == pytest.approx(a["l2_rel_error"], rel=1e-6)
+    assert b["l2_rel_error_per_round"] == pytest.approx(a["l2_rel_error_per_round"], rel=1e-6)
+    assert len(pd.read_csv(part / "history.csv")) == len(pd.read_csv(full / "history.csv"))
