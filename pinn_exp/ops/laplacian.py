@@ -101,7 +101,7 @@ class Laplacian:
     def __init__(self, method: str = "forward", probes: int = 16, seed: int = 0):
         if method not in METHODS:
             raise ValueError(f"laplacian.method={method!r} is not allowed; choose one of {METHODS}")
-        if int(probes) < 1:
+        if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
             raise ValueError(f"laplacian.probes={probes!r} is not allowed; it must be >= 1")
         self.method = method
         self.probes = int(probes)

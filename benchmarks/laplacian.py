@@ -1,0 +1,149 @@
+"""Benchmark of the Laplacian methods: one training step (residual, loss, backward) on the
+elliptic problem, per method and dimension, with ratios to ``autograd`` measured in one run.
+
+    python benchmarks/laplacian.py --dims 10 100 --n-points 1000 --device cpu --json lap.json
+
+Time: median over ``--repeats`` steps after ``--warmup``. Memory: on CUDA the peak of
+``torch.cuda.max_memory_allocated`` during the step (reset before it), in MiB; on a CPU the
+increase of the process's peak RSS over its level before the method's first step (reset through
+/proc/self/clear_refs), which also counts allocator caching, so it is a coarser measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from pinn_exp.metrics.memory import MIB, peak_rss_mb, reset_peak_rss
+from pinn_exp.model import MLP, Solution
+from pinn_exp.ops.laplacian import METHODS, STOCHASTIC, Laplacian
+from pinn_exp.pdes import Elliptic
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def step_fn(
+    method: str,
+    dim: int,
+    n_points: int,
+    width: int,
+    depth: int,
+    probes: int,
+    device: torch.device,
+    dtype: torch.dtype,
+):
+    """One closure performing a training step with ``method``; also returns its model."""
+    pde = Elliptic(dim=dim, n_test=1, laplacian=Laplacian(method, probes=probes))
+    torch.manual_seed(0)
+    model = Solution(MLP(dim, width, depth), pde).to(device=device, dtype=dtype)
+    x = pde.domain.sample(n_points, torch.Generator().manual_seed(0), device, dtype)
+    x.requires_grad_(True)
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        loss = pde.residual(model, x).square().mean()
+        loss.backward()
+
+    return step
+
+
+def measure(method: str, args, dim: int, device: torch.device, dtype: torch.dtype) -> dict:
+    """Median step time and peak memory of one method at one dimension."""
+    step = step_fn(method, dim, args.n_points, args.width, args.depth, args.probes, device, dtype)
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    else:
+        reset_peak_rss()
+        base = peak_rss_mb()
+    times = []
+    for i in range(args.warmup + args.repeats):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        if i >= args.warmup:
+            times.append(time.perf_counter() - start)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / MIB
+    else:
+        peak = peak_rss_mb() - base
+    return {
+        "method": method,
+        "dim": dim,
+        "n_points": args.n_points,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "time_s": statistics.median(times),
+        "peak_mem_mb": peak,
+        "stochastic": method in STOCHASTIC,
+        "width": args.width,
+        "depth": args.depth,
+        "dtype": str(dtype).replace("torch.", ""),
+        "memory_measure": "max_memory_allocated" if device.type == "cuda" else "peak_rss_delta",
+        "torch": torch.__version__,
+        "base_mem": base if device.type == "cuda" else None,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown table with time and memory ratios to autograd per dimension."""
+    ref = {r["dim"]: r for r in rows if r["method"] == "autograd"}
+    lines = [
+        "| dim | method | time (s) | time / autograd | peak mem (MiB) | mem / autograd |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        a = ref.get(r["dim"])
+        tr = f"{r['time_s'] / a['time_s']:.2f}" if a else "n/a"
+        mr = f"{r['peak_mem_mb'] / a['peak_mem_mb']:.2f}" if a and a["peak_mem_mb"] > 0 else "n/a"
+        name = r["method"] + (" (stochastic)" if r["stochastic"] else "")
+        lines.append(
+            f"| {r['dim']} | {name} | {r['time_s']:.4f} | {tr} | {r['peak_mem_mb']:.0f} | {mr} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dims", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--n-points", type=int, default=5000)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--probes", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--json", help="write the rows to this file")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    rows = []
+    for dim in args.dims:
+        for method in args.methods:
+            try:
+                rows.append(measure(method, args, dim, device, dtype))
+            except torch.cuda.OutOfMemoryError:
+                print(f"{method} d={dim}: out of memory", file=sys.stderr)
+            print(json.dumps(rows[-1]) if rows else "", file=sys.stderr)
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
