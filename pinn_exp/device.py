@@ -53,6 +53,12 @@ class DeviceSpec:
         fraction = min(1.0, self.memory_limit_gb * 2**30 / total)
         torch.cuda.set_per_process_memory_fraction(fraction, index)
 
+    def release(self) -> None:
+        """Lifts the cap of :meth:`apply` (sweep jobs may share one process)."""
+        if self.device.type == "cuda" and self.memory_limit_gb is not None:
+            index = self.device.index if self.device.index is not None else 0
+            torch.cuda.set_per_process_memory_fraction(1.0, index)
+
     @property
     def description(self) -> str:
         """A readable device name, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'."""

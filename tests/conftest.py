@@ -57,3 +57,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+# The tests' problems are tiny: one thread is faster and avoids oversubscribing a 2-core machine
+# (subprocesses inherit the variable).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

@@ -167,6 +167,7 @@ def run(
         if trainer is not None:
             _fill(record, trainer)
             _write_files(out_dir, trainer)
+        built.device.release()
         if built.device.device.type == "cuda":
             torch.cuda.empty_cache()
         records.write_json(out_dir / records.METRICS, record)

@@ -1,0 +1,57 @@
+"""Paper experiment files, the smoke sweep, and Hydra's launcher plugins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import ROOT, TINY
+
+
+def _run(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def test_experiment_cfg_job_shows_the_config_without_running(tmp_path):
+    proc = _run("+experiment=lambda_ablation", "--cfg", "job", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "_target_: pinn_exp.pdes.AllenCahn" in proc.stdout
+    assert "adam_steps: 1000" in proc.stdout and "lbfgs_steps: 1000" in proc.stdout
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_smoke_runs_every_pde_with_every_sampler(tmp_path):
+    sweep = tmp_path / "smoke"
+    proc = _run("+experiment=smoke", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 5 * 7
+    assert set(summary["pde"]) == {"burgers", "allen_cahn", "laplace", "elliptic",
+                                   "reaction_diffusion"}  # fmt: skip
+    assert set(summary["sampler"]) == {"uniform", "random_r", "rad", "rar_d", "rar_g", "r3",
+                                       "rsmote"}  # fmt: skip
+    failed = summary[summary["status"] != "ok"]
+    assert failed.empty, failed[["run_dir", "status", "error"]].to_string()
+    assert summary["l2_rel_error"].notna().all()
+    assert (sweep / "summary.md").is_file() and (sweep / "points_by_sampler.png").is_file()
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    extra = (
+        ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
+    )
+    proc = _run("-m", f"hydra/launcher={launcher}", *extra, *TINY, "sampler=uniform,rsmote",
+                f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert sorted(summary["sampler"]) == ["rsmote", "uniform"]
+    assert (summary["status"] == "ok").all()

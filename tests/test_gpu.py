@@ -1,0 +1,45 @@
+"""GPU checks (marker ``gpu``): skipped without CUDA; run with ``pytest -m gpu``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TINY, compose_config
+
+from pinn_exp.factory import build
+from pinn_exp.training import runner
+
+pytestmark = pytest.mark.gpu
+
+
+def test_run_on_cuda_records_gpu_memory_per_phase(tmp_path):
+    overrides = [o for o in TINY if not o.startswith("device")] + ["device=cuda"]
+    record = runner.run(build(compose_config(overrides)), tmp_path, progress=False)
+    assert record["status"] == "ok"
+    assert record["device"] == torch.cuda.get_device_name()
+    assert record["peak_gpu_mem_mb_train"] > 0 and record["peak_gpu_mem_mb_sampling"] > 0
+    assert record["peak_gpu_mem_mb"] == max(record["peak_gpu_mem_mb_train"],
+                                            record["peak_gpu_mem_mb_sampling"])  # fmt: skip
+
+
+def test_forward_laplacian_matches_autograd_on_cuda():
+    from pinn_exp.model import MLP, Solution
+    from pinn_exp.ops.laplacian import Laplacian, laplacian_autograd
+    from pinn_exp.pdes import Elliptic
+
+    pde = Elliptic(dim=20, n_test=10, laplacian=Laplacian("forward"))
+    model = Solution(MLP(20, 32, 3), pde).to("cuda", torch.float64)
+    x = pde.domain.sample(64, torch.Generator().manual_seed(0), "cuda", torch.float64)
+    x.requires_grad_(True)
+    _, fwd = pde.laplacian.value_and_laplacian(model, x)
+    _, ref = laplacian_autograd(model, x)
+    assert torch.allclose(fwd, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_memory_limit_turns_an_overflow_into_an_oom_record(tmp_path):
+    overrides = [o for o in TINY if not o.startswith("device")] + [
+        "device=cuda", "device.memory_limit_gb=0.05", "pde=elliptic", "pde.dim=200",
+        "sampler=rad", "sampler.n_dense=400000", "laplacian=autograd"]  # fmt: skip
+    record = runner.run(build(compose_config(overrides)), tmp_path, progress=False)
+    assert record["status"] == "oom"
+    assert record["phase"] in {"train", "sampling"}
