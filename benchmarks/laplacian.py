@@ -5,14 +5,15 @@ elliptic problem, per method and dimension, with ratios to ``autograd`` measured
 
 Time: median over ``--repeats`` steps after ``--warmup``. Memory: on CUDA the peak of
 ``torch.cuda.max_memory_allocated`` during the step (reset before it), in MiB; on a CPU the
-increase of the process's peak RSS over its level before the method's first step (reset through
-/proc/self/clear_refs), which also counts allocator caching, so it is a coarser measure.
+increase of the process's peak RSS over its level before the first step, each method and
+dimension in a fresh process; it also counts the allocator's caching, so it is coarser.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -41,7 +42,10 @@ def step_fn(
     dtype: torch.dtype,
 ):
     """One closure performing a training step with ``method``; also returns its model."""
-    pde = Elliptic(dim=dim, n_test=1, laplacian=Laplacian(method, probes=probes))
+    base, _, compiled = method.partition("+")
+    pde = Elliptic(
+        dim=dim, n_test=1, laplacian=Laplacian(base, probes=probes, compile=compiled == "compile")
+    )
     torch.manual_seed(0)
     model = Solution(MLP(dim, width, depth), pde).to(device=device, dtype=dtype)
     x = pde.domain.sample(n_points, torch.Generator().manual_seed(0), device, dtype)
@@ -86,7 +90,7 @@ def measure(method: str, args, dim: int, device: torch.device, dtype: torch.dtyp
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "time_s": statistics.median(times),
         "peak_mem_mb": peak,
-        "stochastic": method in STOCHASTIC,
+        "stochastic": method.split("+")[0] in STOCHASTIC,
         "width": args.width,
         "depth": args.depth,
         "dtype": str(dtype).replace("torch.", ""),
@@ -94,6 +98,16 @@ def measure(method: str, args, dim: int, device: torch.device, dtype: torch.dtyp
         "torch": torch.__version__,
         "base_mem": base if device.type == "cuda" else None,
     }
+
+
+def _child(method: str, args: argparse.Namespace, dim: int) -> dict:
+    return measure(method, args, dim, torch.device("cpu"), getattr(torch, args.dtype))
+
+
+def run_isolated(method: str, args: argparse.Namespace, dim: int) -> dict:
+    """On a CPU each measurement runs in a fresh process, so its peak RSS is its own."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_child, (method, args, dim))
 
 
 def table(rows: list[dict]) -> str:
@@ -120,12 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-points", type=int, default=5000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=[*METHODS, "forward+compile"],
+        help="forward+compile: the forward Laplacian under torch.compile",
+    )
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--probes", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed steps first (compilation happens there)"
+    )
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -134,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     for dim in args.dims:
         for method in args.methods:
             try:
-                rows.append(measure(method, args, dim, device, dtype))
+                rows.append(run_isolated(method, args, dim) if device.type == "cpu"
+                            else measure(method, args, dim, device, dtype))  # fmt: skip
             except torch.cuda.OutOfMemoryError:
                 print(f"{method} d={dim}: out of memory", file=sys.stderr)
             print(json.dumps(rows[-1]) if rows else "", file=sys.stderr)

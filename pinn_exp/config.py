@@ -129,6 +129,7 @@ class LaplacianConf:
     _target_: str = "pinn_exp.ops.laplacian.Laplacian"
     method: str = "forward"
     probes: int = 16
+    compile: bool = False
 
 
 @dataclass

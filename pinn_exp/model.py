@@ -85,16 +85,17 @@ class MLP(nn.Module):
         index = list(range(x.shape[1])) if dims is None else list(dims)
         first = self.layers[0]
         h = first(x)
-        jac = first.weight[:, index].unsqueeze(0)  # (1, width, k): the same for every point
+        # jac is laid out (n, k, width) so that a linear layer is one matrix product jac @ W^T
+        jac = first.weight[:, index].T.unsqueeze(0)  # (1, k, width): the same for every point
         lap = torch.zeros_like(h)
         for layer in self.layers[1:]:
             h, d1, d2 = self._act(h)
-            lap = d1 * lap + d2 * (jac * jac).sum(dim=2)
-            jac = d1.unsqueeze(2) * jac
+            lap = d1 * lap + d2 * jac.square().sum(dim=1)
+            jac = d1.unsqueeze(1) * jac
             h = layer(h)
-            jac = torch.einsum("vw,nwk->nvk", layer.weight, jac)
+            jac = jac @ layer.weight.T
             lap = lap @ layer.weight.T
-        return h, jac, lap
+        return h, jac.transpose(1, 2), lap
 
 
 Constraint = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor] | None"]
