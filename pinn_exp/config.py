@@ -87,10 +87,10 @@ class R3Conf:
 @dataclass
 class RSmoteConf:
     _target_: str = "pinn_exp.samplers.RSmote"
-    ratio: float = 0.45
+    ratio: float = 0.1
     k_neighbors: int = 5
     oversampler: str = "smote"
-    refresh: float = 0.0
+    refresh: float = 0.1
 
 
 # ------------------------------------------------------------------------ other groups
@@ -100,8 +100,8 @@ class RSmoteConf:
 class ScheduleConf:
     _target_: str = "pinn_exp.training.schedule.Schedule"
     pretrain_steps: int = 2000
-    adam_steps: int = 500
-    lbfgs_steps: int = 500
+    adam_steps: int = 0
+    lbfgs_steps: int = 1000
     lr: float = 1e-3
     lbfgs_lr: float = 1.0
     history_size: int = 50
@@ -153,7 +153,7 @@ class Config:
     laplacian: Any = MISSING
     seed: int = 0
     n_points: int = 2000
-    rounds: int = 5
+    rounds: int = 6
     resume: bool = False
     progress: bool = True
     report: ReportConf = field(default_factory=ReportConf)

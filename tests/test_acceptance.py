@@ -45,5 +45,5 @@ def test_uniform_count_matches_the_area(uniform_count):
 
 @pytest.mark.parametrize(("ratio", "factor"), [(0.45, 1.2), (0.25, 2.0)])
 def test_rsmote_concentrates_points_in_the_shock(uniform_count, ratio, factor):
-    count = _in_shock(_final_points(["sampler=rsmote", f"sampler.ratio={ratio}"]))
+    count = _in_shock(_final_points(["sampler=rsmote_paper", f"sampler.ratio={ratio}"]))
     assert count >= factor * uniform_count, (count, uniform_count)

@@ -51,7 +51,7 @@ def test_single_run_writes_the_output_contract(tmp_path):
     assert METRIC_KEYS <= set(record)
     assert record["status"] == "ok" and record["error"] is None
     assert (record["pde"], record["sampler"], record["dim"]) == ("burgers", "rsmote", 2)
-    assert record["ratio"] == 0.45 and record["n_points"] == 200 and record["seed"] == 0
+    assert record["ratio"] == 0.1 and record["n_points"] == 200 and record["seed"] == 0
     assert record["peak_gpu_mem_mb"] is None and record["peak_cpu_rss_mb"] > 0
     assert len(record["l2_rel_error_per_round"]) == 3  # after initial training + 2 rounds
     assert record["l2_rel_error"] == record["l2_rel_error_per_round"][-1]
