@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from threadpoolctl import threadpool_limits
 
 import pinn_exp.config  # noqa: F401  (registers the schemas)
 
@@ -40,6 +41,17 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The tests' arrays are small: one torch and one BLAS thread avoid oversubscription, where
+    two spinning threads made some cases 20-100x slower on a loaded 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _keep_default_dtype():
     dtype = torch.get_default_dtype()
@@ -57,7 +69,5 @@ def pytest_collection_modifyitems(config, items):
 
 
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-# The tests' problems are tiny: one thread is faster and avoids oversubscribing a 2-core machine
-# (subprocesses inherit the variable).
+# Subprocesses started by the tests inherit one thread too (see _one_thread).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

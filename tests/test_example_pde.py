@@ -16,7 +16,6 @@ import torch
 from conftest import ROOT, compose_config
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from threadpoolctl import threadpool_limits
 
 from pinn_exp.ops.laplacian import Laplacian
 from pinn_exp.pdes import PDE
@@ -33,18 +32,6 @@ TINY = [
     "optimizer.adam_steps=5",
     "optimizer.lbfgs_steps=3",
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These arrays are small: one torch and one BLAS thread avoid oversubscription on a loaded
-    CPU, where two spinning threads made some cases 20-100x slower (the Allen-Cahn reference:
-    7.7 s instead of 0.45 s). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 from pinn_exp.model import MLP, Solution
 from pinn_exp.ops.laplacian import METHODS, Laplacian, gradient, laplacian_autograd
@@ -14,18 +13,6 @@ from pinn_exp.pdes import Elliptic, Laplace
 
 EXACT = ["autograd", "forward", "func"]
 N_POINTS = 16
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These arrays are small: one torch and one BLAS thread avoid oversubscription on a loaded
-    CPU, where two spinning threads made some cases 20-100x slower (the Allen-Cahn reference:
-    7.7 s instead of 0.45 s). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

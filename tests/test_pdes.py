@@ -13,7 +13,6 @@ import torch
 from conftest import compose_config
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from threadpoolctl import threadpool_limits
 
 from pinn_exp.domains import Ball, Box
 from pinn_exp.model import MLP, Solution
@@ -37,18 +36,6 @@ CASES = [
     ("reaction_diffusion", [], ReactionDiffusion, 2, 20_301),
 ]
 IDS = [f"{name}-{dim}" for name, _, _, dim, _ in CASES]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These arrays are small: one torch and one BLAS thread avoid oversubscription on a loaded
-    CPU, where two spinning threads made some cases 20-100x slower (the Allen-Cahn reference:
-    7.7 s instead of 0.45 s). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def _instantiate(name: str, overrides: list[str]) -> PDE:
