@@ -153,7 +153,10 @@ def run(
             status="diverged", error=str(exc), round=exc.round_index, step=exc.step, phase=exc.phase
         )
     except Exception as exc:  # noqa: BLE001 - every failure must leave a record
-        oom = isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc)
+        message = str(exc)
+        oom = isinstance(exc, torch.cuda.OutOfMemoryError) or any(
+            text in message for text in ("out of memory", "can't allocate memory")
+        )
         record.update(
             status="oom" if oom else "failed",
             error=f"{type(exc).__name__}: {exc}",
