@@ -162,12 +162,17 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
                       tmp_path=tmp_path)  # fmt: skip
     assert killed.returncode != 0
     assert json.loads((part / "metrics.json").read_text())["status"] == "running"
+    from pinn_exp.report.aggregate import collect_runs
+
+    assert collect_runs([part])["status"].tolist() == ["incomplete"]  # killed: listed, not ok
     snapshot = torch.load(part / "checkpoint.pt", weights_only=False)
     assert 0 <= snapshot["state"]["round_index"] < 3
     _run_cli(*args, "resume=true", f"hydra.run.dir={part}", tmp_path=tmp_path, check=True)
     a = json.loads((full / "metrics.json").read_text())
     b = json.loads((part / "metrics.json").read_text())
     assert b["status"] == "ok"
+    # the wall time covers both sessions, so it is at least the phases' time
+    assert b["wall_time_s"] >= b["time_train_s"] + b["time_sampling_s"]
     assert b["l2_rel_error"] == pytest.approx(a["l2_rel_error"], rel=1e-6)
     assert b["l2_rel_error_per_round"] == pytest.approx(a["l2_rel_error_per_round"], rel=1e-6)
     assert len(pd.read_csv(part / "history.csv")) == len(pd.read_csv(full / "history.csv"))

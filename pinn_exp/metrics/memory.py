@@ -53,6 +53,7 @@ class PhaseMeter:
         self.cuda = self.device.type == "cuda"
         self.time_s: dict[str, float] = defaultdict(float)
         self.peak_mb: dict[str, float] = defaultdict(float)
+        self.last_peak_mb: float | None = None  # peak of the most recent phase block
         self.current: str | None = None
 
     def _sync(self) -> None:
@@ -75,6 +76,7 @@ class PhaseMeter:
             if self.cuda:
                 peak = torch.cuda.max_memory_allocated(self.device) / MIB
                 self.peak_mb[name] = max(self.peak_mb[name], peak)
+                self.last_peak_mb = peak
             self.current = None
 
     def peak(self, name: str | None = None) -> float | None:

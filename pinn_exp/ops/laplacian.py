@@ -80,7 +80,9 @@ def laplacian_hutchinson(
         (u as (n,), the estimate as (n,)).
     """
     index = _as_index(dims, x.shape[1])
-    signs = torch.randint(0, 2, (probes, x.shape[0], len(index)), generator=generator)
+    signs = torch.randint(
+        0, 2, (probes, x.shape[0], len(index)), generator=generator, dtype=torch.int8
+    )
     v = torch.zeros(probes, *x.shape, dtype=x.dtype, device=x.device)
     v[:, :, index] = (2.0 * signs - 1.0).to(dtype=x.dtype, device=x.device)
     y = u(x).reshape(-1)

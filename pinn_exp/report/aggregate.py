@@ -217,6 +217,8 @@ def load_run(run_dir: Path) -> tuple[dict, dict]:
     if problem is not None:
         row.update(status=INCOMPLETE, error=problem)
         _fill_from_config(row, tree, flat, run_dir)
+    elif row.get("status") == "running":  # killed before it could write its final record
+        row.update(status=INCOMPLETE, error=row.get("error") or "the run did not finish")
     elif row.get("status") is None:
         row["status"] = "unknown"
     return row, flat

@@ -76,8 +76,11 @@ def base_record(built: Built | None, meta: dict) -> dict:
     if built is not None:
         record.update(
             {
-                "pde": built.pde.name,
-                "sampler": built.sampler.name,
+                # the config option's name (rad_50k, rsmote_paper) where known, so failed and
+                # finished runs of one option share a row in summaries
+                "pde": meta.get("pde") or built.pde.name,
+                "sampler": meta.get("sampler") or built.sampler.name,
+                "sampler_class": type(built.sampler).__name__,
                 "dim": built.pde.dim,
                 "n_points": built.n_points,
                 "ratio": built.sampler.ratio,
@@ -152,6 +155,10 @@ def run(
         record.update(
             status="diverged", error=str(exc), round=exc.round_index, step=exc.step, phase=exc.phase
         )
+    except KeyboardInterrupt:
+        record.update(status="failed", error="interrupted (KeyboardInterrupt)",
+                      phase=trainer.phase if trainer else "setup")  # fmt: skip
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure must leave a record
         message = str(exc)
         oom = isinstance(exc, torch.cuda.OutOfMemoryError) or any(
@@ -165,15 +172,16 @@ def run(
         if not oom:
             log.error("run failed:\n%s", traceback.format_exc())
     finally:
-        record["wall_time_s"] = time.perf_counter() - start
+        built.device.release()
+        record["wall_time_s"] = trainer.elapsed_s() if trainer else time.perf_counter() - start
         record["peak_cpu_rss_mb"] = peak_rss_mb()
         if trainer is not None:
             _fill(record, trainer)
+        records.write_json(out_dir / records.METRICS, record)  # first: it must never be lost
+        if trainer is not None:
             _write_files(out_dir, trainer)
-        built.device.release()
         if built.device.device.type == "cuda":
             torch.cuda.empty_cache()
-        records.write_json(out_dir / records.METRICS, record)
     return record
 
 
@@ -201,12 +209,12 @@ def _fill(record: dict, trainer: Trainer) -> None:
 
 def _write_files(out_dir: Path, trainer: Trainer) -> None:
     state = trainer.state
-    records.write_history(out_dir / records.HISTORY, state.history)
-    records.write_collocation(out_dir / records.COLLOCATION, state.collocation)
     try:
+        records.write_history(out_dir / records.HISTORY, state.history)
+        records.write_collocation(out_dir / records.COLLOCATION, state.collocation)
         run_plots.plot_loss(out_dir / "loss.png", pd.DataFrame(state.history))
         run_plots.plot_error(out_dir / "error.png", state.errors)
         if state.collocation:
             run_plots.plot_points(out_dir / "points.png", state.collocation)
-    except Exception:  # noqa: BLE001 - a plot must never cost the record
-        log.warning("plotting failed:\n%s", traceback.format_exc())
+    except Exception:  # noqa: BLE001 - metrics.json is written already; report and go on
+        log.warning("writing the run's files failed:\n%s", traceback.format_exc())

@@ -23,8 +23,8 @@ class Schedule:
     """
 
     pretrain_steps: int = 2000
-    adam_steps: int = 500
-    lbfgs_steps: int = 500
+    adam_steps: int = 0
+    lbfgs_steps: int = 1000
     lr: float = 1e-3
     lbfgs_lr: float = 1.0
     history_size: int = 50

@@ -86,7 +86,8 @@ class RunState:
     history: list[dict] = field(default_factory=list)
     round_stats: list[dict] = field(default_factory=list)
     collocation: dict[str, np.ndarray] = field(default_factory=dict)
-    n_residual_evals: int = 0
+    #: wall time of the run's earlier sessions (before a resume)
+    elapsed_s: float = 0.0
 
 
 class Trainer:
@@ -250,10 +251,18 @@ class Trainer:
             The final :class:`RunState`.
         """
         start = 0
+        self.started = time.perf_counter()
         if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT).exists():
             self.restore(load_checkpoint(self.out_dir / CHECKPOINT, self.device))
             start = self.state.round_index + 1
             log.info("resuming after round %d", self.state.round_index)
+        elif resume:
+            log.warning(
+                "resume=true but there is no %s in %s: starting from scratch (set "
+                "hydra.run.dir to the run to resume)",
+                CHECKPOINT,
+                self.out_dir,
+            )
         for round_index in range(start, self.rounds + 1):
             began = time.perf_counter()
             evals_before = self.scorer.n_evals
@@ -267,7 +276,7 @@ class Trainer:
                     points = self.sampler.update(self.state.points, self.scorer, round_index)
                 sampling_s = time.perf_counter() - sampling_began
             self.state.points = points.detach()
-            sampling_peak = self.meter.peak("sampling") if round_index else None
+            sampling_peak = self.meter.last_peak_mb if round_index else None
             steps = self.schedule.pretrain_steps if round_index == 0 else self.schedule.adam_steps
             self.train_stage(round_index, steps)
             error = self.evaluate()
@@ -287,7 +296,6 @@ class Trainer:
                     **self.sampler.stats,
                 }
             )
-            self.state.n_residual_evals = self.scorer.n_evals
             log.info(
                 "round %d/%d  N=%d  loss %.3e  L2 rel error %.3e  %.1f s",
                 round_index,
@@ -303,8 +311,14 @@ class Trainer:
         return self.state
 
     # ------------------------------------------------------------------------------ snapshot
+    def elapsed_s(self) -> float:
+        """Wall time of this run, earlier sessions before a resume included."""
+        started = getattr(self, "started", time.perf_counter())
+        return self.state.elapsed_s + time.perf_counter() - started
+
     def snapshot(self) -> dict:
         """The state a resumed run needs (model, points, generators, records so far)."""
+        self.state.elapsed_s, self.started = self.elapsed_s(), time.perf_counter()
         return {
             "state": copy.deepcopy({k: v for k, v in vars(self.state).items()}),
             "model": self.model.state_dict(),
