@@ -7,7 +7,6 @@ point lies inside.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -108,18 +107,6 @@ class Ball(Domain):
 
     def contains(self, x: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
         return x.norm(dim=1) <= self.radius + tol
-
-    def sample_sphere(
-        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32
-    ) -> torch.Tensor:
-        """Uniform points on the boundary sphere, shape (n, dim)."""
-        g = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return (self.radius * g / g.norm(dim=1, keepdim=True)).to(dtype)
-
-    @property
-    def volume(self) -> float:
-        d = self.dim
-        return math.pi ** (d / 2) / math.gamma(d / 2 + 1) * self.radius**d
 
     def __repr__(self) -> str:
         return f"Ball(dim={self.dim}, radius={self.radius})"
