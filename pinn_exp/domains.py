@@ -108,5 +108,12 @@ class Ball(Domain):
     def contains(self, x: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
         return x.norm(dim=1) <= self.radius + tol
 
+    def sample_sphere(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """Uniform points on the boundary sphere, shape (n, dim)."""
+        g = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        return (self.radius * g / g.norm(dim=1, keepdim=True)).to(dtype)
+
     def __repr__(self) -> str:
         return f"Ball(dim={self.dim}, radius={self.radius})"
