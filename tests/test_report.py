@@ -259,3 +259,11 @@ def test_latex_without_jinja2(monkeypatch):
     tex = aggregate.to_latex(table)
     assert r"\begin{tabular}" in tex and r"a\_b" in tex
     assert r"2.00e-02 $\pm$ 1.4e-02 (2)" in tex
+
+
+def test_summary_rows_add_the_swept_keys():
+    from pinn_exp.report.callback import summary_rows
+
+    assert summary_rows("sampler", "pde", ["sampler.ratio", "seed"]) == "sampler,sampler.ratio"
+    assert summary_rows("sampler.ratio", "n_points", ["sampler.ratio"]) == "sampler.ratio"
+    assert summary_rows("sampler", "pde.dim", ["pde.dim"]) == "sampler"

@@ -83,8 +83,10 @@ def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path):
 
 def test_report_rebuilds_summary_from_disk(tmp_path):
     sweep = tmp_path / "sweep"
-    _run_cli("-m", *TINY, "sampler=uniform,rsmote", f"hydra.sweep.dir={sweep}",
+    _run_cli("-m", *TINY, "sampler=rsmote", "sampler.ratio=0.2,0.3", f"hydra.sweep.dir={sweep}",
              tmp_path=tmp_path, check=True)  # fmt: skip
+    # the swept ratio is a row of the table: lambda is not averaged away
+    assert "| rsmote | 0.2 |" in (sweep / "summary.md").read_text()
     (sweep / "summary.csv").unlink()
     out = subprocess.run([sys.executable, "-m", "pinn_exp.report", str(sweep)],
                          capture_output=True, text=True)  # fmt: skip

@@ -12,6 +12,24 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 
+def swept_keys(config: DictConfig) -> list[str]:
+    """Config keys the sweep varies (``a=1,2`` on the command line or in sweeper params)."""
+    axes = dict(config.hydra.sweeper.get("params") or {})
+    for override in config.hydra.overrides.task:
+        key, _, value = override.partition("=")
+        if "," in value:
+            axes[key.lstrip("+~")] = value
+    return [k for k in axes if "." in k and "_target_" not in k and not k.startswith("hydra.")]
+
+
+def summary_rows(rows: str, cols: str, swept: list[str]) -> str:
+    """The table's rows: ``rows`` plus every swept key other than ``seed`` and the columns, so
+    that, e.g., a sweep over ``sampler.ratio`` is not averaged over lambda."""
+    keys = [k for k in rows.split(",") if k]
+    extra = [k for k in swept if k not in keys and k not in cols.split(",") and k != "seed"]
+    return ",".join(keys + extra)
+
+
 class SummaryCallback(Callback):
     """``on_multirun_end``: summary.csv, summary.md and plots in the sweep directory, also when
     some jobs failed. ``python -m pinn_exp.report DIR`` rebuilds them at any time."""
@@ -25,7 +43,7 @@ class SummaryCallback(Callback):
             frame = write_summary(
                 [sweep_dir],
                 out_dir=sweep_dir,
-                rows=report.rows,
+                rows=summary_rows(report.rows, report.cols, swept_keys(config)),
                 cols=report.cols,
                 metric=report.metric,
             )
