@@ -10,10 +10,8 @@ import torch
 from pinn_exp.pdes import Burgers
 
 
-class NanBurgers(Burgers):
-    """Burgers whose residual turns NaN from its ``NAN_AT``-th evaluation on."""
-
-    NAN_AT = 25
+class CountingBurgers(Burgers):
+    """Burgers that counts its residual evaluations and calls ``fault`` on each."""
 
     def __init__(self, dim=None, laplacian=None):
         super().__init__(dim, laplacian)
@@ -21,7 +19,18 @@ class NanBurgers(Burgers):
 
     def residual(self, u, x):
         self.calls += 1
-        r = super().residual(u, x)
+        return self.fault(super().residual(u, x))
+
+    def fault(self, r):
+        return r
+
+
+class NanBurgers(CountingBurgers):
+    """Burgers whose residual turns NaN from its ``NAN_AT``-th evaluation on."""
+
+    NAN_AT = 25
+
+    def fault(self, r):
         return r * float("nan") if self.calls >= self.NAN_AT else r
 
 
@@ -34,17 +43,12 @@ class OomBurgers(Burgers):
         return super().residual(u, x)
 
 
-class KilledBurgers(Burgers):
+class KilledBurgers(CountingBurgers):
     """Burgers whose process is killed (SIGKILL) at its ``KILL_AT``-th residual evaluation."""
 
     KILL_AT = 70
 
-    def __init__(self, dim=None, laplacian=None):
-        super().__init__(dim, laplacian)
-        self.calls = 0
-
-    def residual(self, u, x):
-        self.calls += 1
+    def fault(self, r):
         if self.calls >= self.KILL_AT:
             os.kill(os.getpid(), signal.SIGKILL)
-        return super().residual(u, x)
+        return r

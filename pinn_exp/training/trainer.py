@@ -139,6 +139,7 @@ class Trainer:
         self.u_test = torch.as_tensor(u_test, dtype=torch.float64, device=device)
         self.state = RunState()
         self.phase = "setup"
+        self.started = time.perf_counter()
 
     # ----------------------------------------------------------------------------------- loss
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -313,8 +314,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ snapshot
     def elapsed_s(self) -> float:
         """Wall time of this run, earlier sessions before a resume included."""
-        started = getattr(self, "started", time.perf_counter())
-        return self.state.elapsed_s + time.perf_counter() - started
+        return self.state.elapsed_s + time.perf_counter() - self.started
 
     def snapshot(self) -> dict:
         """The state a resumed run needs (model, points, generators, records so far)."""
