@@ -42,10 +42,10 @@ def step_fn(
     dtype: torch.dtype,
 ):
     """One closure performing a training step with ``method``; also returns its model."""
-    base, _, compiled = method.partition("+")
-    pde = Elliptic(
-        dim=dim, n_test=1, laplacian=Laplacian(base, probes=probes, compile=compiled == "compile")
-    )
+    base, _, variant = method.partition("+")
+    mode = "reduce-overhead" if variant == "cudagraphs" else "default"
+    lap = Laplacian(base, probes=probes, compile=bool(variant), compile_mode=mode)
+    pde = Elliptic(dim=dim, n_test=1, laplacian=lap)
     torch.manual_seed(0)
     model = Solution(MLP(dim, width, depth), pde).to(device=device, dtype=dtype)
     x = pde.domain.sample(n_points, torch.Generator().manual_seed(0), device, dtype)
@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "--methods",
         nargs="+",
         default=list(METHODS),
-        choices=[*METHODS, "forward+compile"],
-        help="forward+compile: the forward Laplacian under torch.compile",
+        choices=[*METHODS, "forward+compile", "forward+cudagraphs"],
+        help="forward+compile: the forward Laplacian under torch.compile; forward+cudagraphs: "
+        "under torch.compile(mode='reduce-overhead'), which replays CUDA graphs",
     )
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--depth", type=int, default=4)
@@ -160,7 +161,14 @@ def main(argv: list[str] | None = None) -> int:
                             else measure(method, args, dim, device, dtype))  # fmt: skip
             except torch.cuda.OutOfMemoryError:
                 print(f"{method} d={dim}: out of memory", file=sys.stderr)
-            print(json.dumps(rows[-1]) if rows else "", file=sys.stderr)
+                continue
+            except Exception as exc:  # one method failing must not lose the others' rows
+                print(f"{method} d={dim}: failed: {exc!r}", file=sys.stderr)
+                continue
+            finally:
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(table(rows))
     if args.json:
         with open(args.json, "w") as f:

@@ -45,6 +45,8 @@ def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
         trainer.run()
     except torch.cuda.OutOfMemoryError:
         row.update(status="oom", phase=trainer.phase if trainer else "setup")
+    except Exception as exc:  # recorded, and the benchmark goes on with the next configuration
+        row.update(status="failed", error=repr(exc), phase=trainer.phase if trainer else "setup")
     if trainer is not None:
         row.update(
             peak_train_mb=trainer.meter.peak("train"),
@@ -57,10 +59,6 @@ def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return row
-
-
-def _cell(row: dict, key: str, fmt: str = "{:.0f}") -> str:
-    return fmt.format(row[key]) if row.get(key) is not None else "n/a"
 
 
 def _cell(row: dict, key: str, fmt: str = "{:.0f}") -> str:

@@ -100,10 +100,16 @@ class Laplacian:
         seed: seed of the Hutchinson probes' generator.
         compile: compile the forward Laplacian with ``torch.compile`` (fuses its elementwise
             work; pays a one-off compilation of tens of seconds, and one per new input shape).
+        compile_mode: the ``torch.compile`` mode; ``reduce-overhead`` adds CUDA graphs.
     """
 
     def __init__(
-        self, method: str = "forward", probes: int = 16, seed: int = 0, compile: bool = False
+        self,
+        method: str = "forward",
+        probes: int = 16,
+        seed: int = 0,
+        compile: bool = False,
+        compile_mode: str = "default",
     ):
         if method not in METHODS:
             raise ValueError(f"laplacian.method={method!r} is not allowed; choose one of {METHODS}")
@@ -113,6 +119,12 @@ class Laplacian:
         self.probes = int(probes)
         self.generator = torch.Generator().manual_seed(seed)
         self.compile = bool(compile)
+        modes = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+        if compile_mode not in modes:
+            raise ValueError(
+                f"laplacian.compile_mode={compile_mode!r} is not allowed; choose one of {modes}"
+            )
+        self.compile_mode = compile_mode
         self._compiled: dict[int, Callable] = {}
 
     @property
@@ -141,7 +153,9 @@ class Laplacian:
         if not self.compile:
             return u.value_and_laplacian
         if id(u) not in self._compiled:
-            self._compiled[id(u)] = torch.compile(u.value_and_laplacian, dynamic=False)
+            self._compiled[id(u)] = torch.compile(
+                u.value_and_laplacian, dynamic=False, mode=self.compile_mode
+            )
         return self._compiled[id(u)]
 
     def __repr__(self) -> str:
