@@ -50,7 +50,7 @@ step pytest_gpu 60 python3 -m pytest -q -p no:cacheprovider -m gpu tests
 # 2. one training step per Laplacian method, d = 10 and 100, MLP 128x4 (SPEC §7 anchors)
 step laplacian 170 python3 benchmarks/laplacian.py --dims $DIMS_LAP --n-points $N_LAP \
   --device "$DEVICE" --repeats 5 --warmup 2 --json "$WORK/laplacian.json" \
-  --methods autograd forward forward+compile forward+cudagraphs func hutchinson
+  --methods ${LAP_METHODS:-autograd forward forward+compile forward+cudagraphs func hutchinson}
 # 3. peak memory per phase, RSmote vs RAD (unchunked and chunked), up to d = 1000
 step memory_phases 120 python3 benchmarks/memory_phases.py --dims $DIMS_MEM --n-points $N_MEM \
   --n-dense $DENSE --device "$DEVICE" --json "$WORK/memory_phases.json"

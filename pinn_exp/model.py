@@ -26,6 +26,46 @@ def _silu_derivatives(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return h * s, d1, d2
 
 
+class _JacobianStep(torch.autograd.Function):
+    """One linear layer of the forward Laplacian, J' = (s'(h) * J) W^T with S' = sum_k J'^2.
+
+    J is the (n, k, width) Jacobian of a layer's pre-activation, s'(h) its activation's
+    derivative (n, width). Autograd would keep both J and the scaled s'(h) * J, two tensors of
+    the size of J, for the backward pass; this keeps only J (and J', which the next layer keeps
+    anyway) and recomputes the product, which cuts the forward Laplacian's memory by about a
+    third. J may be (1, k, width), shared by all points (the first layer's).
+    """
+
+    @staticmethod
+    def forward(ctx, jac, d1, weight):
+        jac_next = (d1.unsqueeze(1) * jac) @ weight.T
+        ctx.save_for_backward(jac, d1, weight, jac_next)
+        ctx.set_materialize_grads(False)
+        return jac_next, torch.linalg.vecdot(jac_next, jac_next, dim=1)
+
+    @staticmethod
+    def backward(ctx, grad_jac_next, grad_sq):
+        jac, d1, weight, jac_next = ctx.saved_tensors
+        if grad_jac_next is None and grad_sq is None:
+            return None, None, None
+        grad = torch.zeros_like(jac_next) if grad_jac_next is None else grad_jac_next
+        if grad_sq is not None:
+            grad = torch.addcmul(grad, jac_next, grad_sq.unsqueeze(1), value=2)
+        grad_jac = grad_d1 = grad_weight = None
+        if ctx.needs_input_grad[2]:
+            scaled = d1.unsqueeze(1) * jac
+            grad_weight = grad.flatten(0, 1).T @ scaled.flatten(0, 1)
+            del scaled
+        grad_scaled = grad @ weight
+        if ctx.needs_input_grad[1]:
+            grad_d1 = torch.linalg.vecdot(grad_scaled, jac.expand_as(grad_scaled), dim=1)
+        if ctx.needs_input_grad[0]:
+            grad_jac = grad_scaled * d1.unsqueeze(1)
+            if jac.shape[0] == 1 and grad_jac.shape[0] != 1:
+                grad_jac = grad_jac.sum(dim=0, keepdim=True)
+        return grad_jac, grad_d1, grad_weight
+
+
 # Each activation with its first and second derivative, for the forward Laplacian.
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, ...]]] = {
     "tanh": _tanh_derivatives,
@@ -87,13 +127,13 @@ class MLP(nn.Module):
         h = first(x)
         # jac is laid out (n, k, width) so that a linear layer is one matrix product jac @ W^T
         jac = first.weight[:, index].T.unsqueeze(0)  # (1, k, width): the same for every point
+        sq = jac.square().sum(dim=1)  # sum_k J_k^2 per unit
         lap = torch.zeros_like(h)
         for layer in self.layers[1:]:
             h, d1, d2 = self._act(h)
-            lap = d1 * lap + d2 * jac.square().sum(dim=1)
-            jac = d1.unsqueeze(1) * jac
+            lap = d1 * lap + d2 * sq
             h = layer(h)
-            jac = jac @ layer.weight.T
+            jac, sq = _JacobianStep.apply(jac, d1, layer.weight)
             lap = lap @ layer.weight.T
         return h, jac.transpose(1, 2), lap
 

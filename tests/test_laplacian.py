@@ -207,3 +207,21 @@ def test_bad_probes_are_refused(probes):
 def test_non_numeric_probes_name_the_key():
     with pytest.raises(ValueError, match=r"laplacian\.probes"):
         Laplacian("hutchinson", probes="many")
+
+
+@pytest.mark.parametrize("shared_first_jacobian", [True, False])
+def test_forward_laplacian_layer_step_gradients(shared_first_jacobian):
+    """The forward Laplacian's hand-written backward (it recomputes instead of storing) is
+    checked against finite differences for all its inputs, with the first layer's Jacobian
+    shared by all points (1, k, width) or given per point."""
+    from pinn_exp.model import _JacobianStep
+
+    g = torch.Generator().manual_seed(0)
+    opts = dict(dtype=torch.float64, generator=g)
+    jac = torch.randn(1 if shared_first_jacobian else 4, 3, 5, **opts).requires_grad_(True)
+    d1 = torch.randn(4, 5, **opts).requires_grad_(True)
+    weight = torch.randn(6, 5, **opts).requires_grad_(True)
+    assert torch.autograd.gradcheck(_JacobianStep.apply, (jac, d1, weight))
+    # only one of the two outputs used: the other's gradient is None in backward
+    assert torch.autograd.gradcheck(lambda *a: _JacobianStep.apply(*a)[1], (jac, d1, weight))
+    assert torch.autograd.gradcheck(lambda *a: _JacobianStep.apply(*a)[0], (jac, d1, weight))
