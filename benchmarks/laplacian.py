@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from pinn_exp.device import retain_cpu_memory
 from pinn_exp.metrics.memory import MIB, peak_rss_mb, reset_peak_rss
 from pinn_exp.model import MLP, Solution
 from pinn_exp.ops.laplacian import METHODS, STOCHASTIC, Laplacian
@@ -101,7 +102,9 @@ def measure(method: str, args, dim: int, device: torch.device, dtype: torch.dtyp
 
 
 def _child(method: str, args: argparse.Namespace, dim: int) -> dict:
-    return measure(method, args, dim, torch.device("cpu"), getattr(torch, args.dtype))
+    retained = args.retain_cpu_memory and retain_cpu_memory()  # as run.py does on a CPU
+    row = measure(method, args, dim, torch.device("cpu"), getattr(torch, args.dtype))
+    return {**row, "retain_cpu_memory": retained, "threads": torch.get_num_threads()}
 
 
 def run_isolated(method: str, args: argparse.Namespace, dim: int) -> dict:
@@ -148,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--warmup", type=int, default=1, help="untimed steps first (compilation happens there)"
+    )
+    parser.add_argument(
+        "--no-retain-cpu-memory",
+        dest="retain_cpu_memory",
+        action="store_false",
+        help="CPU: leave glibc's malloc as it is (device.retain_cpu_memory=false)",
     )
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args(argv)

@@ -114,6 +114,7 @@ class DeviceConf:
     name: str = "auto"
     dtype: str = "float32"
     memory_limit_gb: float | None = None
+    retain_cpu_memory: bool = True
 
 
 @dataclass

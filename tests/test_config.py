@@ -105,6 +105,7 @@ def test_bad_values_are_refused_before_training(overrides, key):
         ("n_points=1.5", "n_points"),
         ("sampler.ration=0.3", "ration"),
         ("rounds=two", "rounds"),
+        ("device.retain_cpu_memory=maybe", "retain_cpu_memory"),
     ],
 )
 def test_wrong_types_fail_at_composition(override, key):
