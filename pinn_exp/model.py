@@ -118,6 +118,12 @@ class MLP(nn.Module):
         three by W (the bias only shifts h); an activation s gives s(h), s'(h) J and
         s'(h) L + s''(h) sum_i J_i^2.
 
+        When k exceeds the first layer's width w, J is carried in a w-dimensional basis: with
+        the reduced QR factorisation W_0^T = Q R (Q of shape (k, w) with orthonormal columns),
+        every later J equals Q J~ with J~ carried from R, and sum_i J_i^2 = sum_j J~_j^2 since
+        Q^T Q = I. The Laplacian is unchanged and exact; the Jacobians shrink from k to w rows
+        (8x at d = 1000, width 128), and the gradient is Q J~ at the end.
+
         Returns:
             (N of shape (n, out), gradient of shape (n, out, k), Laplacian of shape (n, out)),
             k = len(dims).
@@ -126,7 +132,11 @@ class MLP(nn.Module):
         first = self.layers[0]
         h = first(x)
         # jac is laid out (n, k, width) so that a linear layer is one matrix product jac @ W^T
-        jac = first.weight[:, index].T.unsqueeze(0)  # (1, k, width): the same for every point
+        jac = first.weight[:, index].T  # (k, width): the same for every point
+        basis = None
+        if jac.shape[0] > jac.shape[1]:
+            basis, jac = torch.linalg.qr(jac)  # (k, w) orthonormal columns, R of shape (w, w)
+        jac = jac.unsqueeze(0)
         sq = jac.square().sum(dim=1)  # sum_k J_k^2 per unit
         lap = torch.zeros_like(h)
         for layer in self.layers[1:]:
@@ -135,6 +145,8 @@ class MLP(nn.Module):
             h = layer(h)
             jac, sq = _JacobianStep.apply(jac, d1, layer.weight)
             lap = lap @ layer.weight.T
+        if basis is not None:
+            jac = basis @ jac  # back to the coordinates: (k, w) @ (n, w, out) -> (n, k, out)
         return h, jac.transpose(1, 2), lap
 
 

@@ -225,3 +225,24 @@ def test_forward_laplacian_layer_step_gradients(shared_first_jacobian):
     # only one of the two outputs used: the other's gradient is None in backward
     assert torch.autograd.gradcheck(lambda *a: _JacobianStep.apply(*a)[1], (jac, d1, weight))
     assert torch.autograd.gradcheck(lambda *a: _JacobianStep.apply(*a)[0], (jac, d1, weight))
+
+
+@pytest.mark.parametrize("pde_cls", [Elliptic, Laplace], ids=["elliptic", "laplace"])
+def test_forward_laplacian_in_a_reduced_basis_when_dim_exceeds_width(pde_cls):
+    """d = 40 > width 8: the forward Laplacian carries the Jacobian in the QR basis of the
+    first layer; values, gradient (used by the hard constraint), Laplacian and parameter
+    gradients must still equal autograd's."""
+    torch.manual_seed(0)
+    pde = pde_cls(dim=40, n_test=10, laplacian=Laplacian("forward"))
+    model = Solution(MLP(40, 8, 3), pde).to(torch.float64)
+    x = pde.domain.sample(16, torch.Generator().manual_seed(1), "cpu", torch.float64)
+    x.requires_grad_(True)
+    _, grad, _ = model.net.forward_laplacian(x)
+    assert grad.shape == (16, 1, 40)
+    ref_grad_x = gradient(model.net(x).reshape(-1), x)
+    assert _rel(grad[:, 0], ref_grad_x) <= 1e-10
+    ref_value, ref_lap = Laplacian("autograd").value_and_laplacian(model, x)
+    value, lap = Laplacian("forward").value_and_laplacian(model, x)
+    assert _rel(value, ref_value) <= 1e-10
+    assert _rel(lap, ref_lap) <= 1e-10
+    assert _rel(_param_grad(model, lap), _param_grad(model, ref_lap)) <= 1e-8
