@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The prepared GPU check: run from the project root on a CUDA machine; results under $OUT.
 #   ../shared/gpu/fetch-wheels.sh        (here, once: Hydra/imbalanced-learn wheels into .whl/)
-#   device tool: run "bash benchmarks/gpu_suite.sh" with carry [".whl"], timeout_s ~ 560
+#   device tool: run "bash benchmarks/gpu_suite.sh" with carry [".whl"], timeout_s ~ 600
 # On the H100 of 2026-11-27 the steps took 23/15/59/60/138/78 s (docs/performance.md); the
 # default job is launch-bound there (138 s, slower than the 2-core CPU's 94 s).
-# Each step is bounded by `timeout` and writes its own files into $WORK, so a late failure keeps
-# the earlier results. The device tool returns at most 8 files, so everything is packed into
-# $OUT/results.tar.gz at the end and the tables are printed to stdout.
+# Each step is bounded by `timeout` (and BUDGET for all of them, which should stay ~60 s under
+# the device call's timeout_s) and writes its own files into $WORK; after each step the small
+# files are packed into $OUT/results.tar.gz (the device tool returns at most 8 files), so a
+# late failure or a cut-off keeps the earlier results. The tables are printed to stdout.
 #   DEVICE=cpu QUICK=1 bash benchmarks/gpu_suite.sh   checks the script itself on a CPU in ~2 min.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
@@ -23,13 +24,22 @@ else
   export PYTHONPATH=$PWD
 fi
 export HYDRA_FULL_ERROR=1 PYTHONUNBUFFERED=1
+pack() {  # copy what exists so far into $OUT: a cut-off run still returns its finished steps
+  cp "$WORK/laplacian.json" "$WORK/memory_phases.json" "$OUT/" 2>/dev/null
+  # only the small files: the runs' point sets and checkpoints would pass the 16 MB return limit
+  (cd "$WORK" && find . -type f \( -name '*.txt' -o -name '*.json' -o -name '*.yaml' \
+    -o -name '*.csv' -o -name '*.md' -o -name '*.log' \) -print0 \
+    | tar -czf "$OUT/results.tar.gz.tmp" --null -T - && mv "$OUT/results.tar.gz.tmp" "$OUT/results.tar.gz")
+}
+trap 'pack; rm -rf "$WORK"' EXIT
 step() {  # step NAME SECONDS COMMAND...: run, log to $WORK/NAME.txt, print how it ended
   local name=$1 limit=$2; shift 2
   local t0=$SECONDS left=$((BUDGET - SECONDS))
   [ "$left" -lt "$limit" ] && limit=$left
   if [ "$limit" -lt 10 ]; then echo "== $name: skipped, budget spent" | tee -a "$WORK/steps.txt"; return; fi
-  timeout "$limit" "$@" > "$WORK/$name.txt" 2>&1
+  timeout -k 10 "$limit" "$@" > "$WORK/$name.txt" 2>&1
   echo "== $name: exit $? in $((SECONDS - t0)) s" | tee -a "$WORK/steps.txt"
+  pack
 }
 nvidia-smi > "$WORK/nvidia-smi.txt" 2>&1
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')" \
@@ -80,8 +90,4 @@ for path in sorted(pathlib.Path(sys.argv[1]).rglob("metrics.json")):
     print(path.parent.relative_to(sys.argv[1]), {k: m.get(k) for k in keys})
 EOF
 cat "$WORK/steps.txt"; tail -5 "$WORK/pytest_gpu.txt"
-cp "$WORK/laplacian.json" "$WORK/memory_phases.json" "$OUT/" 2>/dev/null
-# only the small files: the runs' point sets and checkpoints would pass the 16 MB return limit
-(cd "$WORK" && find . -type f \( -name '*.txt' -o -name '*.json' -o -name '*.yaml' -o -name '*.csv' \
-  -o -name '*.md' -o -name '*.log' \) -print0 | tar -czf "$OUT/results.tar.gz" --null -T -)
 echo done > "$OUT/DONE"

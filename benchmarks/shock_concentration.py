@@ -32,10 +32,11 @@ def final_points(overrides: list[str]) -> tuple[np.ndarray, list[float]]:
         cfg = compose("config", overrides=["device=cpu", "n_points=1000", "rounds=3",
                                            "progress=false", *overrides])  # fmt: skip
     b = build(cfg)
+    b.device.apply()
     trainer = Trainer(b.pde, b.sampler, b.model, b.schedule, b.n_points, b.rounds, b.seed,
                       b.device.device, b.device.dtype, progress=False)  # fmt: skip
     state = trainer.run()
-    return state.points.numpy(), list(state.errors)
+    return state.points.cpu().numpy(), list(state.errors)
 
 
 def main(argv: list[str] | None = None) -> int:

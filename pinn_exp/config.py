@@ -131,6 +131,7 @@ class LaplacianConf:
     method: str = "forward"
     probes: int = 16
     compile: bool = False
+    compile_mode: str = "default"
 
 
 @dataclass

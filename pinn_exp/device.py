@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 
 import torch
@@ -22,18 +21,25 @@ def retain_cpu_memory() -> bool:
     By default glibc serves each block above 32 MiB with its own ``mmap`` and unmaps it on
     free, so every large tensor of a step (the forward Laplacian's (N, d, width) Jacobians) is
     page-faulted and zeroed again at every step: at d = 100, N = 1000 this made the forward
-    Laplacian's step 2.5x slower on this project's CPU. With ``mmap`` off for the heap and a
-    2 GiB trim threshold the blocks are reused. The process's peak memory is the same; memory
-    freed late in a run is returned to the OS more lazily. Returns False where malloc is not
-    glibc's (nothing is changed there).
+    Laplacian's step 2.3x slower on this project's CPU. With ``mmap`` off for the heap and a
+    2 GiB trim threshold the blocks are reused. The price is resident memory: freed blocks
+    stay in the heap and fragment it (the forward step's peak RSS rose from 383 to 814 MiB
+    there, docs/performance.md). The setting is process-wide and stays for the life of the
+    process. Returns False, changing nothing, where the C library is not glibc (musl, macOS,
+    Windows) or another allocator is preloaded.
     """
-    if platform.system() != "Linux":
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        process, glibc = ctypes.CDLL(None), ctypes.CDLL("libc.so.6")
+        mallopt = glibc.mallopt
+        # the malloc the process really calls (an LD_PRELOAD-ed one comes first)
+        in_use, glibc_malloc = (ctypes.cast(lib.malloc, ctypes.c_void_p).value
+                                for lib in (process, glibc))  # fmt: skip
     except (OSError, AttributeError):
         return False
+    if in_use != glibc_malloc:
+        return False  # jemalloc or tcmalloc preloaded: glibc's options would change nothing
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 

@@ -26,6 +26,10 @@ def _silu_derivatives(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return h * s, d1, d2
 
 
+# Relative size of R's smallest diagonal entry below which the reduced basis is not used.
+_RANK_TOL = {torch.float32: 1e-4, torch.float64: 1e-10}
+
+
 class _JacobianStep(torch.autograd.Function):
     """One linear layer of the forward Laplacian, J' = (s'(h) * J) W^T with S' = sum_k J'^2.
 
@@ -135,7 +139,12 @@ class MLP(nn.Module):
         jac = first.weight[:, index].T  # (k, width): the same for every point
         basis = None
         if jac.shape[0] > jac.shape[1]:
-            basis, jac = torch.linalg.qr(jac)  # (k, w) orthonormal columns, R of shape (w, w)
+            q, r = torch.linalg.qr(jac)  # (k, w) orthonormal columns, R of shape (w, w)
+            diag = r.detach().diagonal().abs()
+            # QR's backward solves with R: a (near-)singular R (a first-layer unit with no
+            # weight on these coordinates) would give infinite gradients, so keep J then.
+            if bool(diag.min() > _RANK_TOL[jac.dtype] * diag.max()):
+                basis, jac = q, r
         jac = jac.unsqueeze(0)
         sq = jac.square().sum(dim=1)  # sum_k J_k^2 per unit
         lap = torch.zeros_like(h)

@@ -89,6 +89,7 @@ def test_every_experiment_composes_and_builds(name):
         (["model.width=0"], "model.width"),
         (["laplacian.method=magic"], "laplacian.method"),
         (["laplacian=hutchinson", "laplacian.probes=0"], "laplacian.probes"),
+        (["laplacian.compile_mode=fastest"], "laplacian.compile_mode"),
     ],
 )
 def test_bad_values_are_refused_before_training(overrides, key):

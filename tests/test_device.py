@@ -12,6 +12,9 @@ import pytest
 SCRIPT = """
 import sys, torch
 from pinn_exp.device import DeviceSpec
+from pinn_exp.device import retain_cpu_memory
+if sys.argv[1] == "1":
+    assert retain_cpu_memory()
 DeviceSpec("cpu", retain_cpu_memory=sys.argv[1] == "1").apply()
 def rss():
     for line in open("/proc/self/status"):
@@ -24,7 +27,9 @@ print(rss() - before)
 """
 
 
-@pytest.mark.skipif(platform.system() != "Linux", reason="glibc's malloc, /proc")
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc"
+)
 def test_retained_memory_stays_in_the_heap_and_the_default_returns_it():
     def kept(flag: str) -> float:
         out = subprocess.run([sys.executable, "-c", SCRIPT, flag], capture_output=True,
@@ -33,3 +38,10 @@ def test_retained_memory_stays_in_the_heap_and_the_default_returns_it():
 
     assert kept("1") > 200  # the freed 256 MiB block stays mapped, ready for the next step
     assert kept("0") < 50  # glibc unmaps a block this large as soon as it is freed
+
+
+def test_retention_changes_nothing_off_linux(monkeypatch):
+    from pinn_exp import device
+
+    monkeypatch.setattr(device.platform, "system", lambda: "Darwin")
+    assert device.retain_cpu_memory() is False

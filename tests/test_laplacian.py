@@ -225,16 +225,23 @@ def test_forward_laplacian_layer_step_gradients(shared_first_jacobian):
     # only one of the two outputs used: the other's gradient is None in backward
     assert torch.autograd.gradcheck(lambda *a: _JacobianStep.apply(*a)[1], (jac, d1, weight))
     assert torch.autograd.gradcheck(lambda *a: _JacobianStep.apply(*a)[0], (jac, d1, weight))
+    # frozen inputs (scoring freezes the weights): the others' gradients are still right
+    frozen = weight.detach()
+    assert torch.autograd.gradcheck(lambda j, d: _JacobianStep.apply(j, d, frozen), (jac, d1))
+    assert torch.autograd.gradcheck(lambda d: _JacobianStep.apply(jac.detach(), d, frozen), (d1,))
 
 
 @pytest.mark.parametrize("pde_cls", [Elliptic, Laplace], ids=["elliptic", "laplace"])
-def test_forward_laplacian_in_a_reduced_basis_when_dim_exceeds_width(pde_cls):
+def test_forward_laplacian_in_a_reduced_basis_when_dim_exceeds_width(pde_cls, monkeypatch):
     """d = 40 > width 8: the forward Laplacian carries the Jacobian in the QR basis of the
     first layer; values, gradient (used by the hard constraint), Laplacian and parameter
     gradients must still equal autograd's."""
     torch.manual_seed(0)
     pde = pde_cls(dim=40, n_test=10, laplacian=Laplacian("forward"))
     model = Solution(MLP(40, 8, 3), pde).to(torch.float64)
+    qr_calls = []
+    qr = torch.linalg.qr
+    monkeypatch.setattr(torch.linalg, "qr", lambda a: qr_calls.append(a.shape) or qr(a))
     x = pde.domain.sample(16, torch.Generator().manual_seed(1), "cpu", torch.float64)
     x.requires_grad_(True)
     _, grad, _ = model.net.forward_laplacian(x)
@@ -246,3 +253,22 @@ def test_forward_laplacian_in_a_reduced_basis_when_dim_exceeds_width(pde_cls):
     assert _rel(value, ref_value) <= 1e-10
     assert _rel(lap, ref_lap) <= 1e-10
     assert _rel(_param_grad(model, lap), _param_grad(model, ref_lap)) <= 1e-8
+    assert qr_calls and qr_calls[0] == (40, 8)  # the reduced basis was really used
+
+
+def test_reduced_basis_falls_back_when_a_first_layer_unit_ignores_the_inputs():
+    """A first-layer row of zeros makes R singular; QR's backward would then give infinite
+    gradients, so the full Jacobian is carried instead and the gradients stay finite."""
+    torch.manual_seed(0)
+    pde = Elliptic(dim=40, n_test=10, laplacian=Laplacian("forward"))
+    model = Solution(MLP(40, 8, 3), pde).to(torch.float64)
+    with torch.no_grad():
+        model.net.layers[0].weight[3] = 0.0
+    x = pde.domain.sample(16, torch.Generator().manual_seed(1), "cpu", torch.float64)
+    x.requires_grad_(True)
+    ref_lap = Laplacian("autograd").value_and_laplacian(model, x)[1]
+    lap = Laplacian("forward").value_and_laplacian(model, x)[1]
+    assert _rel(lap, ref_lap) <= 1e-10
+    grads = _param_grad(model, lap)
+    assert torch.isfinite(grads).all()
+    assert _rel(grads, _param_grad(model, ref_lap)) <= 1e-8
