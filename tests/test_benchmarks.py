@@ -1,0 +1,65 @@
+"""The benchmark scripts run end to end at tiny sizes and write the rows their docs promise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+
+
+def test_laplacian_benchmark_writes_one_row_per_method_and_dim(tmp_path):
+    out = tmp_path / "lap.json"
+    result = _run("laplacian.py", "--dims", "3", "5", "--n-points", "20", "--device", "cpu",
+                  "--width", "8", "--depth", "2", "--repeats", "1", "--warmup", "0",
+                  "--methods", "autograd", "forward", "hutchinson", "--json", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["method"], r["dim"]) for r in rows] == [
+        (m, d) for d in (3, 5) for m in ("autograd", "forward", "hutchinson")
+    ]
+    for r in rows:
+        assert {
+            "method",
+            "dim",
+            "n_points",
+            "device",
+            "time_s",
+            "peak_mem_mb",
+            "stochastic",
+        } <= set(r)
+        assert r["n_points"] == 20 and r["device"] == "cpu" and r["time_s"] > 0
+        assert r["stochastic"] == (r["method"] == "hutchinson")
+    assert "time / autograd" in result.stdout  # the table with ratios
+
+
+def test_memory_phases_benchmark_records_each_sampler(tmp_path):
+    out = tmp_path / "mem.json"
+    result = _run("memory_phases.py", "--dims", "3", "--n-points", "50", "--n-dense", "200",
+                  "--chunk-size", "64", "--device", "cpu", "--width", "8", "--depth", "2",
+                  "--steps", "2", "--lbfgs", "1", "--json", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["sampler"], r["chunk_size"]) for r in rows] == [
+        ("rsmote", None),
+        ("rad", None),
+        ("rad", 64),
+    ]
+    assert all(r["status"] == "ok" and r["time_sampling_s"] is not None for r in rows)
+
+
+def test_shock_concentration_counts_points_in_the_region():
+    result = _run("shock_concentration.py", "--seeds", "0", "--", "sampler=uniform",
+                  "n_points=200", "rounds=1", "optimizer.pretrain_steps=2",
+                  "optimizer.lbfgs_steps=1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout.splitlines()[0])
+    assert row["seed"] == 0 and len(row["errors"]) == 2
+    assert 0 <= row["n_shock"] <= row["n_center_any_t"] <= 200
