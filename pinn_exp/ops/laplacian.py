@@ -159,4 +159,7 @@ class Laplacian:
         return self._compiled[id(u)]
 
     def __repr__(self) -> str:
-        return f"Laplacian(method={self.method!r}, probes={self.probes}, compile={self.compile})"
+        mode = f", compile_mode={self.compile_mode!r}" if self.compile else ""
+        return (
+            f"Laplacian(method={self.method!r}, probes={self.probes}, compile={self.compile}{mode})"
+        )
