@@ -14,23 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
-from pinn_exp.config import register_configs
+from pinn_exp.config import compose_config
 from pinn_exp.factory import build
 from pinn_exp.training.trainer import Trainer
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
 
 def final_points(overrides: list[str]) -> tuple[np.ndarray, list[float]]:
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        cfg = compose("config", overrides=["device=cpu", "n_points=1000", "rounds=3",
-                                           "progress=false", *overrides])  # fmt: skip
+    cfg = compose_config(["device=cpu", "n_points=1000", "rounds=3", "progress=false", *overrides])
     b = build(cfg)
     b.device.apply()
     trainer = Trainer(b.pde, b.sampler, b.model, b.schedule, b.n_points, b.rounds, b.seed,
@@ -46,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. sampler=rad")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    register_configs()
     for seed in args.seeds:
         points, errors = final_points([*args.overrides, f"seed={seed}"])
         x, t = points[:, 0], points[:, 1]

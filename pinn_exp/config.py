@@ -9,10 +9,15 @@ constructors of the classes the ``_target_`` names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
+
+# the checkout's conf/ (run.py's config_path), beside the package
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 # ---------------------------------------------------------------------------------------- pde
 
@@ -193,3 +198,10 @@ def register_configs() -> None:
 
 
 register_configs()
+
+
+def compose_config(overrides: list[str] | None = None) -> DictConfig:
+    """Composes conf/config.yaml with ``overrides`` outside ``run.py`` (Hydra's compose API),
+    for tests and scripts that build a run without the command line."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="config", overrides=overrides or [])

@@ -52,9 +52,12 @@ class _JacobianStep(torch.autograd.Function):
         jac, d1, weight, jac_next = ctx.saved_tensors
         if grad_jac_next is None and grad_sq is None:
             return None, None, None
-        grad = torch.zeros_like(jac_next) if grad_jac_next is None else grad_jac_next
-        if grad_sq is not None:
-            grad = torch.addcmul(grad, jac_next, grad_sq.unsqueeze(1), value=2)
+        if grad_sq is None:
+            grad = grad_jac_next
+        elif grad_jac_next is None:
+            grad = 2 * jac_next * grad_sq.unsqueeze(1)
+        else:
+            grad = torch.addcmul(grad_jac_next, jac_next, grad_sq.unsqueeze(1), value=2)
         grad_jac = grad_d1 = grad_weight = None
         if ctx.needs_input_grad[2]:
             scaled = d1.unsqueeze(1) * jac

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
 
-import pinn_exp.config  # noqa: F401  (registers the schemas)
+from pinn_exp.config import compose_config  # noqa: F401  (the tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -26,12 +25,6 @@ TINY = [
     "progress=false",
     "device=cpu",
 ]
-
-
-def compose_config(overrides: list[str] | None = None):
-    """Composes conf/config.yaml with ``overrides`` (the Hydra compose API)."""
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        return compose(config_name="config", overrides=overrides or [], return_hydra_config=False)
 
 
 @pytest.fixture
