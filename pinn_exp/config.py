@@ -111,6 +111,9 @@ class ScheduleConf:
     lbfgs_lr: float = 1.0
     history_size: int = 50
     check_every: int = 50
+    lbfgs_impl: str = "torch"
+    compile: bool = False
+    cuda_graphs: bool = False
 
 
 @dataclass

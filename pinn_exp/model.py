@@ -135,11 +135,12 @@ class MLP(nn.Module):
             (N of shape (n, out), gradient of shape (n, out, k), Laplacian of shape (n, out)),
             k = len(dims).
         """
-        index = list(range(x.shape[1])) if dims is None else list(dims)
         first = self.layers[0]
         h = first(x)
-        # jac is laid out (n, k, width) so that a linear layer is one matrix product jac @ W^T
-        jac = first.weight[:, index].T  # (k, width): the same for every point
+        # jac is laid out (n, k, width) so that a linear layer is one matrix product jac @ W^T;
+        # (k, width) at first, the same for every point (no list index when dims is None: a
+        # list index is copied to the device, which a CUDA graph cannot capture)
+        jac = first.weight.T if dims is None else first.weight[:, list(dims)].T
         basis = None
         if jac.shape[0] > jac.shape[1]:
             q, r = torch.linalg.qr(jac)  # (k, w) orthonormal columns, R of shape (w, w)
@@ -161,6 +162,33 @@ class MLP(nn.Module):
             jac = basis @ jac  # back to the coordinates: (k, w) @ (n, w, out) -> (n, k, out)
         return h, jac.transpose(1, 2), lap
 
+    def forward_jet(
+        self, x: torch.Tensor, dims: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Value, gradient over every input and Laplacian over ``dims`` in one forward pass.
+
+        The low-dimensional sibling of :meth:`forward_laplacian` for space-time PDEs (u_t, u_x
+        and u_xx of Burgers): the Jacobian of every input is carried, laid out (d, n, width) so
+        that a layer is one matrix product for all inputs, with plain tensor operations only,
+        so ``torch.compile`` can fuse the whole step and autograd differentiates it once
+        (no graph of a graph, as nested ``autograd.grad`` calls build).
+
+        Returns:
+            (N of shape (n, out), gradient of shape (n, out, d), Laplacian of shape (n, out)).
+        """
+        first = self.layers[0]
+        h = first(x)
+        jac = first.weight.T.unsqueeze(1)  # (d, 1, width): the same for every point
+        lap = None
+        for layer in self.layers[1:]:
+            h, d1, d2 = self._act(h)
+            sq = sum(jac[i].square() for i in dims)  # int indices: views, nothing copied
+            lap = d2 * sq if lap is None else d1 * lap + d2 * sq
+            h = layer(h)
+            jac = (d1 * jac) @ layer.weight.T
+            lap = lap @ layer.weight.T
+        return h, jac.permute(1, 2, 0), lap
+
 
 Constraint = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor] | None"]
 
@@ -171,7 +199,8 @@ class Solution(nn.Module):
     Args:
         net: the network N.
         pde: the PDE; its ``hard_constraint(x)`` returns (A, B) or None, and its
-            ``constraint_jets(x, dims)`` their values, gradients and Laplacians.
+            ``constraint_jets(x, dims)`` their values, gradients (over every input) and
+            Laplacians (over ``dims``).
     """
 
     def __init__(self, net: MLP, pde):
@@ -200,6 +229,29 @@ class Solution(nn.Module):
         if jets is None:
             return n, lap_n
         (a, grad_a, lap_a), (b, grad_b, lap_b) = jets
+        if dims is not None:
+            grad_b = grad_b[:, list(dims)]
         value = a + b * n
         lap = lap_a + b * lap_n + 2 * (grad_b * grad_n).sum(dim=1) + n * lap_b
         return value, lap
+
+    def jet(
+        self, x: torch.Tensor, dims: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """u (n,), its gradient over every input (n, d) and its Laplacian over ``dims`` (n,),
+        by forward propagation (:meth:`MLP.forward_jet`); for low-dimensional inputs.
+
+        With u = A + B N: grad u = grad A + N grad B + B grad N and
+        Lap u = Lap A + B Lap N + 2 grad B . grad N + N Lap B (the dot over ``dims``).
+        """
+        n, grad_n, lap_n = self.net.forward_jet(x, dims)
+        n, grad_n, lap_n = n[:, 0], grad_n[:, 0], lap_n[:, 0]
+        jets = self.pde.constraint_jets(x, dims)
+        if jets is None:
+            return n, grad_n, lap_n
+        (a, grad_a, lap_a), (b, grad_b, lap_b) = jets
+        value = a + b * n
+        grad = grad_a + grad_b * n.unsqueeze(1) + b.unsqueeze(1) * grad_n
+        cross = sum(grad_b[:, i] * grad_n[:, i] for i in dims)
+        lap = lap_a + b * lap_n + 2 * cross + n * lap_b
+        return value, grad, lap

@@ -55,3 +55,28 @@ def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher):
     summary = pd.read_csv(sweep / "summary.csv")
     assert sorted(summary["sampler"]) == ["rsmote", "uniform"]
     assert (summary["status"] == "ok").all()
+
+
+@pytest.mark.parametrize(
+    "budget, rounds, steps, dtype",
+    [("reference", 100, (15000, 1000, 1000), "float64"), ("paper", 10, (15000, 1000, 1000),
+     "float32"), ("short", 3, (2000, 200, 200), "float32")],
+)  # fmt: skip
+def test_a_budget_is_one_switch_over_an_experiment(budget, rounds, steps, dtype):
+    from conftest import compose_config
+
+    cfg = compose_config(["+experiment=burgers_table", f"budget={budget}"])
+    opt = cfg.optimizer
+    assert cfg.rounds == rounds and cfg.device.dtype == dtype
+    assert (opt.pretrain_steps, opt.adam_steps, opt.lbfgs_steps) == steps
+    assert cfg.pde._target_.endswith("Burgers")  # the experiment's own choices stay
+
+
+def test_experiment_default_budget_and_key_overrides_win():
+    from conftest import compose_config
+
+    assert compose_config(["+experiment=allen_cahn_table"]).rounds == 10  # paper
+    cfg = compose_config(["+experiment=burgers_table", "budget=reference", "rounds=2"])
+    assert cfg.rounds == 2 and cfg.device.dtype == "float64"
+    default = compose_config([])
+    assert default.rounds == 6 and default.optimizer.pretrain_steps == 2000  # no budget

@@ -47,3 +47,33 @@ def test_memory_limit_turns_an_overflow_into_an_oom_record(tmp_path):
     assert record["status"] == "oom", record["error"]
     assert record["phase"] == "sampling", record["error"]
     assert 0 < record["peak_gpu_mem_mb_train"] <= 1024
+
+
+@pytest.mark.parametrize("pde", ["burgers", "elliptic"])
+def test_cuda_graphs_replay_the_same_steps_as_eager(tmp_path, pde):
+    """Captured Adam steps and sync-free L-BFGS iterations follow the eager ones (float64,
+    so that the kernels' different orders of summation stay far below the tolerance)."""
+    overrides = [o for o in TINY if not o.startswith("device")] + [
+        "device=cuda", "device.dtype=float64", f"pde={pde}", "optimizer.lbfgs_impl=sync_free",
+        "optimizer.lbfgs_steps=20", "rounds=1"]  # fmt: skip
+    eager = runner.run(build(compose_config(overrides)), tmp_path / "eager", progress=False)
+    graphs = runner.run(build(compose_config([*overrides, "optimizer.cuda_graphs=true"])),
+                        tmp_path / "graphs", progress=False)  # fmt: skip
+    assert eager["status"] == graphs["status"] == "ok"
+    assert graphs["l2_rel_error_per_round"] == pytest.approx(
+        eager["l2_rel_error_per_round"], rel=1e-6
+    )
+
+
+def test_captured_step_replays_a_graph_on_cuda():
+    from pinn_exp.training.capture import CapturedStep
+
+    counter = torch.zeros((), device="cuda")
+
+    def step():
+        counter.add_(1)
+        return counter * 2
+
+    captured = CapturedStep(step, torch.device("cuda"), warmup=2)
+    outs = [captured().item() for _ in range(5)]
+    assert captured.captured and outs == [2.0, 4.0, 6.0, 8.0, 10.0]

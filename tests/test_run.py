@@ -154,8 +154,9 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
     assert all(np.array_equal(pa[k], pb[k]) for k in pa.files)
 
 
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
-    args = [*TINY, "rounds=3"]
+@pytest.mark.parametrize("lbfgs", ["torch", "sync_free"])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs):
+    args = [*TINY, "rounds=3", f"optimizer.lbfgs_impl={lbfgs}"]
     full = tmp_path / "full"
     _run_cli(*args, f"hydra.run.dir={full}", tmp_path=tmp_path, check=True)
     part = tmp_path / "part"

@@ -9,7 +9,7 @@ import torch
 
 from pinn_exp.domains import Box
 from pinn_exp.ops.laplacian import Laplacian
-from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, space_time_derivatives
+from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, space_time_jet
 from pinn_exp.pdes.references import allen_cahn_reference
 
 D = 0.001
@@ -33,7 +33,8 @@ class AllenCahn(PDE):
 
     Args:
         dim: must be 2 (x, t) if given.
-        laplacian: unused (u_xx is one-dimensional); accepted for a uniform interface.
+        laplacian: how u_t, u_x and u_xx are computed (``forward``: one forward pass through
+            the network; any other method: autograd).
     """
 
     name = "allen_cahn"
@@ -47,8 +48,18 @@ class AllenCahn(PDE):
         xs, t = x[:, :1], x[:, 1:2]
         return xs**2 * torch.cos(torch.pi * xs), t * (1 - xs**2)
 
+    def constraint_jets(self, x, dims):
+        xs, t = x[:, 0], x[:, 1]
+        sin, cos = torch.sin(torch.pi * xs), torch.cos(torch.pi * xs)
+        zero = torch.zeros_like(xs)
+        a_x = 2 * xs * cos - torch.pi * xs**2 * sin
+        a_xx = 2 * cos - 4 * torch.pi * xs * sin - torch.pi**2 * xs**2 * cos
+        a = space_time_jet(xs**2 * cos, a_x, zero, a_xx, 0.0, dims)
+        b = space_time_jet(t * (1 - xs**2), -2 * xs * t, 1 - xs**2, -2 * t, 0.0, dims)
+        return a, b
+
     def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
-        y, u_t, _, u_xx = space_time_derivatives(u, x)
+        y, u_t, _, u_xx = self.laplacian.space_time(u, x)
         return u_t - D * u_xx + K * (y**3 - y)
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,12 @@ import numpy as np
 import torch
 
 from pinn_exp.domains import Domain
-from pinn_exp.ops.laplacian import Laplacian, gradient
+from pinn_exp.ops.laplacian import (  # noqa: F401  (partials, space_time_derivatives: re-exported)
+    Laplacian,
+    gradient,
+    partials,
+    space_time_derivatives,
+)
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 Jet = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -70,7 +75,8 @@ class PDE(ABC):
         return None
 
     def constraint_jets(self, x: torch.Tensor, dims: Sequence[int] | None) -> tuple[Jet, Jet]:
-        """Value (n,), gradient over dims (n, k) and Laplacian (n,) of A and of B.
+        """Value (n,), gradient over every input (n, d) and Laplacian over ``dims`` (n,) of A
+        and of B.
 
         The default differentiates ``hard_constraint`` with autograd (fine in low dimension);
         high-dimensional PDEs override it with closed forms.
@@ -98,28 +104,28 @@ class PDE(ABC):
 
 def _jet(y: torch.Tensor, x: torch.Tensor, index: list[int]) -> Jet:
     if not y.requires_grad:  # constant in x
-        zeros = torch.zeros(x.shape[0], len(index), dtype=x.dtype, device=x.device)
-        return y, zeros, torch.zeros_like(y)
+        return y, torch.zeros_like(x), torch.zeros_like(y)
     g = gradient(y, x)
     lap = torch.zeros_like(y)
     for i in index:
         lap = lap + gradient(g[:, i], x)[:, i]
-    return y, g[:, index], lap
+    return y, g, lap
 
 
-def partials(u: Fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns ``(u(x) as (n,), grad u as (n, dim))`` with graph, for first-order terms."""
-    y = u(x).reshape(-1)
-    return y, gradient(y, x)
-
-
-def space_time_derivatives(
-    u: Fn, x: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For inputs (x, t): returns u, u_t, u_x and u_xx, each of shape (n,)."""
-    y, g = partials(u, x)
-    u_xx = gradient(g[:, 0], x)[:, 0]
-    return y, g[:, 1], g[:, 0], u_xx
+def space_time_jet(
+    value: torch.Tensor,
+    u_x: torch.Tensor,
+    u_t: torch.Tensor,
+    u_xx: torch.Tensor,
+    u_tt: torch.Tensor | float,
+    dims: Sequence[int] | None,
+) -> Jet:
+    """A closed-form jet of a function of (x, t): value, gradient (n, 2), Laplacian over
+    ``dims`` (the second derivatives u_xx and u_tt summed over the chosen coordinates)."""
+    index = [0, 1] if dims is None else list(dims)
+    second = (u_xx, u_tt)
+    lap = sum((second[i] for i in index), torch.zeros_like(value))
+    return value, torch.stack([u_x, u_t], dim=1), lap
 
 
 def fixed_dimension(name: str, dim: int | None, expected: int) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from pinn_exp.domains import Box
 from pinn_exp.ops.laplacian import Laplacian
-from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, space_time_derivatives
+from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, space_time_jet
 from pinn_exp.pdes.references import burgers_cole_hopf
 
 NU = 0.01 / np.pi
@@ -30,7 +30,8 @@ class Burgers(PDE):
 
     Args:
         dim: must be 2 (x, t) if given; the problem has no free dimension.
-        laplacian: unused (u_xx is one-dimensional); accepted for a uniform interface.
+        laplacian: how u_t, u_x and u_xx are computed (``forward``: one forward pass through
+            the network; any other method: autograd).
     """
 
     name = "burgers"
@@ -44,8 +45,16 @@ class Burgers(PDE):
         xs, t = x[:, :1], x[:, 1:2]
         return -torch.sin(torch.pi * xs), (1 - xs**2) * t
 
+    def constraint_jets(self, x, dims):
+        xs, t = x[:, 0], x[:, 1]
+        sin, cos = torch.sin(torch.pi * xs), torch.cos(torch.pi * xs)
+        zero = torch.zeros_like(xs)
+        a = space_time_jet(-sin, -torch.pi * cos, zero, torch.pi**2 * sin, 0.0, dims)
+        b = space_time_jet((1 - xs**2) * t, -2 * xs * t, 1 - xs**2, -2 * t, 0.0, dims)
+        return a, b
+
     def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
-        y, u_t, u_x, u_xx = space_time_derivatives(u, x)
+        y, u_t, u_x, u_xx = self.laplacian.space_time(u, x)
         return u_t + y * u_x - NU * u_xx
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:

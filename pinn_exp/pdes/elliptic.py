@@ -86,8 +86,8 @@ class Elliptic(PDE):
     def constraint_jets(self, x, dims):
         index = list(range(x.shape[1])) if dims is None else list(dims)
         zeros = torch.zeros_like(x[:, 0])
-        a = (zeros, torch.zeros_like(x[:, index]), zeros)
-        b = (1 - x.square().sum(dim=1), -2 * x[:, index], torch.full_like(zeros, -2.0 * len(index)))
+        a = (zeros, torch.zeros_like(x), zeros)
+        b = (1 - x.square().sum(dim=1), -2 * x, torch.full_like(zeros, -2.0 * len(index)))
         return a, b
 
     def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 from pinn_exp.domains import Box
 from pinn_exp.ops.laplacian import Laplacian
-from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn, fixed_dimension, space_time_derivatives
+from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn, fixed_dimension
 
 D = 0.01
 RHO = 6.0
@@ -28,7 +28,8 @@ class ReactionDiffusion(PDE):
         n_boundary: points on x = -1 and x = 1 together.
         initial_weight: weight of the initial-condition loss.
         boundary_weight: weight of the boundary loss.
-        laplacian: unused (u_xx is one-dimensional).
+        laplacian: how u_t, u_x and u_xx are computed (``forward``: one forward pass through
+            the network; any other method: autograd).
     """
 
     name = "reaction_diffusion"
@@ -62,7 +63,7 @@ class ReactionDiffusion(PDE):
         return (1 + torch.exp(speed * x[:, :1] - 5 * RHO * x[:, 1:2] / 6)) ** -2
 
     def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
-        y, u_t, _, u_xx = space_time_derivatives(u, x)
+        y, u_t, _, u_xx = self.laplacian.space_time(u, x)
         return u_t - D * u_xx - RHO * y * (1 - y)
 
     def boundary_terms(self, generator, device, dtype) -> list[BoundaryTerm]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+LBFGS_IMPLS = ("torch", "sync_free")
+
 
 @dataclass
 class Schedule:
@@ -19,7 +21,16 @@ class Schedule:
         lr: Adam's learning rate.
         lbfgs_lr: L-BFGS step size (1 with a strong-Wolfe line search).
         history_size: L-BFGS memory.
-        check_every: Adam steps between checks for a non-finite loss.
+        check_every: steps between copies of the losses to the host (each a check for a
+            non-finite loss and, for the sync-free L-BFGS, for its stopping tests).
+        lbfgs_impl: ``torch`` (``torch.optim.LBFGS``, strong-Wolfe line search) or
+            ``sync_free`` (:class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS`: one evaluation per
+            iteration, no host reads within a block, docs/performance.md).
+        compile: compile the loss and its gradient with ``torch.compile`` (a one-off cost of
+            tens of seconds per run, less with a warm compile cache; docs/performance.md).
+        cuda_graphs: on CUDA, replay each Adam step and each sync-free L-BFGS iteration as a
+            CUDA graph (:mod:`pinn_exp.training.capture`); torch's L-BFGS is not captured.
+            No effect on a CPU.
     """
 
     pretrain_steps: int = 2000
@@ -29,6 +40,9 @@ class Schedule:
     lbfgs_lr: float = 1.0
     history_size: int = 50
     check_every: int = 50
+    lbfgs_impl: str = "torch"
+    compile: bool = False
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         for key in ("pretrain_steps", "adam_steps", "lbfgs_steps"):
@@ -43,5 +57,10 @@ class Schedule:
                 raise ValueError(
                     f"optimizer.{key}={value!r} is not allowed; it must be a finite number > 0"
                 )
+        if self.lbfgs_impl not in LBFGS_IMPLS:
+            raise ValueError(
+                f"optimizer.lbfgs_impl={self.lbfgs_impl!r} is not allowed; choose one of "
+                f"{LBFGS_IMPLS}"
+            )
         if self.history_size < 1 or self.check_every < 1:
             raise ValueError("optimizer.history_size and optimizer.check_every must be >= 1")

@@ -21,6 +21,8 @@ from pinn_exp.metrics.memory import PhaseMeter
 from pinn_exp.model import Solution
 from pinn_exp.pdes.base import PDE, BoundaryTerm
 from pinn_exp.samplers.base import Sampler
+from pinn_exp.training.capture import CapturedStep
+from pinn_exp.training.lbfgs import SyncFreeLBFGS
 from pinn_exp.training.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,12 @@ class Trainer:
         x_test, u_test = pde.reference()
         self.x_test = torch.as_tensor(x_test, dtype=dtype, device=device)
         self.u_test = torch.as_tensor(u_test, dtype=torch.float64, device=device)
+        self.term_names = ["loss", "loss_pde", *(f"loss_{t.name}" for t in self.boundary)]
+        self._params = [p for p in self.model.parameters() if p.requires_grad]
+        self._compiled = torch.compile(self.loss_vector) if schedule.compile else None
+        self._graphs = schedule.cuda_graphs and device.type == "cuda"
+        if schedule.cuda_graphs and not self._graphs:
+            log.warning("optimizer.cuda_graphs=true has no effect on %s: it needs CUDA", device)
         self.state = RunState()
         self.phase = "setup"
         self.started = time.perf_counter()
@@ -152,53 +160,92 @@ class Trainer:
         terms["loss"] = sum(terms.values())
         return terms
 
+    def loss_vector(self, x: torch.Tensor) -> torch.Tensor:
+        """The loss terms as one vector, in the order of ``term_names`` (the total first)."""
+        terms = self.losses(x)
+        return torch.stack([terms[name] for name in self.term_names])
+
+    def _evaluate_fn(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        """Loss terms and gradient at the current parameters: the work of one optimizer step.
+
+        With ``optimizer.compile`` the loss (and through it the backward pass) is compiled
+        once per run; nothing here reads a value on the host.
+        """
+        loss_vector = self._compiled or self.loss_vector
+        params = self._params
+
+        def evaluate() -> torch.Tensor:
+            for p in params:
+                p.grad = None
+            terms = loss_vector(x)
+            terms[0].backward()
+            return terms.detach()
+
+        return evaluate
+
     # ------------------------------------------------------------------------------- training
     def train_stage(self, round_index: int, adam_steps: int) -> None:
         """``adam_steps`` Adam steps (fresh state) then up to ``lbfgs_steps`` L-BFGS iterations."""
-        x = self.state.points.detach().requires_grad_(True)
+        x = self.state.points.detach()
+        if self.pde.laplacian.method != "forward" or self.schedule.compile:
+            x = x.requires_grad_(True)  # autograd derivatives need it; the forward path not
         self.phase = "train"
         with self.meter.phase("train"):
             self._adam(x, round_index, adam_steps)
-            self._lbfgs(x, round_index, self.schedule.lbfgs_steps)
+            if self.schedule.lbfgs_impl == "sync_free":
+                self._lbfgs_sync_free(x, round_index, self.schedule.lbfgs_steps)
+            else:
+                self._lbfgs(x, round_index, self.schedule.lbfgs_steps)
 
-    def _record(self, rows: list[dict], round_index: int, phase: str) -> None:
-        for row in rows:
-            step, terms = row["step"], row["terms"]
-            values = {k: float(v) for k, v in terms.items()}
-            bad = [k for k, v in values.items() if not np.isfinite(v)]
+    def _record(self, steps: list[int], values: torch.Tensor, round_index: int, phase: str):
+        """Appends history rows from a block of loss vectors (one copy to the host per block);
+        raises :class:`Diverged` at the first non-finite row."""
+        rows = values.cpu().tolist()
+        for step, row in zip(steps, rows):
             self.state.history.append(
-                {"round": round_index, "step": step, "phase": phase, **values}
-            )
-            if bad:
+                {"round": round_index, "step": step, "phase": phase,
+                 **dict(zip(self.term_names, row))}
+            )  # fmt: skip
+            if not all(np.isfinite(row)):
                 raise Diverged(round_index, step, phase)
 
-    def _adam(self, x: torch.Tensor, round_index: int, steps: int) -> None:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=self.schedule.lr)
-        pending: list[dict] = []
-        bar = tqdm(
-            range(steps),
-            desc=f"round {round_index} adam",
-            leave=False,
-            disable=not self.progress or steps == 0,
-        )
-        for step in bar:
-            if self.step_hook:
-                self.step_hook(round_index, step, "adam")
-            optimizer.zero_grad(set_to_none=True)
-            terms = self.losses(x)
-            terms["loss"].backward()
-            optimizer.step()
-            pending.append({"step": step, "terms": {k: v.detach() for k, v in terms.items()}})
-            if len(pending) >= self.schedule.check_every or step == steps - 1:
-                self._record(pending, round_index, "adam")
-                bar.set_postfix(loss=f"{self.state.history[-1]['loss']:.3e}")
-                pending = []
+    def _bar(self, steps: int, desc: str):
+        return tqdm(total=steps, desc=desc, leave=False, disable=not self.progress or steps == 0)
 
-    def _lbfgs(self, x: torch.Tensor, round_index: int, steps: int) -> None:
+    def _adam(self, x: torch.Tensor, round_index: int, steps: int) -> None:
+        """Adam steps; the losses stay on the device and are copied and checked for non-finite
+        values every ``check_every`` steps."""
         if steps == 0:
             return
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(self._params, lr=self.schedule.lr, capturable=self._graphs)
+        evaluate = self._evaluate_fn(x)
+
+        def adam_step() -> torch.Tensor:
+            terms = evaluate()
+            optimizer.step()
+            return terms
+
+        do_step = CapturedStep(adam_step, self.device) if self._graphs else adam_step
+        block = self.schedule.check_every
+        buffer = torch.empty(block, len(self.term_names), dtype=self.dtype, device=self.device)
+        first = 0
+        with self._bar(steps, f"round {round_index} adam") as bar:
+            for step in range(steps):
+                if self.step_hook:
+                    self.step_hook(round_index, step, "adam")
+                buffer[step - first] = do_step()
+                if step - first + 1 == block or step == steps - 1:
+                    self._record(list(range(first, step + 1)), buffer[: step - first + 1],
+                                 round_index, "adam")  # fmt: skip
+                    bar.update(step + 1 - first)
+                    bar.set_postfix(loss=f"{self.state.history[-1]['loss']:.3e}")
+                    first = step + 1
+
+    def _lbfgs(self, x: torch.Tensor, round_index: int, steps: int) -> None:
+        """torch's L-BFGS with a strong-Wolfe line search (``optimizer.lbfgs_impl=torch``)."""
+        if steps == 0:
+            return
+        params = self._params
         optimizer = torch.optim.LBFGS(
             params,
             lr=self.schedule.lbfgs_lr,
@@ -209,30 +256,67 @@ class Trainer:
             tolerance_change=0.0,
             line_search_fn="strong_wolfe",
         )
-        last: dict[int, dict] = {}
+        evaluate = self._evaluate_fn(x)
+        last: dict[int, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
             iteration = optimizer.state[params[0]].get("n_iter", 0)
             if self.step_hook:
                 self.step_hook(round_index, iteration, "lbfgs")
-            optimizer.zero_grad(set_to_none=True)
-            terms = self.losses(x)
-            loss = terms["loss"]
-            if not torch.isfinite(loss):
+            terms = evaluate()
+            if not torch.isfinite(terms[0]):
                 raise Diverged(round_index, iteration, "lbfgs")
-            loss.backward()
-            # the last evaluation within an iteration is the accepted point
-            last[iteration] = {
-                "step": iteration,
-                "terms": {k: v.detach() for k, v in terms.items()},
-            }
-            return loss
+            last[iteration] = terms  # the last evaluation within an iteration is accepted
+            return terms[0]
 
         optimizer.step(closure)
-        rows = [last[i] for i in sorted(last) if i > 0]
-        for row in rows:
-            row["step"] -= 1
-        self._record(rows, round_index, "lbfgs")
+        accepted = [i for i in sorted(last) if i > 0]
+        if accepted:
+            values = torch.stack([last[i] for i in accepted])
+            self._record([i - 1 for i in accepted], values, round_index, "lbfgs")
+
+    def _lbfgs_sync_free(self, x: torch.Tensor, round_index: int, steps: int) -> None:
+        """:class:`SyncFreeLBFGS` (``optimizer.lbfgs_impl=sync_free``): up to ``steps``
+        accepted iterations within ``1.25 * steps`` evaluations (torch's budget), read on the
+        host every ``check_every`` evaluations to record them and to stop early."""
+        if steps == 0:
+            return
+        optimizer = SyncFreeLBFGS(
+            self._params,
+            self._evaluate_fn(x),
+            lr=self.schedule.lbfgs_lr,
+            history_size=self.schedule.history_size,
+            max_iter=steps,
+            tolerance_grad=1e-9,
+        )
+        do_step = CapturedStep(optimizer.step, self.device) if self._graphs else optimizer.step
+        start = optimizer.start()
+        if not torch.isfinite(start[0]):
+            raise Diverged(round_index, 0, "lbfgs")
+        block, max_eval = self.schedule.check_every, int(steps * 1.25) + 1
+        buffer = torch.empty(block, len(self.term_names), dtype=self.dtype, device=self.device)
+        accepted = torch.empty(block, dtype=torch.bool, device=self.device)
+        done, used = 0, 0
+        try:
+            with self._bar(steps, f"round {round_index} lbfgs") as bar:
+                while used < max_eval:
+                    n = min(block, max_eval - used)
+                    for i in range(n):
+                        if self.step_hook:
+                            self.step_hook(round_index, done, "lbfgs")
+                        buffer[i], accepted[i] = do_step()
+                    used += n
+                    mask = accepted[:n].cpu()
+                    kept = buffer[:n][mask.to(self.device)]
+                    self._record(list(range(done, done + len(kept))), kept, round_index, "lbfgs")
+                    done += len(kept)
+                    bar.update(len(kept))
+                    if len(kept):
+                        bar.set_postfix(loss=f"{self.state.history[-1]['loss']:.3e}")
+                    if done >= steps or bool(optimizer.converged()):
+                        break
+        finally:
+            optimizer.finish()
 
     # ---------------------------------------------------------------------------- evaluation
     @torch.no_grad()

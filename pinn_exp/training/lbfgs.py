@@ -1,0 +1,208 @@
+"""An L-BFGS whose iterations never read a value on the host.
+
+``torch.optim.LBFGS`` turns tensors into Python numbers many times per iteration (the step
+sizes of the two-loop recursion, every decision of the strong-Wolfe line search, the
+convergence tests), and each such read waits for the GPU to drain its queue. Here the whole
+state is tensors on the parameters' device and every decision is a ``torch.where``:
+
+* the search direction comes from the compact representation of the L-BFGS matrix (Byrd,
+  Nocedal and Schnabel 1994, eq. 2.6): a handful of matrix products and two m x m triangular
+  solves per iteration, whatever the history size m, instead of the 4m small operations of
+  the two-loop recursion;
+* the line search is backtracking on the Armijo condition with one trial per iteration: a
+  trial that fails is rejected (the parameters stay at the last accepted point) and the next
+  iteration tries a shorter step (the minimiser of the quadratic through f(0), f'(0) and f(t),
+  kept within [0.1 t, 0.5 t]); an accepted trial updates the history (when s.y > 0) and the
+  next iteration starts at step ``lr``;
+* a budget of accepted iterations and a gradient tolerance switch further iterations off on
+  the device; the caller reads the state only every few iterations to stop early.
+
+So one iteration is one loss-and-gradient evaluation and a fixed sequence of kernels, which
+a CUDA graph can capture. :func:`load` and :func:`flat_grad` move between the parameters and
+one flat vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+Evaluate = Callable[[], torch.Tensor]
+
+
+def flat_grad(params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The parameters' gradients as one flat vector (zeros where a gradient is None)."""
+    return torch.cat(
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
+    )
+
+
+@torch.no_grad()
+def load(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
+    """Copies a flat vector into the parameters (in place: their storage stays the same)."""
+    views = [v.view_as(p) for v, p in zip(flat.split([p.numel() for p in params]), params)]
+    torch._foreach_copy_(list(params), views)
+
+
+class SyncFreeLBFGS:
+    """L-BFGS with a history of ``history_size`` pairs, one evaluation per iteration.
+
+    Args:
+        params: the parameters to optimise.
+        evaluate: computes the loss terms at the current parameters and their gradient
+            (``backward`` on the first term); returns the terms as one vector, loss first.
+        lr: the step each new direction starts from (1 for L-BFGS).
+        history_size: the number m of (s, y) pairs kept.
+        max_iter: accepted iterations after which further iterations do nothing.
+        tolerance_grad: iterations stop doing anything once max |gradient| is at most this.
+        c1: the Armijo constant.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[torch.Tensor],
+        evaluate: Evaluate,
+        lr: float = 1.0,
+        history_size: int = 100,
+        max_iter: int = 1000,
+        tolerance_grad: float = 1e-9,
+        c1: float = 1e-4,
+    ):
+        self.params = list(params)
+        self.evaluate = evaluate
+        self.lr, self.c1, self.tolerance_grad = float(lr), float(c1), float(tolerance_grad)
+        first = self.params[0]
+        self.device, self.dtype = first.device, first.dtype
+        n, m = sum(p.numel() for p in self.params), int(history_size)
+        self.m = m
+        zeros = torch.zeros
+        self.S = zeros(m, n, dtype=self.dtype, device=self.device)
+        self.Y = zeros(m, n, dtype=self.dtype, device=self.device)
+        # s_i . y_j and y_i . y_j in slot order, in float64 (the small algebra is all there is)
+        self.StY = zeros(m, m, dtype=torch.float64, device=self.device)
+        self.YtY = zeros(m, m, dtype=torch.float64, device=self.device)
+        self.count = zeros((), dtype=torch.long, device=self.device)  # pairs pushed so far
+        self.accepted = zeros((), dtype=torch.long, device=self.device)
+        self.limit = torch.tensor(int(max_iter), device=self.device)
+        self.arange = torch.arange(m, device=self.device)
+        self.x = self.f = self.g = self.terms = self.d = self.gtd = self.t = None
+
+    # -------------------------------------------------------------------------------- state
+    @torch.no_grad()
+    def _steepest(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Direction -g, its slope, and torch's first step min(1, 1/|g|_1) * lr."""
+        t = torch.clamp(1.0 / g.abs().sum(), max=1.0) * self.lr
+        return -g, -g.dot(g), t
+
+    def start(self) -> torch.Tensor:
+        """Evaluates the starting point; returns its loss terms."""
+        with torch.no_grad():
+            self.x = torch.cat([p.detach().reshape(-1) for p in self.params])
+        terms = self.evaluate().detach()
+        with torch.no_grad():
+            self.f, self.g, self.terms = terms[0].clone(), flat_grad(self.params), terms.clone()
+            self.d, self.gtd, self.t = self._steepest(self.g)
+        return terms
+
+    def converged(self) -> torch.Tensor:
+        """True (a tensor) once the gradient tolerance is met."""
+        return self.g.abs().max() <= self.tolerance_grad
+
+    def finish(self) -> None:
+        """Leaves the parameters at the last accepted point."""
+        load(self.params, self.x)
+
+    # ---------------------------------------------------------------------------- direction
+    @torch.no_grad()
+    def direction(self, g: torch.Tensor) -> torch.Tensor:
+        """-H g with the compact form of the L-BFGS inverse Hessian H (gamma I plus rank 2m)."""
+        m, count = self.m, self.count
+        order = (count + self.arange) % m  # slots oldest to newest; empty slots come first
+        valid = (self.arange < count) | (count >= m)
+        newest = (count - 1) % m
+        sy, yy = self.StY[newest, newest], self.YtY[newest, newest]
+        gamma = torch.where(count > 0, sy / torch.where(yy > 0, yy, 1.0), 1.0)
+        # rows of slots not (or no longer) in the history hold stale pairs: masked out
+        valid_o = valid[order]
+        pair = valid_o.unsqueeze(0) & valid_o.unsqueeze(1)
+        sty = torch.where(pair, self.StY[order][:, order], 0.0)
+        yty = torch.where(pair, self.YtY[order][:, order], 0.0)
+        diag = torch.diagonal(sty)
+        r = torch.triu(sty, diagonal=1) + torch.diag(torch.where(valid_o, diag, 1.0))
+        p1 = torch.where(valid_o, (self.S @ g).double()[order], 0.0).unsqueeze(1)
+        p2 = gamma * torch.where(valid_o, (self.Y @ g).double()[order], 0.0).unsqueeze(1)
+        w = torch.linalg.solve_triangular(r, p1, upper=True)
+        rhs = diag.unsqueeze(1) * w + gamma * (yty @ w) - p2
+        top = torch.linalg.solve_triangular(r.T, rhs, upper=False)
+        back = (self.arange - count) % m  # slot i sits at position back[i] of `order`
+        coef_s = torch.where(valid, top[back, 0], 0.0).to(self.dtype)
+        coef_y = torch.where(valid, -gamma * w[back, 0], 0.0).to(self.dtype)
+        hg = gamma.to(self.dtype) * g + coef_s @ self.S + coef_y @ self.Y
+        return -hg
+
+    @torch.no_grad()
+    def _push(self, push: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> None:
+        slot = (self.count % self.m).view(1)
+        self.S.index_copy_(0, slot, torch.where(push, s, self.S.index_select(0, slot)[0])[None])
+        self.Y.index_copy_(0, slot, torch.where(push, y, self.Y.index_select(0, slot)[0])[None])
+        row = (self.Y @ s).double()  # s_new . y_j
+        col = (self.S @ y).double()  # s_i . y_new
+        yyv = (self.Y @ y).double()
+        for mat, r, c in ((self.StY, row, col), (self.YtY, yyv, yyv)):
+            old_r, old_c = mat.index_select(0, slot)[0], mat.index_select(1, slot)[:, 0]
+            mat.index_copy_(0, slot, torch.where(push, r, old_r)[None])
+            mat.index_copy_(1, slot, torch.where(push, c, old_c)[:, None])
+        self.count += push.long()
+
+    @torch.no_grad()
+    def _reset(self, reset: torch.Tensor) -> None:
+        """Drops the history where ``reset`` (its rows stay, masked out until overwritten)."""
+        self.count.mul_((~reset).long())
+
+    # ---------------------------------------------------------------------------- iteration
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One trial and its consequences, without reading anything on the host.
+
+        Returns:
+            (the loss terms at the current accepted point, whether this trial was accepted),
+            both tensors on the device.
+        """
+        with torch.no_grad():
+            active = (self.accepted < self.limit) & ~self.converged()
+            x_trial = self.x + self.t * self.d
+            load(self.params, x_trial)
+        terms = self.evaluate().detach()
+        with torch.no_grad():
+            g = flat_grad(self.params)
+            f = terms[0]
+            armijo = f <= self.f + self.c1 * self.t * self.gtd
+            ok = active & torch.isfinite(f) & armijo
+            s, y = x_trial - self.x, g - self.g
+            self._push(ok & (s.dot(y) > 1e-10), s, y)
+            # the minimiser of the quadratic through f(0), f'(0) and f(t), within [0.1t, 0.5t]
+            t, gtd = self.t, self.gtd
+            curvature = 2 * (f - self.f - gtd * t)
+            shorter = torch.nan_to_num(-gtd * t * t / curvature, nan=0.5 * t)
+            shorter = torch.minimum(torch.maximum(shorter, 0.1 * t), 0.5 * t)
+            shorter = torch.where(torch.isfinite(f), shorter, 0.5 * t)
+            # in place: the state keeps its storage, so a CUDA graph can capture this step
+            self.x.copy_(torch.where(ok, x_trial, self.x))
+            self.f.copy_(torch.where(ok, f, self.f))
+            self.g.copy_(torch.where(ok, g, self.g))
+            self.terms.copy_(torch.where(ok, terms, self.terms))
+            d = self.direction(self.g)
+            gd = self.g.dot(d)
+            steep_d, steep_gtd, steep_t = self._steepest(self.g)
+            # not a descent direction (or not finite): steepest descent, history dropped
+            bad = ~(gd < 0)
+            # the step shrank to nothing along this direction: start afresh from -g
+            stalled = active & ~ok & (shorter * self.d.abs().max() < 1e-12)
+            fresh = (ok & bad) | stalled
+            self._reset(fresh)
+            self.d.copy_(torch.where(fresh, steep_d, torch.where(ok, d, self.d)))
+            self.gtd.copy_(torch.where(fresh, steep_gtd, torch.where(ok, gd, self.gtd)))
+            new_t = torch.where(ok, torch.full_like(t, self.lr), torch.where(active, shorter, t))
+            self.t.copy_(torch.where(fresh, steep_t, new_t))
+            self.accepted += ok.long()
+        return self.terms, ok

@@ -1,0 +1,176 @@
+"""The sync-free L-BFGS: its direction equals the two-loop recursion's, and it minimises."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from conftest import TINY, compose_config
+
+from pinn_exp.factory import build
+from pinn_exp.training import runner
+from pinn_exp.training.lbfgs import SyncFreeLBFGS, load
+
+F64 = torch.float64
+
+
+def two_loop(g: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """-H g by Nocedal's two-loop recursion (pairs oldest first), H0 = (s.y / y.y) I."""
+    q, alphas = g.clone(), []
+    for s, y in reversed(pairs):
+        a = s.dot(q) / s.dot(y)
+        alphas.append(a)
+        q -= a * y
+    s, y = pairs[-1]
+    r = q * s.dot(y) / y.dot(y)
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        b = y.dot(r) / s.dot(y)
+        r += s * (a - b)
+    return -r
+
+
+@pytest.mark.parametrize("n_pairs", [1, 3, 5, 8, 13])
+def test_compact_direction_equals_two_loop(n_pairs):
+    """With fewer pairs than slots, a full ring and a ring that has wrapped around."""
+    gen = torch.Generator().manual_seed(n_pairs)
+    n, m = 12, 5
+    a = torch.randn(n, n, generator=gen, dtype=F64)
+    hessian = a @ a.T + n * torch.eye(n, dtype=F64)  # s.y > 0 for every pair
+    param = torch.zeros(n, dtype=F64, requires_grad=True)
+    opt = SyncFreeLBFGS([param], evaluate=lambda: None, history_size=m)
+    pairs = []
+    for _ in range(n_pairs):
+        s = torch.randn(n, generator=gen, dtype=F64)
+        y = hessian @ s
+        opt._push(torch.tensor(True), s, y)
+        pairs.append((s, y))
+    g = torch.randn(n, generator=gen, dtype=F64)
+    torch.testing.assert_close(opt.direction(g), two_loop(g, pairs[-m:]), rtol=1e-10, atol=1e-12)
+
+
+def test_rejected_pushes_change_nothing():
+    param = torch.zeros(4, dtype=F64, requires_grad=True)
+    opt = SyncFreeLBFGS([param], evaluate=lambda: None, history_size=3)
+    s, y = torch.ones(4, dtype=F64), 2 * torch.ones(4, dtype=F64)
+    opt._push(torch.tensor(True), s, y)
+    before = [t.clone() for t in (opt.S, opt.Y, opt.StY, opt.YtY, opt.count)]
+    opt._push(torch.tensor(False), 3 * s, y)
+    for old, new in zip(before, (opt.S, opt.Y, opt.StY, opt.YtY, opt.count)):
+        assert torch.equal(old, new)
+
+
+def _rosenbrock_run(optimizer: str, iters: int) -> tuple[float, int]:
+    x = torch.tensor([-1.2, 1.0] * 5, dtype=F64, requires_grad=True)
+    evals = 0
+
+    def f() -> torch.Tensor:
+        nonlocal evals
+        evals += 1
+        return (100 * (x[1::2] - x[::2] ** 2) ** 2 + (1 - x[::2]) ** 2).sum()
+
+    if optimizer == "torch":
+        opt = torch.optim.LBFGS([x], max_iter=iters, history_size=10,
+                                line_search_fn="strong_wolfe", tolerance_change=0.0)  # fmt: skip
+
+        def closure():
+            opt.zero_grad()
+            loss = f()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return f().item(), evals
+
+    def evaluate() -> torch.Tensor:
+        x.grad = None
+        loss = f()
+        loss.backward()
+        return loss.detach().reshape(1)
+
+    opt = SyncFreeLBFGS([x], evaluate, history_size=10, max_iter=iters)
+    opt.start()
+    for _ in range(3 * iters):
+        opt.step()
+    opt.finish()
+    return f().item(), evals
+
+
+def test_minimises_rosenbrock_like_torch_lbfgs():
+    ours, _ = _rosenbrock_run("sync_free", 200)
+    reference, _ = _rosenbrock_run("torch", 200)
+    assert reference < 1e-12
+    assert ours < 1e-12
+
+
+def test_accepted_iterations_stop_at_the_budget_and_the_point_is_the_last_accepted():
+    x = torch.tensor([3.0, -2.0], dtype=F64, requires_grad=True)
+    scale = torch.tensor([1.0, 50.0], dtype=F64)
+
+    def evaluate() -> torch.Tensor:
+        x.grad = None
+        loss = (scale * x**2).sum()
+        loss.backward()
+        return loss.detach().reshape(1)
+
+    opt = SyncFreeLBFGS([x], evaluate, history_size=5, max_iter=3)
+    opt.start()
+    accepted = [bool(opt.step()[1]) for _ in range(30)]
+    assert sum(accepted) == 3
+    opt.finish()
+    # the parameters hold the accepted point, whose loss is the one reported
+    assert torch.allclose((scale * x.detach() ** 2).sum(), opt.f)
+    assert torch.equal(x.detach(), opt.x)
+
+
+def test_load_keeps_parameter_storage():
+    p = torch.nn.Parameter(torch.zeros(2, 3))
+    ptr = p.data_ptr()
+    load([p], torch.arange(6.0))
+    assert p.data_ptr() == ptr and p[1, 2] == 5.0
+
+
+@pytest.mark.parametrize("pde", ["burgers", "reaction_diffusion"])
+def test_sync_free_stage_records_accepted_iterations_and_lowers_the_loss(tmp_path, pde):
+    cfg = compose_config([*TINY, f"pde={pde}", "optimizer.lbfgs_impl=sync_free",
+                          "optimizer.lbfgs_steps=40", "optimizer.check_every=7"])  # fmt: skip
+    record = runner.run(build(cfg), tmp_path, progress=False)
+    assert record["status"] == "ok"
+    history = pd.read_csv(tmp_path / "history.csv")
+    for _, stage in history.groupby("round"):
+        lbfgs = stage[stage["phase"] == "lbfgs"]
+        adam = stage[stage["phase"] == "adam"]
+        assert 0 < len(lbfgs) <= 40
+        assert lbfgs["step"].tolist() == list(range(len(lbfgs)))
+        # accepted iterations only: the loss never rises, and ends below Adam's last
+        assert (lbfgs["loss"].diff().dropna() <= 0).all()
+        assert lbfgs["loss"].iloc[-1] < adam["loss"].iloc[-1]
+
+
+def test_captured_step_runs_eagerly_off_cuda():
+    from pinn_exp.training.capture import CapturedStep
+
+    calls = []
+    step = CapturedStep(lambda: calls.append(1) or len(calls), torch.device("cpu"), warmup=1)
+    assert [step() for _ in range(4)] == [1, 2, 3, 4] and not step.captured
+
+
+def test_reset_history_is_ignored_until_overwritten():
+    gen = torch.Generator().manual_seed(7)
+    n, m = 10, 4
+    a = torch.randn(n, n, generator=gen, dtype=F64)
+    hessian = a @ a.T + n * torch.eye(n, dtype=F64)
+    param = torch.zeros(n, dtype=F64, requires_grad=True)
+    opt = SyncFreeLBFGS([param], evaluate=lambda: None, history_size=m)
+
+    def pair():
+        s = torch.randn(n, generator=gen, dtype=F64)
+        return s, hessian @ s
+
+    for _ in range(6):
+        opt._push(torch.tensor(True), *pair())
+    opt._reset(torch.tensor(True))
+    fresh = [pair(), pair()]
+    for s, y in fresh:
+        opt._push(torch.tensor(True), s, y)
+    g = torch.randn(n, generator=gen, dtype=F64)
+    torch.testing.assert_close(opt.direction(g), two_loop(g, fresh), rtol=1e-10, atol=1e-12)
