@@ -1,6 +1,7 @@
 """Typed schemas of every config group, registered in Hydra's ConfigStore.
 
-Each ``conf/GROUP/OPTION.yaml`` starts from its schema (``defaults: [NAME_schema, _self_]``),
+Each ``conf/GROUP/OPTION.yaml`` starts from its schema
+(``defaults: [/schema/GROUP/NAME@_here_, _self_]``),
 so a value of the wrong type (``sampler.ratio=abc``) or an unknown key (``sampler.ration=0.3``)
 fails when the config is composed, before anything runs. Range checks live in the
 constructors of the classes the ``_target_`` names.
@@ -16,8 +17,10 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-# the checkout's conf/ (run.py's config_path), beside the package
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# The configs: pinn_exp/conf in an installed wheel (the build copies conf/ there), else the
+# checkout's conf/ beside the package.
+_PACKAGED = Path(__file__).resolve().parent / "conf"
+CONF_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "conf"
 
 # ---------------------------------------------------------------------------------------- pde
 
@@ -192,12 +195,16 @@ SCHEMAS = {
 
 
 def register_configs() -> None:
-    """Registers ``base_config`` and ``GROUP/NAME_schema`` for every schema. Idempotent."""
+    """Registers ``base_config`` and ``schema/GROUP/NAME`` for every schema. Idempotent.
+
+    The schemas live in groups of their own, so that Hydra's lists of a group's options
+    (``sampler=nope`` answers with them) show the YAML options only; an option extends its
+    schema with ``defaults: [/schema/GROUP/NAME@_here_, _self_]``."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, schemas in SCHEMAS.items():
         for name, node in schemas.items():
-            cs.store(group=group, name=f"{name}_schema", node=node)
+            cs.store(group=f"schema/{group}", name=name, node=node)
 
 
 register_configs()

@@ -63,3 +63,35 @@ def test_shock_concentration_counts_points_in_the_region():
     row = json.loads(result.stdout.splitlines()[0])
     assert row["seed"] == 0 and len(row["errors"]) == 2
     assert 0 <= row["n_shock"] <= row["n_center_any_t"] <= 200
+
+
+def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):
+    out = tmp_path / "tp.json"
+    result = _run("throughput.py", "--adam", "3", "--lbfgs", "4", "--warmup", "1", "--updates",
+                  "1", "--evals", "1", "--variants", "baseline,sync_free", "--json", str(out),
+                  "--", "n_points=100", "model.width=8", "model.depth=1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["variant"], r["phase"]) for r in rows] == [
+        (v, p)
+        for v in ("baseline", "sync_free")
+        for p in ("adam", "lbfgs", "sampling", "evaluation")
+    ]
+    for r in rows:
+        assert {"device", "torch", "threads", "n_points", "params", "ms_per_step"} <= set(r)
+        assert r["n_points"] == 100 and r["params"] == 2 * 8 + 8 + 8 + 1 and r["seconds"] > 0
+    lbfgs = [r for r in rows if r["phase"] == "lbfgs"]
+    assert all(1 <= r["steps"] <= 4 and r["evaluations"] >= r["steps"] for r in lbfgs)
+    assert "x first" in result.stdout
+
+
+def test_throughput_benchmark_whole_run_reports_time_and_error(tmp_path):
+    out = tmp_path / "run.json"
+    result = _run("throughput.py", "--whole-run", "--variants", "forward", "--json", str(out),
+                  "--", "n_points=100", "optimizer.pretrain_steps=5", "optimizer.lbfgs_steps=3",
+                  "rounds=1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["status"] == "ok" and 0 < row["l2_rel_error"] < 2
+    assert row["adam_steps"] == 5 and 1 <= row["lbfgs_iterations"] <= 6
+    assert row["wall_time_s"] >= row["time_train_s"] > 0

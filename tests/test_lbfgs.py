@@ -174,3 +174,36 @@ def test_reset_history_is_ignored_until_overwritten():
         opt._push(torch.tensor(True), s, y)
     g = torch.randn(n, generator=gen, dtype=F64)
     torch.testing.assert_close(opt.direction(g), two_loop(g, fresh), rtol=1e-10, atol=1e-12)
+
+
+def test_compiled_loss_trains_like_the_eager_one(tmp_path):
+    """optimizer.compile=true compiles the loss and its gradient (torch.compile); the run
+    follows the eager one to float32 rounding."""
+    base = [*TINY, "rounds=1", "model.width=16", "model.depth=2"]
+    eager = runner.run(build(compose_config(base)), tmp_path / "eager", progress=False)
+    compiled = runner.run(build(compose_config([*base, "optimizer.compile=true"])),
+                          tmp_path / "compiled", progress=False)  # fmt: skip
+    assert eager["status"] == compiled["status"] == "ok"
+    assert compiled["l2_rel_error_per_round"] == pytest.approx(
+        eager["l2_rel_error_per_round"], rel=1e-3
+    )
+
+
+def test_an_iteration_reads_nothing_on_the_host():
+    """The update after each evaluation traces as one graph (``fullgraph=True`` fails at any
+    ``.item()``, ``bool()`` or Python number taken from a tensor), so it needs no host sync
+    and a CUDA graph can capture it."""
+    x = torch.tensor([3.0, -2.0, 1.0], requires_grad=True)
+
+    def evaluate() -> torch.Tensor:
+        x.grad = None
+        loss = (torch.tensor([1.0, 30.0, 5.0]) * x**2).sum()
+        loss.backward()
+        return loss.detach().reshape(1)
+
+    opt = SyncFreeLBFGS([x], evaluate, history_size=4, max_iter=100)
+    opt._update = torch.compile(opt._update_eager, fullgraph=True, backend="eager")
+    opt.start()
+    for _ in range(12):
+        opt.step()
+    assert opt.f < 1e-6

@@ -70,7 +70,7 @@ def test_single_run_writes_the_output_contract(tmp_path):
 def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path):
     sweep = tmp_path / "sweep"
     # half of the jobs diverge (a NaN is injected): the sweep must finish all of them
-    _run_cli("-m", *TINY, "sampler=uniform,random_r", "seed=0,1",
+    proc = _run_cli("-m", *TINY, "sampler=uniform,random_r", "seed=0,1",
              "pde._target_=faults.NanBurgers,pinn_exp.pdes.Burgers",
              f"hydra.sweep.dir={sweep}", tmp_path=tmp_path, check=True)  # fmt: skip
     summary = pd.read_csv(sweep / "summary.csv")
@@ -79,6 +79,9 @@ def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path):
     assert (summary["status"] == "diverged").sum() == 4
     md = (sweep / "summary.md").read_text()
     assert "diverged" in md and "±" in md
+    # each finished job says how far the sweep is
+    output = proc.stdout + proc.stderr
+    assert "sweep: 1 of 8 jobs done" in output and "sweep: 8 of 8 jobs done" in output
 
 
 def test_report_rebuilds_summary_from_disk(tmp_path):

@@ -38,6 +38,7 @@ class AllenCahn(PDE):
     """
 
     name = "allen_cahn"
+    coordinate_names = ("x", "t")
 
     def __init__(self, dim: int | None = None, laplacian: Laplacian | None = None):
         super().__init__(laplacian)

@@ -62,6 +62,11 @@ class PDE(ABC):
         """Number of input coordinates (space and time)."""
         return self.domain.dim
 
+    @property
+    def coordinate_names(self) -> tuple[str, ...]:
+        """The inputs' names, for plot axes: x_1 ... x_d (space-time PDEs: x and t)."""
+        return tuple(f"x_{i + 1}" for i in range(self.dim))
+
     @abstractmethod
     def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
         """PDE residual at ``x`` (which requires grad) for a callable ``u``; shape (n,)."""

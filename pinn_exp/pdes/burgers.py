@@ -35,6 +35,7 @@ class Burgers(PDE):
     """
 
     name = "burgers"
+    coordinate_names = ("x", "t")
 
     def __init__(self, dim: int | None = None, laplacian: Laplacian | None = None):
         super().__init__(laplacian)

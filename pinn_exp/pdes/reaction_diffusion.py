@@ -33,6 +33,7 @@ class ReactionDiffusion(PDE):
     """
 
     name = "reaction_diffusion"
+    coordinate_names = ("x", "t")
 
     def __init__(
         self,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,54 @@ def summary_rows(rows: str, cols: str, swept: list[str]) -> str:
     return ",".join(keys + extra)
 
 
+def sweep_size(config: DictConfig) -> int | None:
+    """The number of jobs of a grid sweep (the product of its axes' comma-separated values),
+    or None where an axis is not a plain list (``range(...)``, ``glob(...)``)."""
+    axes = dict(config.hydra.sweeper.get("params") or {})
+    for override in config.hydra.overrides.task:
+        key, _, value = override.partition("=")
+        if "," in value:
+            axes[key] = value
+    total = 1
+    for value in axes.values():
+        text = str(value)
+        if "(" in text:
+            return None
+        total *= len(text.split(","))
+    return total
+
+
+def finished_jobs(sweep_dir: Path) -> dict[str, int]:
+    """Jobs of a sweep directory by the status of their record (``running`` while they run)."""
+    counts: dict[str, int] = {}
+    for path in Path(sweep_dir).glob("*/metrics.json"):
+        try:
+            status = json.loads(path.read_text()).get("status", "running")
+        except (OSError, ValueError):
+            status = "running"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
 class SummaryCallback(Callback):
-    """``on_multirun_end``: summary.csv, summary.md and plots in the sweep directory, also when
-    some jobs failed. ``python -m pinn_exp.report DIR`` rebuilds them at any time."""
+    """``on_job_end``: a line saying how many of the sweep's jobs are done (counted from the
+    records on disk, so also right with parallel launchers). ``on_multirun_end``: summary.csv,
+    summary.md and plots in the sweep directory, also when some jobs failed.
+    ``python -m pinn_exp.report DIR`` rebuilds them at any time."""
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        try:
+            if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":
+                return
+            sweep_dir = Path(config.hydra.sweep.dir)
+            counts = finished_jobs(sweep_dir)
+            done = sum(n for status, n in counts.items() if status != "running")
+            # a job's own config holds its own overrides; the sweep's are in multirun.yaml
+            total = sweep_size(OmegaConf.load(sweep_dir / "multirun.yaml"))
+            by_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "running")
+            log.info("sweep: %d of %s jobs done (%s)", done, total or "?", by_status)
+        except Exception:  # noqa: BLE001 - a progress line must never fail a job
+            log.debug("no sweep progress line", exc_info=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from pinn_exp.report.aggregate import write_summary

@@ -281,17 +281,33 @@ def _last_round(path: Path) -> tuple[str, np.ndarray] | None:
     return key, points
 
 
-def _sampler_points(frame: pd.DataFrame, base: Path) -> list[tuple[str, str, np.ndarray]]:
-    """For each sampler, the last collocation set of its first ok run that saved one."""
-    ok = ok_runs(frame).sort_values("run_dir")
+def _axis_labels(pde: object) -> tuple[str, str]:
+    """The first two coordinate names of a built-in PDE by its record name (x and t for the
+    space-time PDEs), else x_1 and x_2."""
+    from pinn_exp import pdes
+
+    for cls in vars(pdes).values():
+        names = getattr(cls, "coordinate_names", None)
+        if getattr(cls, "name", None) == pde and isinstance(names, tuple):
+            return names[0], names[1]
+    return "x_1", "x_2"
+
+
+def _sampler_points(
+    frame: pd.DataFrame, base: Path
+) -> list[tuple[str, pd.Series, str, np.ndarray]]:
+    """For each sampler, the last collocation set of its first ok run (lowest seed, then run
+    directory) that saved one, with that run's row."""
+    ok = ok_runs(frame)
+    ok = ok.sort_values([c for c in ("seed", "run_dir") if c in ok.columns])
     samplers = _names(ok, "sampler")
     panels = []
     for sampler in sorted(samplers.unique()):
-        for run_dir in ok.loc[samplers == sampler, "run_dir"]:
-            path = Path(base) / str(run_dir) / COLLOCATION_FILE
+        for _, row in ok[samplers == sampler].iterrows():
+            path = Path(base) / str(row["run_dir"]) / COLLOCATION_FILE
             found = _last_round(path) if path.is_file() else None
             if found is not None:
-                panels.append((sampler, *found))
+                panels.append((sampler, row, *found))
                 break
     return panels
 
@@ -309,13 +325,17 @@ def plot_points_by_sampler(frame: pd.DataFrame, base: Path):
     panels = _sampler_points(frame, base)
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    for ax, (sampler, key, points) in zip(axes[0], panels):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.3), squeeze=False)
+    for ax, (sampler, row, key, points) in zip(axes[0], panels):
         y = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
         ax.scatter(points[:, 0], y, s=1)
-        ax.set_title(f"{sampler}: {key} ({len(points)} points)", fontsize=9)
-        ax.set_xlabel("x_1")
-        ax.set_ylabel("x_2" if points.shape[1] > 1 else "")
+        seed = row.get("seed")
+        seed = "?" if seed is None or pd.isna(seed) else int(seed)
+        ax.set_title(f"{sampler}, seed {seed}: {key} ({len(points)} points)", fontsize=9)
+        xlabel, ylabel = _axis_labels(row.get("pde"))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel if points.shape[1] > 1 else "")
+    fig.suptitle("final collocation set of one run per sampler (the lowest seed)", fontsize=10)
     return fig
 
 

@@ -1,4 +1,6 @@
-"""The three plots of one run: loss curve, error per round, collocation points."""
+"""The plots of one run: loss curve, error per round, collocation points, and the solution
+(reference, prediction and pointwise error on the test set). Each takes the run's title (PDE,
+sampler, seed, final error) and labels axes with the PDE's own coordinate names."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def plot_loss(path: Path, history: pd.DataFrame) -> None:
+def plot_loss(path: Path, history: pd.DataFrame, title: str = "") -> None:
     """Loss per optimizer step on a log scale, round boundaries marked."""
     fig, ax = plt.subplots(figsize=(7, 4))
     if not history.empty:
@@ -24,20 +26,25 @@ def plot_loss(path: Path, history: pd.DataFrame) -> None:
     ax.set_xlabel("optimizer step (Adam and L-BFGS, all rounds)")
     ax.set_ylabel("loss")
     ax.set_title("training loss; dashed lines: sampling rounds")
-    _save(fig, path)
+    _save(fig, path, title)
 
 
-def plot_error(path: Path, errors: list[float]) -> None:
+def plot_error(path: Path, errors: list[float], title: str = "") -> None:
     """Relative L2 error after the initial training (round 0) and after each round."""
     fig, ax = plt.subplots(figsize=(5, 4))
     if errors:
         ax.semilogy(range(len(errors)), errors, "o-")
     ax.set_xlabel("round (0 = after initial training)")
     ax.set_ylabel("relative L2 error")
-    _save(fig, path)
+    _save(fig, path, title)
 
 
-def plot_points(path: Path, collocation: dict[str, np.ndarray], labels=("x_1", "x_2")) -> None:
+def plot_points(
+    path: Path,
+    collocation: dict[str, np.ndarray],
+    labels: tuple[str, ...] = ("x_1", "x_2"),
+    title: str = "",
+) -> None:
     """The first and the last interior set (first two coordinates when d > 2)."""
     keys = sorted(collocation, key=lambda k: int(k.split("_")[1]))
     shown = [keys[0], keys[-1]] if len(keys) > 1 else keys
@@ -51,10 +58,78 @@ def plot_points(path: Path, collocation: dict[str, np.ndarray], labels=("x_1", "
         ax.set_title(f"{key} ({len(pts)} points)")
         ax.set_xlabel(labels[0])
         ax.set_ylabel(labels[1] if pts.shape[1] > 1 else "")
-    _save(fig, path)
+    _save(fig, path, title)
 
 
-def _save(fig, path: Path) -> None:
+def plot_solution(
+    path: Path,
+    x_test: np.ndarray,
+    u_ref: np.ndarray,
+    u_pred: np.ndarray,
+    points: np.ndarray | None = None,
+    labels: tuple[str, ...] = ("x_1", "x_2"),
+    title: str = "",
+) -> None:
+    """Reference, prediction and |error| on the test set.
+
+    With two inputs, three colour maps over the test points (the final collocation set drawn
+    on the error panel); with one, the curves; with more, the prediction against the reference
+    and the error against |x| (the distance from the origin), the two views that need no slice.
+    """
+    x_test, u_ref, u_pred = np.asarray(x_test), np.ravel(u_ref), np.ravel(u_pred)
+    error = np.abs(u_pred - u_ref)
+    dim = x_test.shape[1]
+    if dim == 2:
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        lo, hi = np.nanmin(u_ref), np.nanmax(u_ref)
+        for ax, values, name, limits in (
+            (axes[0], u_ref, "reference", (lo, hi)),
+            (axes[1], u_pred, "prediction", (lo, hi)),
+            (axes[2], error, "|prediction - reference|", (None, None)),
+        ):
+            mesh = ax.tripcolor(x_test[:, 0], x_test[:, 1], values, shading="gouraud",
+                                vmin=limits[0], vmax=limits[1])  # fmt: skip
+            fig.colorbar(mesh, ax=ax)
+            ax.set_title(name)
+            ax.set_xlabel(labels[0])
+            ax.set_ylabel(labels[1])
+        if points is not None and len(points):
+            axes[2].scatter(points[:, 0], points[:, 1], s=0.5, c="white", alpha=0.6,
+                            label=f"final collocation set ({len(points)})")  # fmt: skip
+            axes[2].legend(loc="upper right", fontsize=7, markerscale=8, facecolor="0.5")
+    elif dim == 1:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        order = np.argsort(x_test[:, 0])
+        axes[0].plot(x_test[order, 0], u_ref[order], label="reference")
+        axes[0].plot(x_test[order, 0], u_pred[order], "--", label="prediction")
+        axes[0].legend()
+        axes[1].semilogy(x_test[order, 0], error[order])
+        axes[1].set_ylabel("|prediction - reference|")
+        for ax in axes:
+            ax.set_xlabel(labels[0])
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        axes[0].scatter(u_ref, u_pred, s=1)
+        lo, hi = np.nanmin(u_ref), np.nanmax(u_ref)
+        axes[0].plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        axes[0].set_xlabel("reference")
+        axes[0].set_ylabel("prediction")
+        radius = np.linalg.norm(x_test, axis=1)
+        axes[1].scatter(radius, error, s=1)
+        axes[1].set_xlabel(f"|x| (d = {dim})")
+        axes[1].set_ylabel("|prediction - reference|")
+    _save(fig, path, title)
+
+
+def run_title(pde: str, sampler: str, seed, error: float | None, status: str = "ok") -> str:
+    """'burgers · rsmote · seed 0 · relative L2 error 2.112e-02' (or the status when not ok)."""
+    tail = f"relative L2 error {error:.3e}" if error is not None else f"status {status}"
+    return f"{pde} · {sampler} · seed {seed} · {tail}"
+
+
+def _save(fig, path: Path, title: str = "") -> None:
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -12,6 +12,7 @@ class.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from abc import ABC, abstractmethod
 from typing import Protocol
@@ -90,7 +91,15 @@ class Sampler(ABC):
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        """The class and every constructor argument's current value, e.g. for the run header:
+        ``RAD(n_dense=100000, k=1.0, c=1.0, chunk_size=None)``."""
+        params = inspect.signature(type(self).__init__).parameters
+        shown = [
+            f"{name}={getattr(self, name)!r}"
+            for name in params
+            if name != "self" and hasattr(self, name)
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 def qmc_points(domain: Domain, n: int, method: str, seed: int) -> np.ndarray:

@@ -166,9 +166,3 @@ class RSmote(Sampler):
             pick = torch.randperm(len(generated), generator=self.generator)[:n].numpy()
             generated = generated[np.sort(pick)]
         return generated
-
-    def __repr__(self) -> str:
-        return (
-            f"RSmote(ratio={self.ratio}, k_neighbors={self.k_neighbors}, "
-            f"oversampler={self.oversampler!r}, refresh={self.refresh})"
-        )

@@ -57,6 +57,8 @@ class SyncFreeLBFGS:
         max_iter: accepted iterations after which further iterations do nothing.
         tolerance_grad: iterations stop doing anything once max |gradient| is at most this.
         c1: the Armijo constant.
+        compile: compile the update that follows each evaluation (some 100 small operations)
+            with ``torch.compile``; on a CPU this takes its cost from about 1 ms to a fraction.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class SyncFreeLBFGS:
         max_iter: int = 1000,
         tolerance_grad: float = 1e-9,
         c1: float = 1e-4,
+        compile: bool = False,
     ):
         self.params = list(params)
         self.evaluate = evaluate
@@ -87,6 +90,9 @@ class SyncFreeLBFGS:
         self.limit = torch.tensor(int(max_iter), device=self.device)
         self.arange = torch.arange(m, device=self.device)
         self.x = self.f = self.g = self.terms = self.d = self.gtd = self.t = None
+        self._update = (
+            torch.compile(self._update_eager, fullgraph=True) if compile else self._update_eager
+        )
 
     # -------------------------------------------------------------------------------- state
     @torch.no_grad()
@@ -120,8 +126,9 @@ class SyncFreeLBFGS:
         m, count = self.m, self.count
         order = (count + self.arange) % m  # slots oldest to newest; empty slots come first
         valid = (self.arange < count) | (count >= m)
-        newest = (count - 1) % m
-        sy, yy = self.StY[newest, newest], self.YtY[newest, newest]
+        newest = ((count - 1) % m).view(1)  # a 1-element index: a 0-d one would be read
+        sy = torch.diagonal(self.StY).index_select(0, newest)[0]
+        yy = torch.diagonal(self.YtY).index_select(0, newest)[0]
         gamma = torch.where(count > 0, sy / torch.where(yy > 0, yy, 1.0), 1.0)
         # rows of slots not (or no longer) in the history hold stale pairs: masked out
         valid_o = valid[order]
@@ -174,35 +181,41 @@ class SyncFreeLBFGS:
             load(self.params, x_trial)
         terms = self.evaluate().detach()
         with torch.no_grad():
-            g = flat_grad(self.params)
-            f = terms[0]
-            armijo = f <= self.f + self.c1 * self.t * self.gtd
-            ok = active & torch.isfinite(f) & armijo
-            s, y = x_trial - self.x, g - self.g
-            self._push(ok & (s.dot(y) > 1e-10), s, y)
-            # the minimiser of the quadratic through f(0), f'(0) and f(t), within [0.1t, 0.5t]
-            t, gtd = self.t, self.gtd
-            curvature = 2 * (f - self.f - gtd * t)
-            shorter = torch.nan_to_num(-gtd * t * t / curvature, nan=0.5 * t)
-            shorter = torch.minimum(torch.maximum(shorter, 0.1 * t), 0.5 * t)
-            shorter = torch.where(torch.isfinite(f), shorter, 0.5 * t)
-            # in place: the state keeps its storage, so a CUDA graph can capture this step
-            self.x.copy_(torch.where(ok, x_trial, self.x))
-            self.f.copy_(torch.where(ok, f, self.f))
-            self.g.copy_(torch.where(ok, g, self.g))
-            self.terms.copy_(torch.where(ok, terms, self.terms))
-            d = self.direction(self.g)
-            gd = self.g.dot(d)
-            steep_d, steep_gtd, steep_t = self._steepest(self.g)
-            # not a descent direction (or not finite): steepest descent, history dropped
-            bad = ~(gd < 0)
-            # the step shrank to nothing along this direction: start afresh from -g
-            stalled = active & ~ok & (shorter * self.d.abs().max() < 1e-12)
-            fresh = (ok & bad) | stalled
-            self._reset(fresh)
-            self.d.copy_(torch.where(fresh, steep_d, torch.where(ok, d, self.d)))
-            self.gtd.copy_(torch.where(fresh, steep_gtd, torch.where(ok, gd, self.gtd)))
-            new_t = torch.where(ok, torch.full_like(t, self.lr), torch.where(active, shorter, t))
-            self.t.copy_(torch.where(fresh, steep_t, new_t))
-            self.accepted += ok.long()
+            ok = self._update(x_trial, active, terms, flat_grad(self.params))
         return self.terms, ok
+
+    def _update_eager(
+        self, x_trial: torch.Tensor, active: torch.Tensor, terms: torch.Tensor, g: torch.Tensor
+    ) -> torch.Tensor:
+        """Accepts or rejects the trial, updates the history, the direction and the step."""
+        f = terms[0]
+        armijo = f <= self.f + self.c1 * self.t * self.gtd
+        ok = active & torch.isfinite(f) & armijo
+        s, y = x_trial - self.x, g - self.g
+        self._push(ok & (s.dot(y) > 1e-10), s, y)
+        # the minimiser of the quadratic through f(0), f'(0) and f(t), within [0.1t, 0.5t]
+        t, gtd = self.t, self.gtd
+        curvature = 2 * (f - self.f - gtd * t)
+        shorter = -gtd * t * t / curvature
+        shorter = torch.minimum(torch.maximum(shorter, 0.1 * t), 0.5 * t)
+        shorter = torch.where(torch.isfinite(f) & ~torch.isnan(shorter), shorter, 0.5 * t)
+        # in place: the state keeps its storage, so a CUDA graph can capture this step
+        self.x.copy_(torch.where(ok, x_trial, self.x))
+        self.f.copy_(torch.where(ok, f, self.f))
+        self.g.copy_(torch.where(ok, g, self.g))
+        self.terms.copy_(torch.where(ok, terms, self.terms))
+        d = self.direction(self.g)
+        gd = self.g.dot(d)
+        steep_d, steep_gtd, steep_t = self._steepest(self.g)
+        # not a descent direction (or not finite): steepest descent, history dropped
+        bad = ~(gd < 0)
+        # the step shrank to nothing along this direction: start afresh from -g
+        stalled = active & ~ok & (shorter * self.d.abs().max() < 1e-12)
+        fresh = (ok & bad) | stalled
+        self._reset(fresh)
+        self.d.copy_(torch.where(fresh, steep_d, torch.where(ok, d, self.d)))
+        self.gtd.copy_(torch.where(fresh, steep_gtd, torch.where(ok, gd, self.gtd)))
+        new_t = torch.where(ok, torch.full_like(t, self.lr), torch.where(active, shorter, t))
+        self.t.copy_(torch.where(fresh, steep_t, new_t))
+        self.accepted += ok.long()
+        return ok

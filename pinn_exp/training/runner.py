@@ -179,7 +179,7 @@ def run(
             _fill(record, trainer)
         records.write_json(out_dir / records.METRICS, record)  # first: it must never be lost
         if trainer is not None:
-            _write_files(out_dir, trainer)
+            _write_files(out_dir, trainer, record)
         if built.device.device.type == "cuda":
             torch.cuda.empty_cache()
     return record
@@ -207,14 +207,23 @@ def _fill(record: dict, trainer: Trainer) -> None:
         record["l2_rel_error"] = None
 
 
-def _write_files(out_dir: Path, trainer: Trainer) -> None:
+def _write_files(out_dir: Path, trainer: Trainer, record: dict) -> None:
     state = trainer.state
+    title = run_plots.run_title(record["pde"], record["sampler"], record["seed"],
+                                record["l2_rel_error"], record["status"])  # fmt: skip
+    labels = trainer.pde.coordinate_names
     try:
         records.write_history(out_dir / records.HISTORY, state.history)
         records.write_collocation(out_dir / records.COLLOCATION, state.collocation)
-        run_plots.plot_loss(out_dir / "loss.png", pd.DataFrame(state.history))
-        run_plots.plot_error(out_dir / "error.png", state.errors)
+        run_plots.plot_loss(out_dir / "loss.png", pd.DataFrame(state.history), title)
+        run_plots.plot_error(out_dir / "error.png", state.errors, title)
         if state.collocation:
-            run_plots.plot_points(out_dir / "points.png", state.collocation)
+            run_plots.plot_points(out_dir / "points.png", state.collocation, labels, title)
+        if state.errors:  # a model trained for at least one round: show what it predicts
+            last = state.collocation[f"round_{state.round_index}"]
+            run_plots.plot_solution(out_dir / "solution.png", trainer.x_test.cpu().numpy(),
+                                    trainer.u_test.cpu().numpy(),
+                                    trainer.predict_test().cpu().numpy(), last, labels,
+                                    title)  # fmt: skip
     except Exception:  # noqa: BLE001 - metrics.json is written already; report and go on
         log.warning("writing the run's files failed:\n%s", traceback.format_exc())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from pinn_exp.io.records import load_checkpoint, save_checkpoint
 from pinn_exp.metrics.error import l2_relative_error
@@ -23,6 +23,7 @@ from pinn_exp.pdes.base import PDE, BoundaryTerm
 from pinn_exp.samplers.base import Sampler
 from pinn_exp.training.capture import CapturedStep
 from pinn_exp.training.lbfgs import SyncFreeLBFGS
+from pinn_exp.training.progress import Progress
 from pinn_exp.training.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -209,8 +210,8 @@ class Trainer:
             if not all(np.isfinite(row)):
                 raise Diverged(round_index, step, phase)
 
-    def _bar(self, steps: int, desc: str):
-        return tqdm(total=steps, desc=desc, leave=False, disable=not self.progress or steps == 0)
+    def _bar(self, steps: int, desc: str) -> Progress:
+        return Progress(steps, desc, bar=self.progress)
 
     def _adam(self, x: torch.Tensor, round_index: int, steps: int) -> None:
         """Adam steps; the losses stay on the device and are copied and checked for non-finite
@@ -237,8 +238,7 @@ class Trainer:
                 if step - first + 1 == block or step == steps - 1:
                     self._record(list(range(first, step + 1)), buffer[: step - first + 1],
                                  round_index, "adam")  # fmt: skip
-                    bar.update(step + 1 - first)
-                    bar.set_postfix(loss=f"{self.state.history[-1]['loss']:.3e}")
+                    bar.update(step + 1 - first, self.state.history[-1]["loss"])
                     first = step + 1
 
     def _lbfgs(self, x: torch.Tensor, round_index: int, steps: int) -> None:
@@ -258,18 +258,23 @@ class Trainer:
         )
         evaluate = self._evaluate_fn(x)
         last: dict[int, torch.Tensor] = {}
+        bar = self._bar(steps, f"round {round_index} lbfgs")
 
         def closure() -> torch.Tensor:
             iteration = optimizer.state[params[0]].get("n_iter", 0)
             if self.step_hook:
                 self.step_hook(round_index, iteration, "lbfgs")
             terms = evaluate()
-            if not torch.isfinite(terms[0]):
+            loss = float(terms[0])  # torch's L-BFGS reads the loss on the host anyway
+            if not math.isfinite(loss):
                 raise Diverged(round_index, iteration, "lbfgs")
+            if iteration not in last and iteration > 0:  # a new iteration began
+                bar.update(1, loss)
             last[iteration] = terms  # the last evaluation within an iteration is accepted
             return terms[0]
 
-        optimizer.step(closure)
+        with bar:
+            optimizer.step(closure)
         accepted = [i for i in sorted(last) if i > 0]
         if accepted:
             values = torch.stack([last[i] for i in accepted])
@@ -288,6 +293,7 @@ class Trainer:
             history_size=self.schedule.history_size,
             max_iter=steps,
             tolerance_grad=1e-9,
+            compile=self.schedule.compile,
         )
         do_step = CapturedStep(optimizer.step, self.device) if self._graphs else optimizer.step
         start = optimizer.start()
@@ -310,9 +316,7 @@ class Trainer:
                     kept = buffer[:n][mask.to(self.device)]
                     self._record(list(range(done, done + len(kept))), kept, round_index, "lbfgs")
                     done += len(kept)
-                    bar.update(len(kept))
-                    if len(kept):
-                        bar.set_postfix(loss=f"{self.state.history[-1]['loss']:.3e}")
+                    bar.update(len(kept), self.state.history[-1]["loss"] if len(kept) else None)
                     if done >= steps or bool(optimizer.converged()):
                         break
         finally:
@@ -320,10 +324,13 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- evaluation
     @torch.no_grad()
+    def predict_test(self, chunk_size: int = 65536) -> torch.Tensor:
+        """The model on the PDE's test set, (m, 1)."""
+        return torch.cat([self.model(x) for x in torch.split(self.x_test, chunk_size)])
+
     def evaluate(self, chunk_size: int = 65536) -> float:
         """Relative L2 error on the PDE's test set."""
-        preds = [self.model(x) for x in torch.split(self.x_test, chunk_size)]
-        return l2_relative_error(torch.cat(preds), self.u_test)
+        return l2_relative_error(self.predict_test(chunk_size), self.u_test)
 
     # --------------------------------------------------------------------------------- rounds
     def run(self, resume: bool = False) -> RunState:
