@@ -115,9 +115,7 @@ def phases(name: str, overrides: list[str], args) -> list[dict]:
         progress=False,
     )
     trainer.state.points = built.sampler.initial().detach()
-    x = trainer.state.points
-    if built.pde.laplacian.method != "forward" or built.schedule.compile:
-        x = x.requires_grad_(True)
+    x = trainer.state.points.requires_grad_(True)  # as Trainer.train_stage does
     base = {"variant": name, "overrides": overrides, **describe(built)}
     rows = []
 

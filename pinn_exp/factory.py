@@ -6,6 +6,7 @@ with a message naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hydra.errors import InstantiationException
@@ -52,10 +53,21 @@ def _build(node: DictConfig, key: str, **kwargs):
         raise ConfigError(f"{key}: {exc}") from None
 
 
+def check_finite(node: DictConfig, prefix: str = "") -> None:
+    """Refuses NaN and infinite numbers anywhere in the config: no key of this project has a
+    use for them (``sampler.k=nan`` would silently turn RAD into uniform sampling)."""
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, DictConfig):
+            check_finite(value, f"{name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number")
+
+
 def check_top_level(cfg: DictConfig) -> None:
     """Range checks for ``seed``, ``n_points`` and ``rounds``."""
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed={cfg.seed!r} is not allowed; it must be an integer >= 0")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**63:
+        raise ConfigError(f"seed={cfg.seed!r} is not allowed; it must be an integer in [0, 2^63)")
     if not isinstance(cfg.n_points, int) or cfg.n_points < MIN_POINTS:
         raise ConfigError(
             f"n_points={cfg.n_points!r} is not allowed; it must be an integer >= {MIN_POINTS}"
@@ -76,6 +88,7 @@ def build(cfg: DictConfig) -> Built:
     Raises:
         ConfigError: for any value that is not allowed.
     """
+    check_finite(cfg)
     check_top_level(cfg)
     device = _build(cfg.device, "device")
     laplacian = _build(cfg.laplacian, "laplacian", seed=cfg.seed)

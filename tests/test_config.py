@@ -117,3 +117,28 @@ def test_wrong_types_fail_at_composition(override, key):
 def test_conf_dir_has_every_group():
     for group in GROUPS + ["experiment"]:
         assert (Path(CONF) / group).is_dir()
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("sampler=rad sampler.k=nan", "sampler.k"),
+        ("sampler=rad sampler.c=inf", "sampler.c"),
+        ("sampler=rad sampler.k=-inf", "sampler.k"),
+        ("sampler.ratio=nan", "sampler.ratio"),
+        ("optimizer.lr=inf", "optimizer.lr"),
+        ("pde=laplace pde.boundary_weight=nan", "pde.boundary_weight"),
+        ("device.memory_limit_gb=inf", "device.memory_limit_gb"),
+        ("pde=laplace pde.dim=3 pde.n_test=0", "pde.n_test"),
+        ("pde=laplace pde.dim=3 pde.n_test=-5", "pde.n_test"),
+        ("pde=elliptic pde.n_test=0", "pde.n_test"),
+        ("pde=elliptic pde.coefficient_seed=-1", "pde.coefficient_seed"),
+        ("seed=18446744073709551616", "seed"),
+        ("seed=-1", "seed"),
+    ],
+)
+def test_non_finite_and_out_of_range_values_are_refused_before_training(override, key):
+    with pytest.raises(ConfigError) as info:
+        build(compose_config(override.split()))
+    message = str(info.value)
+    assert message.startswith(f"{key}=") and "not allowed" in message

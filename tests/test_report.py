@@ -267,3 +267,18 @@ def test_summary_rows_add_the_swept_keys():
     assert summary_rows("sampler", "pde", ["sampler.ratio", "seed"]) == "sampler,sampler.ratio"
     assert summary_rows("sampler.ratio", "n_points", ["sampler.ratio"]) == "sampler.ratio"
     assert summary_rows("sampler", "pde.dim", ["pde.dim"]) == "sampler"
+
+
+def test_points_by_sampler_says_which_seed_it_shows(sweep, summary):
+    from pinn_exp.report.plots import plot_points_by_sampler
+
+    frame = collect_runs([sweep])
+    fig = plot_points_by_sampler(frame, sweep)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) >= 2
+    ok = frame[frame["status"] == "ok"]
+    for title in titles:
+        sampler, rest = title.split(", seed ", 1)
+        lowest = int(ok.loc[ok["sampler"] == sampler, "seed"].min())
+        assert rest.startswith(f"{lowest}:"), title
+    assert "lowest seed" in fig._suptitle.get_text()

@@ -27,8 +27,8 @@ FILES = ["metrics.json", "history.csv", "collocation.npz", "loss.png", "error.pn
          "config_resolved.yaml"]  # fmt: skip
 
 
-def _run_cli(*args: str, tmp_path: Path, check: bool = False):
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests")}
+def _run_cli(*args: str, tmp_path: Path, check: bool = False, env: dict | None = None):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     if check:
@@ -159,13 +159,14 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
 
 @pytest.mark.parametrize("lbfgs", ["torch", "sync_free"])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs):
-    args = [*TINY, "rounds=3", f"optimizer.lbfgs_impl={lbfgs}"]
+    args = [*TINY, "rounds=3", f"optimizer.lbfgs_impl={lbfgs}", "pde._target_=faults.KilledBurgers"]
     full = tmp_path / "full"
     _run_cli(*args, f"hydra.run.dir={full}", tmp_path=tmp_path, check=True)
     part = tmp_path / "part"
-    # KilledBurgers is SIGKILLed at its 70th residual evaluation: inside round 2's training
-    killed = _run_cli(*args, "pde._target_=faults.KilledBurgers", f"hydra.run.dir={part}",
-                      tmp_path=tmp_path)  # fmt: skip
+    # with PINN_EXP_KILL set, KilledBurgers is SIGKILLed at its 70th residual evaluation:
+    # inside round 2's training; without it, it is Burgers (the config stays the same)
+    killed = _run_cli(*args, f"hydra.run.dir={part}", tmp_path=tmp_path,
+                      env={"PINN_EXP_KILL": "1"})  # fmt: skip
     assert killed.returncode != 0
     assert json.loads((part / "metrics.json").read_text())["status"] == "running"
     from pinn_exp.report.aggregate import collect_runs
@@ -182,3 +183,60 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs):
     assert b["l2_rel_error"] == pytest.approx(a["l2_rel_error"], rel=1e-6)
     assert b["l2_rel_error_per_round"] == pytest.approx(a["l2_rel_error_per_round"], rel=1e-6)
     assert len(pd.read_csv(part / "history.csv")) == len(pd.read_csv(full / "history.csv"))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("finished")
+    _run_cli(*TINY, "rounds=1", f"hydra.run.dir={tmp / 'run'}", tmp_path=tmp, check=True)
+    return tmp / "run"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["resume=true", "pde=allen_cahn"], 2, "pde._target_"),
+        (["resume=true", "sampler.ratio=0.6"], 2, "sampler.ratio (0.1 -> 0.6)"),
+        (["resume=true", "n_points=300"], 2, "n_points"),
+        (["resume=true", "seed=1"], 2, "seed"),
+        (["resume=true", "rounds=0"], 2, "rounds=0 is below"),
+        (["resume=true"], 0, "finished already"),
+        ([], 2, "holds another run's record"),
+    ],
+)
+def test_a_command_that_cannot_start_leaves_the_run_as_it_was(finished_run, tmp_path, args,
+                                                              code, said):  # fmt: skip
+    before = _files(finished_run)
+    proc = _run_cli(*TINY, "rounds=1", *args, f"hydra.run.dir={finished_run}",
+                    tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert said in proc.stderr and "Traceback" not in proc.stderr
+    assert _files(finished_run) == before
+
+
+def test_an_unreadable_checkpoint_is_refused_on_resume(finished_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    checkpoint = run / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
+    before = _files(run)
+    proc = _run_cli(*TINY, "rounds=2", "resume=true", f"hydra.run.dir={run}", tmp_path=tmp_path)
+    assert proc.returncode == 2 and "checkpoint.pt cannot be read" in proc.stderr
+    assert _files(run) == before
+
+
+def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path):
+    sweep = tmp_path / "sweep"
+    _run_cli("-m", *TINY, "rounds=1", "seed=0,1", f"hydra.sweep.dir={sweep}", tmp_path=tmp_path,
+             check=True)  # fmt: skip
+    before = _files(sweep)
+    proc = _run_cli("-m", *TINY, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}",
+                    tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 2 and "holds another sweep" in proc.stderr
+    assert _files(sweep) == before

@@ -41,8 +41,17 @@ class Elliptic(PDE):
             raise ValueError(
                 f"pde.dim={dim!r} is not allowed for pde=elliptic; it must be an integer >= 2"
             )
-        if int(n_test) < 1:
-            raise ValueError(f"pde.n_test={n_test!r} is not allowed; it must be >= 1")
+        if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 1:
+            raise ValueError(f"pde.n_test={n_test!r} is not allowed; it must be an integer >= 1")
+        if (
+            isinstance(coefficient_seed, bool)
+            or not isinstance(coefficient_seed, int)
+            or not (0 <= coefficient_seed < 2**63)
+        ):
+            raise ValueError(
+                f"pde.coefficient_seed={coefficient_seed!r} is not allowed; it must be an "
+                "integer in [0, 2^63)"
+            )
         self.domain = Ball(dim)
         self.coefficients = np.random.default_rng(coefficient_seed).standard_normal(dim - 1)
         self.n_test = int(n_test)

@@ -50,6 +50,8 @@ class Laplace(PDE):
         self.domain = Box([0.0] * dim, [1.0] * dim)
         self.n_boundary = int(n_boundary)
         self.boundary_weight = float(boundary_weight)
+        if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 1:
+            raise ValueError(f"pde.n_test={n_test!r} is not allowed; it must be an integer >= 1")
         self.n_test = int(n_test)
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:

@@ -187,9 +187,9 @@ class Trainer:
     # ------------------------------------------------------------------------------- training
     def train_stage(self, round_index: int, adam_steps: int) -> None:
         """``adam_steps`` Adam steps (fresh state) then up to ``lbfgs_steps`` L-BFGS iterations."""
-        x = self.state.points.detach()
-        if self.pde.laplacian.method != "forward" or self.schedule.compile:
-            x = x.requires_grad_(True)  # autograd derivatives need it; the forward path not
+        # the built-in PDEs' forward path needs no gradient with respect to x, but a user's
+        # residual may take one (``partials``, ``gradient``)
+        x = self.state.points.detach().requires_grad_(True)
         self.phase = "train"
         with self.meter.phase("train"):
             self._adam(x, round_index, adam_steps)
