@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from pinn_exp import guard
 from pinn_exp.config import CONF_DIR
 from pinn_exp.factory import ConfigError, build
 from pinn_exp.io.records import atomic_write
@@ -48,6 +49,12 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun and cfg.resume:  # a single run was checked before Hydra wrote anything
+        try:
+            guard.check_resume(out_dir, OmegaConf.to_container(cfg, resolve=True))
+        except guard.Refused as exc:
+            print(f"{'' if exc.code == 0 else 'error: '}{exc}", file=sys.stderr)
+            return None  # the sweep goes on with its other jobs
     text = OmegaConf.to_yaml(cfg, resolve=True)
     atomic_write(out_dir / "config_resolved.yaml", lambda f: f.write(text.encode()))
     meta = _meta(cfg, hydra_cfg)

@@ -54,3 +54,15 @@ class KilledBurgers(CountingBurgers):
         if os.environ.get("PINN_EXP_KILL") and self.calls >= self.KILL_AT:
             os.kill(os.getpid(), signal.SIGKILL)
         return r
+
+
+class ReadyBurgers(CountingBurgers):
+    """Burgers that creates the file named by ``PINN_EXP_READY`` at its ``READY_AT``-th
+    residual evaluation: a test waits for it to know that training is under way."""
+
+    READY_AT = 120
+
+    def fault(self, r):
+        if self.calls == self.READY_AT and os.environ.get("PINN_EXP_READY"):
+            open(os.environ["PINN_EXP_READY"], "w").close()
+        return r

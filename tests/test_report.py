@@ -282,3 +282,27 @@ def test_points_by_sampler_says_which_seed_it_shows(sweep, summary):
         lowest = int(ok.loc[ok["sampler"] == sampler, "seed"].min())
         assert rest.startswith(f"{lowest}:"), title
     assert "lowest seed" in fig._suptitle.get_text()
+
+
+def test_jobs_that_never_started_are_listed_as_incomplete(tmp_path):
+    """A sweep killed after its first job: the report lists the three jobs that never ran."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT, TINY
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", *TINY, "rounds=1",
+                           "sampler=uniform,rad", "seed=0,1", f"hydra.sweep.dir={sweep}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for job in sorted(sweep.glob("[1-3]_*")):
+        shutil.rmtree(job)  # as if the sweep had died after job 0
+    frame = collect_runs([sweep])
+    assert len(frame) == 4
+    missing = frame[frame["run_dir"].str.endswith("(not started)")]
+    assert sorted(missing["status"]) == ["incomplete"] * 3
+    assert sorted(zip(missing["sampler"], missing["seed"])) == [("rad", 0), ("rad", 1),
+                                                                ("uniform", 1)]  # fmt: skip
+    assert all(e.startswith("not started: ") and " sampler=" in e for e in missing["error"])

@@ -240,3 +240,53 @@ def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path):
                     tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 2 and "holds another sweep" in proc.stderr
     assert _files(sweep) == before
+
+
+def test_sigterm_records_what_was_done_and_exits_143(tmp_path):
+    import signal
+    import time
+
+    out, ready = tmp_path / "run", tmp_path / "ready"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"),
+           "PINN_EXP_READY": str(ready)}  # fmt: skip
+    args = [*TINY, "optimizer.pretrain_steps=1000000", "pde._target_=faults.ReadyBurgers",
+            f"hydra.run.dir={out}"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not ready.exists() and time.monotonic() < deadline:  # Adam's 120th step is done
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-2000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "terminated (SIGTERM)"
+    assert record["phase"] == "train" and record["round"] == 0
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) >= 100 and set(history["phase"]) == {"adam"}
+
+
+def test_results_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        _in_process(tmp_path, ["rounds=1"])
+    finally:
+        os.umask(old)
+    for name in ("metrics.json", "history.csv", "collocation.npz", "loss.png", "solution.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_sweep_resumes_into_its_own_directory(tmp_path):
+    sweep = tmp_path / "sweep"
+    tiny = [o for o in TINY if not o.startswith("rounds=")]
+    args = ["-m", *tiny, "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    _run_cli(*args, "rounds=1", tmp_path=tmp_path, check=True)
+    records = {p: p.read_bytes() for p in sweep.glob("*/metrics.json")}
+    again = _run_cli(*args, "rounds=1", "resume=true", tmp_path=tmp_path, check=True)
+    assert again.stderr.count("finished already") == 2
+    assert {p: p.read_bytes() for p in sweep.glob("*/metrics.json")} == records
+    _run_cli(*args, "rounds=2", "resume=true", tmp_path=tmp_path, check=True)
+    for path in records:
+        record = json.loads(path.read_text())
+        assert record["status"] == "ok" and len(record["l2_rel_error_per_round"]) == 3

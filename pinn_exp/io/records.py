@@ -20,12 +20,23 @@ HISTORY = "history.csv"
 COLLOCATION = "collocation.npz"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Calls ``write(file)`` on a temporary file beside ``path``, then renames it to ``path``."""
+    """Calls ``write(file)`` on a temporary file beside ``path``, then renames it to ``path``.
+
+    The file gets the permissions of any file the user creates (0666 less the umask), not
+    the 0600 of a temporary file, so colleagues on a shared cluster can read the results.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

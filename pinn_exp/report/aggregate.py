@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from omegaconf import OmegaConf
 
 from pinn_exp.io.records import atomic_write, read_json
 
@@ -258,6 +259,60 @@ def _merge(metrics: dict, config: dict) -> dict:
     return row
 
 
+def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
+    """The overrides of every job of the sweep whose ``multirun.yaml`` is in ``sweep_dir``,
+    in job-number order (as Hydra's basic sweeper expands them), or None where there is no
+    such file or it cannot be expanded (another sweeper, ranges of floats)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.is_file():
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        config = OmegaConf.load(path)
+        params = config.hydra.sweeper.get("params") or {}
+        arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+        overrides = OverridesParser.create().parse_overrides(arguments)
+        return [list(job) for job in BasicSweeper.split_arguments(overrides, None)[0]]
+    except Exception as exc:  # noqa: BLE001 - a summary without the missing jobs still helps
+        log.warning("cannot list the jobs of %s: %s", path, exc)
+        return None
+
+
+def _not_started(sweep_dir: Path, relative_to: Path | None) -> list[dict]:
+    """Rows (status ``incomplete``) for the jobs of a sweep that have no directory."""
+    jobs = expected_jobs(sweep_dir)
+    if jobs is None:
+        return []
+    started = {
+        int(p.name.split("_", 1)[0])
+        for p in Path(sweep_dir).iterdir()
+        if p.is_dir() and p.name.split("_", 1)[0].isdigit()
+    }
+    rows = []
+    for num, job in enumerate(jobs):
+        if num in started:
+            continue
+        row = {"run_dir": _display_path(Path(sweep_dir) / f"{num} (not started)", relative_to),
+               "status": INCOMPLETE, "error": "not started: " + " ".join(job)}  # fmt: skip
+        for override in job:
+            key, _, value = override.partition("=")
+            row[key.lstrip("+~")] = _parse_value(value)
+        rows.append(row)
+    return rows
+
+
+def _parse_value(text: str):
+    """An override's value as the number it spells, else the string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def collect_runs(dirs: Sequence[Path], relative_to: Path | None = None) -> pd.DataFrame:
     """One row per run below ``dirs``, finished, failed or incomplete.
 
@@ -281,6 +336,11 @@ def collect_runs(dirs: Sequence[Path], relative_to: Path | None = None) -> pd.Da
         {**_merge(metrics, config), "run_dir": _display_path(path, relative_to)}
         for path, metrics, config in loaded
     ]
+    # a sweep's jobs that never started (a killed sweep, a crashed launcher) are listed too
+    for folder in dirs:
+        rows += _not_started(Path(folder), relative_to)
+    extra = [k for k in _ordered_union(k for r in rows for k in r) if k not in metric_cols]
+    config_cols += [k for k in extra if k not in config_cols]
     return _integer_columns(pd.DataFrame(rows, columns=metric_cols + config_cols), rows)
 
 

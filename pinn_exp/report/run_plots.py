@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pinn_exp.io.records import atomic_write  # noqa: E402
+
 
 def plot_loss(path: Path, history: pd.DataFrame, title: str = "") -> None:
     """Loss per optimizer step on a log scale, round boundaries marked."""
@@ -131,7 +133,7 @@ def _save(fig, path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:  # atomically, with the results' permissions; nothing is left behind on failure
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import platform
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -128,6 +129,8 @@ def run(
         The record written to metrics.json.
     """
     out_dir = Path(out_dir)
+    terminated = False
+    previous = _on_sigterm_raise()
     record = base_record(built, meta or {})
     records.write_json(out_dir / records.METRICS, record)
     reset_peak_rss()
@@ -159,6 +162,12 @@ def run(
         record.update(status="failed", error="interrupted (KeyboardInterrupt)",
                       phase=trainer.phase if trainer else "setup")  # fmt: skip
         raise
+    except Terminated:
+        # SLURM's time limit and scancel send SIGTERM: record what was done, then end the
+        # process as the signal would (exit status 143), after the files below are written
+        record.update(status="failed", error="terminated (SIGTERM)",
+                      phase=trainer.phase if trainer else "setup")  # fmt: skip
+        terminated = True
     except Exception as exc:  # noqa: BLE001 - every failure must leave a record
         message = str(exc)
         oom = isinstance(exc, torch.cuda.OutOfMemoryError) or any(
@@ -182,7 +191,28 @@ def run(
             _write_files(out_dir, trainer, record)
         if built.device.device.type == "cuda":
             torch.cuda.empty_cache()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        raise SystemExit(128 + signal.SIGTERM)
     return record
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived during a run (a BaseException, so no ``except Exception`` eats it)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _on_sigterm_raise():
+    """Turns SIGTERM into :class:`Terminated` for the run; returns the previous handler, or
+    None where handlers cannot be set (outside the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        return None
 
 
 def _fill(record: dict, trainer: Trainer) -> None:
