@@ -44,14 +44,13 @@ class OomBurgers(Burgers):
 
 
 class KilledBurgers(CountingBurgers):
-    """Burgers whose process is killed (SIGKILL) at its ``KILL_AT``-th residual evaluation
-    when the environment variable ``PINN_EXP_KILL`` is set, and plain Burgers otherwise: the
+    """Burgers whose process is killed (SIGKILL) at its N-th residual evaluation, N the value
+    of the environment variable ``PINN_EXP_KILL``, and plain Burgers where it is not set: the
     killed run and its resumption then have the same config."""
 
-    KILL_AT = 70
-
     def fault(self, r):
-        if os.environ.get("PINN_EXP_KILL") and self.calls >= self.KILL_AT:
+        kill_at = int(os.environ.get("PINN_EXP_KILL") or 0)
+        if kill_at and self.calls >= kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return r
 

@@ -163,10 +163,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs):
     full = tmp_path / "full"
     _run_cli(*args, f"hydra.run.dir={full}", tmp_path=tmp_path, check=True)
     part = tmp_path / "part"
-    # with PINN_EXP_KILL set, KilledBurgers is SIGKILLed at its 70th residual evaluation:
+    # with PINN_EXP_KILL=70, KilledBurgers is SIGKILLed at its 70th residual evaluation:
     # inside round 2's training; without it, it is Burgers (the config stays the same)
     killed = _run_cli(*args, f"hydra.run.dir={part}", tmp_path=tmp_path,
-                      env={"PINN_EXP_KILL": "1"})  # fmt: skip
+                      env={"PINN_EXP_KILL": "70"})  # fmt: skip
     assert killed.returncode != 0
     assert json.loads((part / "metrics.json").read_text())["status"] == "running"
     from pinn_exp.report.aggregate import collect_runs
