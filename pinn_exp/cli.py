@@ -66,6 +66,15 @@ def main(cfg: DictConfig) -> float | None:
         if multirun:  # the sweep goes on; the summary lists this run as failed
             return None
         sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - an allocation that failed while building
+        if not runner.is_allocation_failure(exc):
+            raise
+        message = f"{type(exc).__name__}: {exc}"
+        runner.write_failure(out_dir, meta, message, status="oom", phase="build")
+        print(f"run oom while building: {message}", file=sys.stderr)
+        if multirun:
+            return None
+        sys.exit(1)
     log.info(
         "%s | %s | N=%d | rounds=%d | %s %s | out: %s",
         built.pde,

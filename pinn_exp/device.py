@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import platform
+import warnings
 
 import torch
 
@@ -79,6 +80,12 @@ class DeviceSpec:
             )
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
+        if memory_limit_gb is not None and not name.startswith("cuda"):
+            warnings.warn(
+                f"device.memory_limit_gb={memory_limit_gb} applies to CUDA only; it has no "
+                f"effect on device {name!r}",
+                stacklevel=2,
+            )
         self.device = torch.device(name)
         self.dtype_name = dtype
         self.dtype = DTYPES[dtype]

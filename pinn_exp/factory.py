@@ -7,8 +7,10 @@ with a message naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -64,6 +66,43 @@ def check_finite(node: DictConfig, prefix: str = "") -> None:
             raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number")
 
 
+def available_bytes(device: torch.device) -> int | None:
+    """Free memory on ``device`` (CUDA: the driver's count; CPU: the kernel's available
+    pages), or None where it cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_sizes(pde: PDE, sampler: Sampler, device: DeviceSpec) -> None:
+    """Refuses, before training, arrays whose size is known and exceeds the free memory: the
+    PDE's test set (float64, built on the host) and a dense sampler's candidate set."""
+    gib = 2**30
+    host = available_bytes(torch.device("cpu"))
+    n_test = getattr(pde, "n_test", None)
+    if host is not None and n_test:
+        need = 2 * n_test * pde.dim * 8  # the points and NumPy's draw they come from
+        if need > host:
+            raise ConfigError(
+                f"pde.n_test={n_test} at pde.dim={pde.dim} is not allowed here: the test set "
+                f"needs about {need / gib:.1f} GiB and {host / gib:.1f} GiB are free; lower "
+                "pde.n_test or pde.dim"
+            )
+    n_dense = getattr(sampler, "n_dense", None)
+    free = available_bytes(device.device)
+    if free is not None and n_dense:
+        need = n_dense * pde.dim * device.dtype.itemsize
+        if need > free:
+            raise ConfigError(
+                f"sampler.n_dense={n_dense} at pde.dim={pde.dim} is not allowed here: the "
+                f"dense set alone needs {need / gib:.1f} GiB and {free / gib:.1f} GiB are "
+                f"free on {device.device}; lower sampler.n_dense"
+            )
+
+
 def check_top_level(cfg: DictConfig) -> None:
     """Range checks for ``seed``, ``n_points`` and ``rounds``."""
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**63:
@@ -98,6 +137,7 @@ def build(cfg: DictConfig) -> Built:
         sampler.check(cfg.n_points, cfg.rounds)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    check_sizes(pde, sampler, device)
     schedule = _build(cfg.optimizer, "optimizer")
     seed_everything(cfg.seed)  # the network's initial weights depend on the seed only
     net: MLP = _build(cfg.model, "model", in_dim=pde.dim)

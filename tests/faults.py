@@ -65,3 +65,13 @@ class ReadyBurgers(CountingBurgers):
         if self.calls == self.READY_AT and os.environ.get("PINN_EXP_READY"):
             open(os.environ["PINN_EXP_READY"], "w").close()
         return r
+
+
+class MemoryBurgers(CountingBurgers):
+    """Burgers whose 5th residual evaluation fails as NumPy and torch do when the host has no
+    memory left (``MemoryError``)."""
+
+    def fault(self, r):
+        if self.calls == 5:
+            raise MemoryError("Unable to allocate 74.5 GiB for an array")
+        return r

@@ -142,3 +142,15 @@ def test_non_finite_and_out_of_range_values_are_refused_before_training(override
         build(compose_config(override.split()))
     message = str(info.value)
     assert message.startswith(f"{key}=") and "not allowed" in message
+
+
+def test_arrays_larger_than_the_free_memory_are_refused_before_training():
+    with pytest.raises(ConfigError, match=r"^pde.n_test=10000 at pde.dim=1000000 is not allowed"):
+        build(compose_config(["pde=elliptic", "pde.dim=1000000"]))
+    with pytest.raises(ConfigError, match=r"^sampler.n_dense=10000000000000 at pde.dim=2"):
+        build(compose_config(["sampler=rad", "sampler.n_dense=10000000000000"]))
+
+
+def test_memory_limit_on_a_cpu_warns_that_it_applies_to_cuda_only():
+    with pytest.warns(UserWarning, match="device.memory_limit_gb=2.0 applies to CUDA only"):
+        build(compose_config(["device=cpu", "device.memory_limit_gb=2"]))

@@ -290,3 +290,9 @@ def test_a_sweep_resumes_into_its_own_directory(tmp_path):
     for path in records:
         record = json.loads(path.read_text())
         assert record["status"] == "ok" and len(record["l2_rel_error_per_round"]) == 3
+
+
+def test_a_host_memory_error_is_recorded_as_oom_with_its_phase(tmp_path):
+    record = _in_process(tmp_path, ["pde._target_=faults.MemoryBurgers"])
+    assert record["status"] == "oom" and record["phase"] == "train"
+    assert record["error"].startswith("MemoryError: Unable to allocate")

@@ -95,10 +95,21 @@ def base_record(built: Built | None, meta: dict) -> dict:
     return record
 
 
-def write_failure(out_dir: Path, meta: dict, message: str) -> dict:
-    """Record of a run that could not even be built (bad config): status ``failed``."""
+def is_allocation_failure(exc: BaseException) -> bool:
+    """CUDA's and the host's out-of-memory errors (torch's and NumPy's ``MemoryError``)."""
+    message = str(exc)
+    return isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
+        text in message for text in ("out of memory", "can't allocate memory")
+    )
+
+
+def write_failure(
+    out_dir: Path, meta: dict, message: str, status: str = "failed", phase: str = "config"
+) -> dict:
+    """Record of a run that could not even be built: status ``failed`` in phase ``config``
+    (a bad value), or ``oom`` in phase ``build`` (an allocation that failed)."""
     record = base_record(None, meta)
-    record.update(status="failed", error=message, phase="config")
+    record.update(status=status, error=message, phase=phase)
     records.write_json(Path(out_dir) / records.METRICS, record)
     return record
 
@@ -169,10 +180,7 @@ def run(
                       phase=trainer.phase if trainer else "setup")  # fmt: skip
         terminated = True
     except Exception as exc:  # noqa: BLE001 - every failure must leave a record
-        message = str(exc)
-        oom = isinstance(exc, torch.cuda.OutOfMemoryError) or any(
-            text in message for text in ("out of memory", "can't allocate memory")
-        )
+        oom = is_allocation_failure(exc)
         record.update(
             status="oom" if oom else "failed",
             error=f"{type(exc).__name__}: {exc}",
