@@ -14,10 +14,14 @@ A refusal prints one line and exits (status 2; 0 for a finished run), before Hyd
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
+import shlex
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +109,28 @@ def check_resume(run_dir: Path, job: dict) -> None:
             ) from None
 
 
+#: free disk space below which a run or a sweep does not start (its files take a few MB)
+MIN_FREE_MB = 50
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """Raises :class:`Refused` unless ``folder`` (created if need be) takes a file and its
+    disk has ``MIN_FREE_MB`` free: a read-only or full disk is said in one line, up front."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise Refused(f"{key}={folder} cannot be written: {exc.strerror or exc}") from None
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    if free_mb < MIN_FREE_MB:
+        raise Refused(
+            f"{key}={folder}: only {free_mb:.0f} MiB are free on its disk (a run needs at "
+            f"least {MIN_FREE_MB} MiB); free some space or choose another {key}"
+        )
+
+
 def check_run_dir(run_dir: Path, job: dict) -> None:
     """Raises :class:`Refused` unless a single run may write into ``run_dir``."""
     if job.get("resume"):
@@ -138,17 +164,65 @@ def _refuse(exc: Refused) -> None:
     sys.exit(exc.code)
 
 
+# set by on_multirun_end: a sweep that exits without it was cut short
+_SWEEP = {"config": None, "ended": False}
+
+
+def sweep_ended() -> None:
+    """Marks the running sweep as ended normally (its summary is written by the callback)."""
+    _SWEEP["ended"] = True
+
+
+def _finish_cut_sweep() -> None:
+    """At exit of a sweep that did not end normally (a launcher that died with a killed
+    worker, an exception in Hydra): write the summary of what is on disk and say how to run
+    the jobs that did not finish."""
+    config = _SWEEP["config"]
+    if config is None or _SWEEP["ended"]:
+        return
+    from pinn_exp.report.aggregate import write_summary
+    from pinn_exp.report.callback import summary_rows, swept_keys
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    try:
+        report = config.report
+        frame = write_summary([sweep_dir], out_dir=sweep_dir,
+                              rows=summary_rows(report.rows, report.cols, swept_keys(config)),
+                              cols=report.cols, metric=report.metric)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - exiting anyway; say what could not be done
+        print(f"the sweep stopped early and its summary could not be written: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return
+    unfinished = int((frame["status"] == "incomplete").sum()) if "status" in frame else 0
+    given = [*config.hydra.overrides.hydra, *config.hydra.overrides.task]
+    overrides = " ".join(
+        shlex.quote(str(o)) for o in given if not str(o).startswith(("resume=", "hydra.sweep.dir="))
+    )
+    print(
+        f"the sweep stopped before it ended: {unfinished} of {len(frame)} jobs have no final "
+        f"record (summary: {sweep_dir / 'summary.md'}). To finish them (finished jobs are left "
+        f"as they are):\n  python run.py -m {overrides} resume=true "
+        f"hydra.sweep.dir={shlex.quote(str(sweep_dir))}",
+        file=sys.stderr,
+    )
+
+
 class RunGuard(Callback):
-    """The checks of this module, before Hydra touches a run's or a sweep's directory."""
+    """The checks of this module, before Hydra touches a run's or a sweep's directory; and,
+    for a sweep cut short, its summary and the command that finishes it."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             check_run_dir(Path(config.hydra.run.dir), _job_config(config))
+            check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
         except Refused as exc:
             _refuse(exc)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
+            check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
             claim_sweep_dir(Path(config.hydra.sweep.dir), bool(config.get("resume")))
         except Refused as exc:
             _refuse(exc)
+        _SWEEP.update(config=copy.deepcopy(config), ended=False)
+        atexit.register(_finish_cut_sweep)

@@ -80,3 +80,27 @@ def test_experiment_default_budget_and_key_overrides_win():
     assert cfg.rounds == 2 and cfg.device.dtype == "float64"
     default = compose_config([])
     assert default.rounds == 6 and default.optimizer.pretrain_steps == 2000  # no budget
+
+
+def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(tmp_path):
+    """A worker killed as the OOM killer would: the sweep ends, but its summary lists the jobs
+    without a final record and the printed command (resume=true) finishes every one."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "HYDRA_FULL_ERROR": "0"}
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, "rounds=1",
+            "pde._target_=faults.KilledBurgers,pinn_exp.pdes.Burgers", "seed=0,1",
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    cut = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path,
+                         env={**env, "PINN_EXP_KILL": "5"}, capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
+    assert cut.returncode != 0
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 4 and (summary["status"] == "incomplete").sum() >= 2
+    finish = cut.stderr.strip().splitlines()[-1].split()
+    assert finish[:3] == ["python", "run.py", "-m"] and "resume=true" in finish
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), *finish[3:]], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 4 and (summary["status"] == "ok").all()

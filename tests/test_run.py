@@ -296,3 +296,16 @@ def test_a_host_memory_error_is_recorded_as_oom_with_its_phase(tmp_path):
     record = _in_process(tmp_path, ["pde._target_=faults.MemoryBurgers"])
     assert record["status"] == "oom" and record["phase"] == "train"
     assert record["error"].startswith("MemoryError: Unable to allocate")
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_an_unwritable_output_directory_is_said_in_one_line(tmp_path, sweep):
+    if not Path("/sys").is_dir():
+        pytest.skip("needs /sys (Linux) as a place no process may create a folder in")
+    where = ["-m", "seed=0,1", "hydra.sweep.dir=/sys/pinn_exp_sweep"] if sweep else [
+        "hydra.run.dir=/sys/pinn_exp_run"]  # fmt: skip
+    proc = _run_cli(*TINY, *where, tmp_path=tmp_path)
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    assert proc.returncode == 2
+    assert f"error: {key}=/sys/pinn_exp_" in proc.stderr and "cannot be written" in proc.stderr
+    assert "Traceback" not in proc.stderr

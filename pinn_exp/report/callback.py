@@ -81,7 +81,10 @@ class SummaryCallback(Callback):
             log.debug("no sweep progress line", exc_info=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from pinn_exp.guard import sweep_ended
         from pinn_exp.report.aggregate import write_summary
+
+        sweep_ended()
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
