@@ -9,6 +9,7 @@ write the run's record into its Hydra output directory.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -49,9 +50,14 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    if multirun and cfg.resume:  # a single run was checked before Hydra wrote anything
+    # a sweep job that SLURM requeued (submitit's hydra.launcher.max_num_timeout) continues
+    # from its checkpoint instead of starting again
+    requeued = multirun and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+    resume = bool(cfg.resume) or (requeued and (out_dir / guard.CHECKPOINT).is_file())
+    if multirun and resume:  # a single run was checked before Hydra wrote anything
         try:
-            guard.check_resume(out_dir, OmegaConf.to_container(cfg, resolve=True))
+            job = OmegaConf.to_container(cfg, resolve=True)
+            guard.check_resume(out_dir, {**job, "resume": True})
         except guard.Refused as exc:
             print(f"{'' if exc.code == 0 else 'error: '}{exc}", file=sys.stderr)
             return None  # the sweep goes on with its other jobs
@@ -86,7 +92,7 @@ def main(cfg: DictConfig) -> float | None:
         out_dir,
     )
     record = runner.run(
-        built, out_dir, resume=cfg.resume, progress=cfg.progress and not multirun, meta=meta
+        built, out_dir, resume=resume, progress=cfg.progress and not multirun, meta=meta
     )
     if record["status"] == "ok":
         print(

@@ -304,8 +304,28 @@ def test_an_unwritable_output_directory_is_said_in_one_line(tmp_path, sweep):
         pytest.skip("needs /sys (Linux) as a place no process may create a folder in")
     where = ["-m", "seed=0,1", "hydra.sweep.dir=/sys/pinn_exp_sweep"] if sweep else [
         "hydra.run.dir=/sys/pinn_exp_run"]  # fmt: skip
-    proc = _run_cli(*TINY, *where, tmp_path=tmp_path)
+    proc = _run_cli(*where[:1], *TINY, *where[1:], tmp_path=tmp_path)
     key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     assert proc.returncode == 2
     assert f"error: {key}=/sys/pinn_exp_" in proc.stderr and "cannot be written" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_requeued_sweep_job_resumes_from_its_checkpoint(tmp_path):
+    """SLURM requeues a job (submitit's max_num_timeout) with SLURM_RESTART_COUNT > 0: the job
+    continues from its checkpoint and ends where an uninterrupted one ends."""
+    args = ["-m", *TINY, "rounds=3", "seed=0", "pde._target_=faults.KilledBurgers"]
+    _run_cli(*args, f"hydra.sweep.dir={tmp_path / 'full'}", tmp_path=tmp_path, check=True)
+    part = tmp_path / "part"
+    killed = _run_cli(*args, f"hydra.sweep.dir={part}", tmp_path=tmp_path,
+                      env={"PINN_EXP_KILL": "70"})  # fmt: skip
+    assert killed.returncode != 0
+    (part / ".sweep").unlink()  # a requeued job is launched alone, not as a new sweep
+    _run_cli(*args, f"hydra.sweep.dir={part}", tmp_path=tmp_path, check=True,
+             env={"SLURM_RESTART_COUNT": "1"})  # fmt: skip
+    (a,) = (tmp_path / "full").glob("0_*/metrics.json")
+    (b,) = part.glob("0_*/metrics.json")
+    assert "resuming after round" in (b.parent / "run.log").read_text()  # not a fresh start
+    a, b = json.loads(a.read_text()), json.loads(b.read_text())
+    assert b["status"] == "ok"
+    assert b["l2_rel_error_per_round"] == pytest.approx(a["l2_rel_error_per_round"], rel=1e-6)
