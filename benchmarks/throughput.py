@@ -102,18 +102,7 @@ def phases(name: str, overrides: list[str], args) -> list[dict]:
     built = build(compose_config(overrides))
     built.device.apply()
     device = built.device.device
-    trainer = Trainer(
-        built.pde,
-        built.sampler,
-        built.model,
-        built.schedule,
-        built.n_points,
-        built.rounds,
-        built.seed,
-        device,
-        built.device.dtype,
-        progress=False,
-    )
+    trainer = Trainer.from_built(built, progress=False)
     trainer.state.points = built.sampler.initial().detach()
     x = trainer.state.points.requires_grad_(True)  # as Trainer.train_stage does
     base = {"variant": name, "overrides": overrides, **describe(built)}

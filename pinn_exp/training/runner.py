@@ -149,20 +149,7 @@ def run(
     trainer: Trainer | None = None
     try:
         built.device.apply()
-        trainer = Trainer(
-            built.pde,
-            built.sampler,
-            built.model,
-            built.schedule,
-            built.n_points,
-            built.rounds,
-            built.seed,
-            built.device.device,
-            built.device.dtype,
-            out_dir=out_dir,
-            progress=progress,
-            step_hook=step_hook,
-        )
+        trainer = Trainer.from_built(built, out_dir=out_dir, progress=progress, step_hook=step_hook)
         trainer.run(resume=resume)
         record["status"] = "ok"
     except Diverged as exc:

@@ -150,6 +150,14 @@ class Trainer:
         self.phase = "setup"
         self.started = time.perf_counter()
 
+    @classmethod
+    def from_built(cls, built, **kwargs) -> Trainer:
+        """The trainer of :func:`pinn_exp.factory.build`'s objects; ``kwargs`` are
+        ``out_dir``, ``progress`` and ``step_hook``."""
+        return cls(built.pde, built.sampler, built.model, built.schedule, built.n_points,
+                   built.rounds, built.seed, built.device.device, built.device.dtype,
+                   **kwargs)  # fmt: skip
+
     # ----------------------------------------------------------------------------------- loss
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """PDE residual loss on the collocation points plus the weighted soft terms."""
