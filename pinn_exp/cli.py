@@ -22,6 +22,7 @@ from pinn_exp import guard
 from pinn_exp.config import CONF_DIR
 from pinn_exp.factory import ConfigError, build
 from pinn_exp.io.records import atomic_write
+from pinn_exp.metrics.memory import is_allocation_failure
 from pinn_exp.training import runner
 
 log = logging.getLogger("pinn_exp")
@@ -73,7 +74,7 @@ def main(cfg: DictConfig) -> float | None:
             return None
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - an allocation that failed while building
-        if not runner.is_allocation_failure(exc):
+        if not is_allocation_failure(exc):
             raise
         message = f"{type(exc).__name__}: {exc}"
         runner.write_failure(out_dir, meta, message, status="oom", phase="build")

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from pinn_exp.device import DeviceSpec
+from pinn_exp.metrics.memory import is_allocation_failure
 from pinn_exp.model import MLP, Solution
 from pinn_exp.ops.laplacian import Laplacian
 from pinn_exp.pdes.base import PDE
@@ -50,6 +51,8 @@ def _build(node: DictConfig, key: str, **kwargs):
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
         cause = exc.__cause__
+        if cause is not None and is_allocation_failure(cause):
+            raise cause from None  # not a bad value: the caller records it as oom
         if isinstance(cause, (ValueError, TypeError)):
             raise ConfigError(str(cause)) from None
         raise ConfigError(f"{key}: {exc}") from None

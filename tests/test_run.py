@@ -329,3 +329,13 @@ def test_a_requeued_sweep_job_resumes_from_its_checkpoint(tmp_path):
     a, b = json.loads(a.read_text()), json.loads(b.read_text())
     assert b["status"] == "ok"
     assert b["l2_rel_error_per_round"] == pytest.approx(a["l2_rel_error_per_round"], rel=1e-6)
+
+
+def test_an_allocation_that_fails_while_building_is_oom_in_phase_build(tmp_path):
+    # a 10^6 x 10^6 hidden layer: torch refuses the 4 TB at once
+    proc = _run_cli(*TINY, "model.width=1000000", f"hydra.run.dir={tmp_path / 'run'}",
+                    tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "oom" and record["phase"] == "build"
+    assert "can't allocate memory" in record["error"]

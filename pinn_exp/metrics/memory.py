@@ -93,3 +93,11 @@ class PhaseMeter:
     def load_state_dict(self, state: dict) -> None:
         self.time_s.update(state["time_s"])
         self.peak_mb.update(state["peak_mb"])
+
+
+def is_allocation_failure(exc: BaseException) -> bool:
+    """CUDA's and the host's out-of-memory errors (torch's and NumPy's ``MemoryError``)."""
+    message = str(exc)
+    return isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
+        text in message for text in ("out of memory", "can't allocate memory")
+    )

@@ -15,7 +15,7 @@ import torch
 
 from pinn_exp.factory import Built
 from pinn_exp.io import records
-from pinn_exp.metrics.memory import peak_rss_mb, reset_peak_rss
+from pinn_exp.metrics.memory import is_allocation_failure, peak_rss_mb, reset_peak_rss
 from pinn_exp.report import run_plots
 from pinn_exp.training.trainer import Diverged, Trainer
 
@@ -93,14 +93,6 @@ def base_record(built: Built | None, meta: dict) -> dict:
             }
         )
     return record
-
-
-def is_allocation_failure(exc: BaseException) -> bool:
-    """CUDA's and the host's out-of-memory errors (torch's and NumPy's ``MemoryError``)."""
-    message = str(exc)
-    return isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
-        text in message for text in ("out of memory", "can't allocate memory")
-    )
 
 
 def write_failure(
