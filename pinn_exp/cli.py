@@ -9,7 +9,6 @@ write the run's record into its Hydra output directory.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -53,7 +52,7 @@ def main(cfg: DictConfig) -> float | None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     # a sweep job that SLURM requeued (submitit's hydra.launcher.max_num_timeout) continues
     # from its checkpoint instead of starting again
-    requeued = multirun and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+    requeued = multirun and guard.requeued()
     resume = bool(cfg.resume) or (requeued and (out_dir / guard.CHECKPOINT).is_file())
     if multirun and resume:  # a single run was checked before Hydra wrote anything
         try:

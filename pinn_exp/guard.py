@@ -9,7 +9,9 @@ registered in conf/config.yaml), so that no command can damage a run on disk:
   upwards); a finished run is left alone, and said to be finished.
 
 A refusal prints one line and exits (status 2; 0 for a finished run), before Hydra writes
-``.hydra/`` or the log, so every file of the run stays as it was.
+``.hydra/`` or the log, so every file of the run stays as it was. (A sweep's job is checked
+inside the job, after Hydra has rewritten its ``.hydra/*.yaml`` and opened its log; its
+records, history, points and checkpoint stay as they were.)
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ CONFIG = "config_resolved.yaml"
 CHECKPOINT = "checkpoint.pt"
 SWEEP_CLAIM = ".sweep"
 #: keys that may differ between a run and its resumption
-RESUMABLE = {"resume", "progress", "rounds"}
+RESUMABLE = {"resume", "progress", "rounds", "report"}
 
 
 class Refused(Exception):
@@ -74,9 +76,10 @@ def check_resume(run_dir: Path, job: dict) -> None:
     if old_config.is_file():
         before = _flat(OmegaConf.to_container(OmegaConf.load(old_config), resolve=True))
         after = _flat(job)
+        # keys the recorded config lacks were added to the project after the run started
         changed = sorted(
             key
-            for key in before.keys() | after.keys()
+            for key in before.keys()
             if key.split(".")[0] not in RESUMABLE and before.get(key) != after.get(key)
         )
         if changed:
@@ -142,18 +145,29 @@ def check_run_dir(run_dir: Path, job: dict) -> None:
         )
 
 
+def requeued() -> bool:
+    """True in a SLURM job that SLURM restarted (``--requeue``, submitit's timeouts)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+
+
 def claim_sweep_dir(sweep_dir: Path, resume: bool) -> None:
-    """Claims ``sweep_dir`` for this sweep, or raises :class:`Refused` if another has it."""
+    """Claims ``sweep_dir`` for this sweep, or raises :class:`Refused` if another has it: its
+    ``.sweep`` file, created exclusively (two sweeps started at once cannot both have it), or,
+    for folders from before such files, a run's record in one of its job folders."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     claim = sweep_dir / SWEEP_CLAIM
-    if resume:
-        return  # the jobs resume their own directories (each checked by check_resume)
+    if resume:  # the jobs resume their own directories (each checked by check_resume)
+        claim.touch()
+        return
+    earlier = any(sweep_dir.glob(f"*/{METRICS}"))
     try:
+        if earlier:
+            raise FileExistsError
         fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         raise Refused(
-            f"{sweep_dir} holds another sweep (its {SWEEP_CLAIM} file); choose another "
-            "hydra.sweep.dir, or add resume=true to continue that sweep's runs"
+            f"{sweep_dir} holds another sweep; choose another hydra.sweep.dir, or add "
+            "resume=true to continue that sweep's runs"
         ) from None
     with os.fdopen(fd, "w") as f:
         f.write(f"pid {os.getpid()}\n")
@@ -184,6 +198,10 @@ def _finish_cut_sweep() -> None:
     from pinn_exp.report.callback import summary_rows, swept_keys
 
     sweep_dir = Path(config.hydra.sweep.dir)
+    if not any(p.is_dir() for p in sweep_dir.iterdir()):
+        # no job started (a sweep that did not compose): the folder is not another sweep's
+        (sweep_dir / SWEEP_CLAIM).unlink(missing_ok=True)
+        return
     try:
         report = config.report
         frame = write_summary([sweep_dir], out_dir=sweep_dir,
@@ -221,7 +239,9 @@ class RunGuard(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
-            claim_sweep_dir(Path(config.hydra.sweep.dir), bool(config.get("resume")))
+            # a whole sweep requeued by SLURM goes on: its jobs resume (pinn_exp/cli.py)
+            resume = bool(config.get("resume")) or requeued()
+            claim_sweep_dir(Path(config.hydra.sweep.dir), resume)
         except Refused as exc:
             _refuse(exc)
         _SWEEP.update(config=copy.deepcopy(config), ended=False)

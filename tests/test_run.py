@@ -240,6 +240,22 @@ def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path):
                     tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 2 and "holds another sweep" in proc.stderr
     assert _files(sweep) == before
+    # a sweep folder from before claims existed (no .sweep file) is protected by its records
+    (sweep / ".sweep").unlink()
+    before = _files(sweep)
+    proc = _run_cli("-m", *TINY, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}",
+                    tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 2 and "holds another sweep" in proc.stderr
+    assert _files(sweep) == before
+
+
+def test_a_sweep_that_does_not_compose_leaves_its_folder_free(tmp_path):
+    sweep = tmp_path / "sweep"
+    typo = _run_cli("-m", *TINY, "rounds=1", "sampler=uniform,nope", f"hydra.sweep.dir={sweep}",
+                    tmp_path=tmp_path)  # fmt: skip
+    assert typo.returncode != 0 and not (sweep / ".sweep").exists()
+    _run_cli("-m", *TINY, "rounds=1", "sampler=uniform,rad", f"hydra.sweep.dir={sweep}",
+             tmp_path=tmp_path, check=True)  # fmt: skip
 
 
 def test_sigterm_records_what_was_done_and_exits_143(tmp_path):

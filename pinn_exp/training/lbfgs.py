@@ -190,7 +190,7 @@ class SyncFreeLBFGS:
         """Accepts or rejects the trial, updates the history, the direction and the step."""
         f = terms[0]
         armijo = f <= self.f + self.c1 * self.t * self.gtd
-        ok = active & torch.isfinite(f) & armijo
+        ok = active & torch.isfinite(f) & torch.isfinite(g).all() & armijo
         s, y = x_trial - self.x, g - self.g
         self._push(ok & (s.dot(y) > 1e-10), s, y)
         # the minimiser of the quadratic through f(0), f'(0) and f(t), within [0.1t, 0.5t]
