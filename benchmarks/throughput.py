@@ -11,8 +11,10 @@ base config (the default job unless overrides follow ``--``) on ``--device``.
 Phase mode: per variant, ``--adam`` Adam steps, ``--lbfgs`` L-BFGS iterations (its function
 evaluations counted), ``--updates`` sampler updates and ``--evals`` test-set evaluations, each
 timed after ``--warmup`` untimed steps of the same kind (which pay compilation, when asked
-for: its time is the row's ``warmup_s``). One JSON row per variant and phase: device name,
-torch version, threads, N, parameter count, steps, seconds, ms per step, steps per second.
+for: its time is the row's ``warmup_s``). Each timed block is one stage, as in a run: with
+``optimizer.cuda_graphs=true`` it includes its 3 eager warm-up steps and the capture. One
+JSON row per variant and phase: device name, torch version, threads, N, parameter count,
+steps, seconds, ms per step, steps per second.
 
 Whole-run mode (``--whole-run``): per variant, one full run as ``python run.py`` makes it
 (into a temporary directory): wall time, training time and the final relative L2 error, so
