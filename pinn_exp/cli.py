@@ -59,7 +59,7 @@ def main(cfg: DictConfig) -> float | None:
             job = OmegaConf.to_container(cfg, resolve=True)
             guard.check_resume(out_dir, {**job, "resume": True})
         except guard.Refused as exc:
-            print(f"{'' if exc.code == 0 else 'error: '}{exc}", file=sys.stderr)
+            guard.say(exc)
             return None  # the sweep goes on with its other jobs
     text = OmegaConf.to_yaml(cfg, resolve=True)
     atomic_write(out_dir / "config_resolved.yaml", lambda f: f.write(text.encode()))

@@ -173,8 +173,13 @@ def claim_sweep_dir(sweep_dir: Path, resume: bool) -> None:
         f.write(f"pid {os.getpid()}\n")
 
 
-def _refuse(exc: Refused) -> None:
+def say(exc: Refused) -> None:
+    """The refusal's one line on stderr (``error:`` unless it is no error)."""
     print(("" if exc.code == 0 else "error: ") + str(exc), file=sys.stderr)
+
+
+def _refuse(exc: Refused) -> None:
+    say(exc)
     sys.exit(exc.code)
 
 
@@ -194,8 +199,7 @@ def _finish_cut_sweep() -> None:
     config = _SWEEP["config"]
     if config is None or _SWEEP["ended"]:
         return
-    from pinn_exp.report.aggregate import write_summary
-    from pinn_exp.report.callback import summary_rows, swept_keys
+    from pinn_exp.report.callback import write_sweep_summary
 
     sweep_dir = Path(config.hydra.sweep.dir)
     if not any(p.is_dir() for p in sweep_dir.iterdir()):
@@ -203,10 +207,7 @@ def _finish_cut_sweep() -> None:
         (sweep_dir / SWEEP_CLAIM).unlink(missing_ok=True)
         return
     try:
-        report = config.report
-        frame = write_summary([sweep_dir], out_dir=sweep_dir,
-                              rows=summary_rows(report.rows, report.cols, swept_keys(config)),
-                              cols=report.cols, metric=report.metric)  # fmt: skip
+        frame = write_sweep_summary(config)
     except Exception as exc:  # noqa: BLE001 - exiting anyway; say what could not be done
         print(f"the sweep stopped early and its summary could not be written: {exc}",
               file=sys.stderr)  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +31,6 @@ def summary_rows(rows: str, cols: str, swept: list[str]) -> str:
     return ",".join(keys + extra)
 
 
-def sweep_size(config: DictConfig) -> int | None:
-    """The number of jobs of a grid sweep (the product of its axes' comma-separated values),
-    or None where an axis is not a plain list (``range(...)``, ``glob(...)``)."""
-    axes = dict(config.hydra.sweeper.get("params") or {})
-    for override in config.hydra.overrides.task:
-        key, _, value = override.partition("=")
-        if "," in value:
-            axes[key] = value
-    total = 1
-    for value in axes.values():
-        text = str(value)
-        if "(" in text:
-            return None
-        total *= len(text.split(","))
-    return total
-
-
 def finished_jobs(sweep_dir: Path) -> dict[str, int]:
     """Jobs of a sweep directory by the status of their record (``running`` while they run)."""
     counts: dict[str, int] = {}
@@ -60,6 +43,22 @@ def finished_jobs(sweep_dir: Path) -> dict[str, int]:
     return counts
 
 
+def write_sweep_summary(config: DictConfig):
+    """summary.csv, summary.md and the plots of the sweep ``config`` describes, laid out by
+    its ``report`` keys; returns the runs' frame."""
+    from pinn_exp.report.aggregate import write_summary
+
+    report = config.report
+    sweep_dir = Path(config.hydra.sweep.dir)
+    return write_summary(
+        [sweep_dir],
+        out_dir=sweep_dir,
+        rows=summary_rows(report.rows, report.cols, swept_keys(config)),
+        cols=report.cols,
+        metric=report.metric,
+    )
+
+
 class SummaryCallback(Callback):
     """``on_job_end``: a line saying how many of the sweep's jobs are done (counted from the
     records on disk, so also right with parallel launchers). ``on_multirun_end``: summary.csv,
@@ -67,6 +66,8 @@ class SummaryCallback(Callback):
     ``python -m pinn_exp.report DIR`` rebuilds them at any time."""
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        from pinn_exp.report.aggregate import expected_jobs
+
         try:
             if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":
                 return
@@ -74,7 +75,8 @@ class SummaryCallback(Callback):
             counts = finished_jobs(sweep_dir)
             done = sum(n for status, n in counts.items() if status != "running")
             # a job's own config holds its own overrides; the sweep's are in multirun.yaml
-            total = sweep_size(OmegaConf.load(sweep_dir / "multirun.yaml"))
+            jobs = expected_jobs(sweep_dir)
+            total = len(jobs) if jobs is not None else None
             by_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "running")
             log.info("sweep: %d of %s jobs done (%s)", done, total or "?", by_status)
         except Exception:  # noqa: BLE001 - a progress line must never fail a job
@@ -82,20 +84,11 @@ class SummaryCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from pinn_exp.guard import sweep_ended
-        from pinn_exp.report.aggregate import write_summary
 
         sweep_ended()
-
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            report = config.report
-            frame = write_summary(
-                [sweep_dir],
-                out_dir=sweep_dir,
-                rows=summary_rows(report.rows, report.cols, swept_keys(config)),
-                cols=report.cols,
-                metric=report.metric,
-            )
+            frame = write_sweep_summary(config)
             print(f"summary of {len(frame)} runs: {sweep_dir / 'summary.md'}")
         except Exception:  # noqa: BLE001 - the sweep's runs are on disk; never fail here
             log.exception("could not write the summary of %s", sweep_dir)

@@ -320,8 +320,7 @@ class Trainer:
                             self.step_hook(round_index, done, "lbfgs")
                         buffer[i], accepted[i] = do_step()
                     used += n
-                    mask = accepted[:n].cpu()
-                    kept = buffer[:n][mask.to(self.device)]
+                    kept = buffer[:n][accepted[:n]]  # the block's one read on the host
                     self._record(list(range(done, done + len(kept))), kept, round_index, "lbfgs")
                     done += len(kept)
                     bar.update(len(kept), self.state.history[-1]["loss"] if len(kept) else None)
