@@ -3,6 +3,11 @@ elliptic problem, per method and dimension, with ratios to ``autograd`` measured
 
     python benchmarks/laplacian.py --dims 10 100 --n-points 1000 --device cpu --json lap.json
 
+``--phase score`` measures instead the residual scorer of the samplers (|residual| with the
+parameters frozen and graph-free derivatives, ``pinn_exp.training.trainer.Scorer``), and
+``--phase score-with-graph`` the same evaluation with every derivative keeping its graph (the
+scorer before graph-free scoring), for comparison.
+
 Time: median over ``--repeats`` steps after ``--warmup``. Memory: on CUDA the peak of
 ``torch.cuda.max_memory_allocated`` during the step (reset before it), in MiB; on a CPU the
 increase of the process's peak RSS over its level before the first step, each method and
@@ -23,8 +28,11 @@ import torch
 from pinn_exp.device import retain_cpu_memory
 from pinn_exp.metrics.memory import MIB, peak_rss_mb, reset_peak_rss
 from pinn_exp.model import MLP, Solution
-from pinn_exp.ops.laplacian import METHODS, STOCHASTIC, Laplacian
+from pinn_exp.ops import METHODS, STOCHASTIC, Laplacian
 from pinn_exp.pdes import Elliptic
+from pinn_exp.training.trainer import Scorer, frozen
+
+PHASES = ("train", "score", "score-with-graph")
 
 
 def _sync(device: torch.device) -> None:
@@ -41,28 +49,38 @@ def step_fn(
     probes: int,
     device: torch.device,
     dtype: torch.dtype,
+    phase: str = "train",
 ):
-    """One closure performing a training step with ``method``; also returns its model."""
+    """One closure performing a training step (or a scoring, see ``--phase``) with
+    ``method``."""
     base, _, variant = method.partition("+")
     mode = "reduce-overhead" if variant == "cudagraphs" else "default"
     lap = Laplacian(base, probes=probes, compile=bool(variant), compile_mode=mode)
-    pde = Elliptic(dim=dim, n_test=1, laplacian=lap)
+    pde = Elliptic(dim=dim, n_test=1)
     torch.manual_seed(0)
-    model = Solution(MLP(dim, width, depth), pde).to(device=device, dtype=dtype)
+    model = Solution(MLP(dim, width, depth), pde.constraint).to(device=device, dtype=dtype)
     x = pde.domain.sample(n_points, torch.Generator().manual_seed(0), device, dtype)
     x.requires_grad_(True)
+    scorer = Scorer(pde, model, lap)
 
     def step() -> None:
-        model.zero_grad(set_to_none=True)
-        loss = pde.residual(model, x).square().mean()
-        loss.backward()
+        if phase == "score":
+            scorer(x)
+        elif phase == "score-with-graph":
+            with frozen(model):
+                pde.residual(model, x, lap).detach().abs()
+        else:
+            model.zero_grad(set_to_none=True)
+            loss = pde.residual(model, x, lap).square().mean()
+            loss.backward()
 
     return step
 
 
 def measure(method: str, args, dim: int, device: torch.device, dtype: torch.dtype) -> dict:
     """Median step time and peak memory of one method at one dimension."""
-    step = step_fn(method, dim, args.n_points, args.width, args.depth, args.probes, device, dtype)
+    step = step_fn(method, dim, args.n_points, args.width, args.depth, args.probes, device, dtype,
+                   args.phase)  # fmt: skip
     _sync(device)
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -85,6 +103,7 @@ def measure(method: str, args, dim: int, device: torch.device, dtype: torch.dtyp
         peak = peak_rss_mb() - base
     return {
         "method": method,
+        "phase": args.phase,
         "dim": dim,
         "n_points": args.n_points,
         "device": str(device),
@@ -148,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--probes", type=int, default=16)
+    parser.add_argument(
+        "--phase",
+        default="train",
+        choices=PHASES,
+        help="train: one training step; score: the samplers' residual scorer (graph-free); "
+        "score-with-graph: the same evaluation keeping every derivative's graph",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--warmup", type=int, default=1, help="untimed steps first (compilation happens there)"

@@ -17,31 +17,33 @@ import sys
 
 import torch
 
-from pinn_exp.device import DeviceSpec
-from pinn_exp.model import MLP, Solution
-from pinn_exp.ops.laplacian import Laplacian
-from pinn_exp.pdes import Elliptic
-from pinn_exp.samplers import RAD, RSmote
-from pinn_exp.training.schedule import Schedule
-from pinn_exp.training.trainer import Trainer, seed_everything
+from pinn_exp.config import compose_config
+from pinn_exp.factory import build
+from pinn_exp.training.trainer import Trainer
 
 
 def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
     """A short run; returns its phases' peak memory and times."""
-    seed_everything(0)
-    device = DeviceSpec(args.device, args.dtype, args.memory_limit_gb)
+    rad = ["sampler=rad", f"sampler.n_dense={args.n_dense}",
+           f"sampler.chunk_size={chunk or 'null'}"]  # fmt: skip
+    built = build(compose_config([
+        "pde=elliptic", f"pde.dim={dim}", "pde.n_test=2000",
+        *(rad if sampler_name == "rad" else ["sampler=rsmote_paper"]),
+        f"n_points={args.n_points}", "rounds=1",
+        f"device.name={args.device}", f"device.dtype={args.dtype}",
+        f"device.memory_limit_gb={args.memory_limit_gb or 'null'}",
+        f"laplacian={args.laplacian}", f"model.width={args.width}", f"model.depth={args.depth}",
+        f"optimizer.pretrain_steps={args.steps}", f"optimizer.adam_steps={args.steps}",
+        f"optimizer.lbfgs_steps={args.lbfgs}", "progress=false",
+    ]))  # fmt: skip
+    device = built.device
     device.apply()
-    pde = Elliptic(dim=dim, n_test=2000, laplacian=Laplacian(args.laplacian))
-    sampler = RSmote() if sampler_name == "rsmote" else RAD(n_dense=args.n_dense, chunk_size=chunk)
-    model = Solution(MLP(dim, args.width, args.depth), pde).to(device.device, device.dtype)
-    schedule = Schedule(pretrain_steps=args.steps, adam_steps=args.steps, lbfgs_steps=args.lbfgs)
     row = {"sampler": sampler_name, "chunk_size": chunk, "dim": dim, "n_points": args.n_points,
            "n_dense": args.n_dense if sampler_name == "rad" else None,
            "laplacian": args.laplacian, "device": device.description, "status": "ok"}  # fmt: skip
     trainer = None
     try:
-        trainer = Trainer(pde, sampler, model, schedule, args.n_points, 1, 0, device.device,
-                          device.dtype, progress=False)  # fmt: skip
+        trainer = Trainer(built, progress=False)
         trainer.run()
     except torch.cuda.OutOfMemoryError:
         row.update(status="oom", phase=trainer.phase if trainer else "setup")
@@ -51,11 +53,13 @@ def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
         row.update(
             peak_train_mb=trainer.meter.peak("train"),
             peak_sampling_mb=trainer.meter.peak("sampling"),
+            reserved_train_mb=trainer.meter.reserved("train"),
+            reserved_sampling_mb=trainer.meter.reserved("sampling"),
             time_train_s=trainer.meter.time_s.get("train"),
             time_sampling_s=trainer.meter.time_s.get("sampling"),
-            l2_rel_error=trainer.state.errors[-1] if trainer.state.errors else None,
+            l2_rel_error=(trainer.state.metrics.get("l2_rel_error") or [None])[-1],
         )
-    del trainer, model
+    del trainer, built
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return row
@@ -67,9 +71,11 @@ def _cell(row: dict, key: str, fmt: str = "{:.0f}") -> str:
 
 def table(rows: list[dict]) -> str:
     lines = ["| dim | sampler | chunk | status | peak train (MiB) | peak sampling (MiB) | "
-             "sampling time (s) |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+             "reserved train / sampling (MiB) | sampling time (s) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in rows:
-        cells = [_cell(r, "peak_train_mb"), _cell(r, "peak_sampling_mb"),
+        reserved = f"{_cell(r, 'reserved_train_mb')} / {_cell(r, 'reserved_sampling_mb')}"
+        cells = [_cell(r, "peak_train_mb"), _cell(r, "peak_sampling_mb"), reserved,
                  _cell(r, "time_sampling_s", "{:.2f}")]  # fmt: skip
         head = f"| {r['dim']} | {r['sampler']} | {r['chunk_size']} | {r['status']} | "
         lines.append(head + " | ".join(cells) + " |")
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dims", type=int, nargs="+", default=[10, 50, 100, 200, 1000])
     parser.add_argument("--n-points", type=int, default=5000)
     parser.add_argument("--n-dense", type=int, default=100_000)
-    parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[10_000, 20_000],
+                        help="RAD's chunked runs (besides the unchunked one)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--memory-limit-gb", type=float, default=None)
@@ -94,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     for dim in args.dims:
-        for sampler, chunk in (("rsmote", None), ("rad", None), ("rad", args.chunk_size)):
+        runs = [("rsmote", None), ("rad", None), *(("rad", c) for c in args.chunk_sizes)]
+        for sampler, chunk in runs:
             rows.append(one_run(sampler, chunk, dim, args))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(table(rows))

@@ -27,10 +27,9 @@ def final_points(overrides: list[str]) -> tuple[np.ndarray, list[float]]:
     cfg = compose_config(["device=cpu", "n_points=1000", "rounds=3", "progress=false", *overrides])
     b = build(cfg)
     b.device.apply()
-    trainer = Trainer(b.pde, b.sampler, b.model, b.schedule, b.n_points, b.rounds, b.seed,
-                      b.device.device, b.device.dtype, progress=False)  # fmt: skip
+    trainer = Trainer(b, progress=False)
     state = trainer.run()
-    return state.points.cpu().numpy(), list(state.errors)
+    return state.points.cpu().numpy(), list(state.metrics["l2_rel_error"])
 
 
 def main(argv: list[str] | None = None) -> int:

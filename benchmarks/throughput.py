@@ -37,9 +37,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from pinn_exp import runner
 from pinn_exp.config import compose_config
 from pinn_exp.factory import build
-from pinn_exp.training import runner
 from pinn_exp.training.trainer import Trainer
 
 # The paths compared by default: today's fastest first-class options against the old ones.
@@ -104,8 +104,8 @@ def phases(name: str, overrides: list[str], args) -> list[dict]:
     built = build(compose_config(overrides))
     built.device.apply()
     device = built.device.device
-    trainer = Trainer.from_built(built, progress=False)
-    trainer.state.points = built.sampler.initial().detach()
+    trainer = Trainer(built, progress=False)
+    trainer.state.points = built.sampler.initial().points.detach()
     x = trainer.state.points.requires_grad_(True)  # as Trainer.train_stage does
     base = {"variant": name, "overrides": overrides, **describe(built)}
     rows = []
@@ -162,7 +162,7 @@ def phases(name: str, overrides: list[str], args) -> list[dict]:
     def updates():
         p = points
         for i in range(args.updates):
-            p = built.sampler.update(p, trainer.scorer, i + 1)
+            p = built.sampler.update(p, trainer.scorer, i + 1).points
 
     row("sampling", args.updates, _timed(device, updates), 0.0)
     trainer.evaluate()

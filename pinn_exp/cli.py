@@ -17,12 +17,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pinn_exp import guard
+from pinn_exp import guard, runner
 from pinn_exp.config import CONF_DIR
 from pinn_exp.factory import ConfigError, build
+from pinn_exp.io import record as record_files
 from pinn_exp.io.records import atomic_write
 from pinn_exp.metrics.memory import is_allocation_failure
-from pinn_exp.training import runner
+from pinn_exp.metrics.registry import PRIMARY
 
 log = logging.getLogger("pinn_exp")
 
@@ -53,7 +54,7 @@ def main(cfg: DictConfig) -> float | None:
     # a sweep job that SLURM requeued (submitit's hydra.launcher.max_num_timeout) continues
     # from its checkpoint instead of starting again
     requeued = multirun and guard.requeued()
-    resume = bool(cfg.resume) or (requeued and (out_dir / guard.CHECKPOINT).is_file())
+    resume = bool(cfg.resume) or (requeued and (out_dir / record_files.CHECKPOINT).is_file())
     if multirun and resume:  # a single run was checked before Hydra wrote anything
         try:
             job = OmegaConf.to_container(cfg, resolve=True)
@@ -62,7 +63,7 @@ def main(cfg: DictConfig) -> float | None:
             guard.say(exc)
             return None  # the sweep goes on with its other jobs
     text = OmegaConf.to_yaml(cfg, resolve=True)
-    atomic_write(out_dir / "config_resolved.yaml", lambda f: f.write(text.encode()))
+    atomic_write(out_dir / record_files.CONFIG, lambda f: f.write(text.encode()))
     meta = _meta(cfg, hydra_cfg)
     try:
         built = build(cfg)
@@ -96,17 +97,18 @@ def main(cfg: DictConfig) -> float | None:
     )
     if record["status"] == "ok":
         print(
-            f"final relative L2 error: {record['l2_rel_error']:.4e}  "
+            f"final relative L2 error: {record[PRIMARY]:.4e}  "
             f"({record['wall_time_s']:.1f} s)\noutputs: {out_dir}"
         )
     else:
         print(
-            f"run {record['status']}: {record['error']}\nrecord: {out_dir / 'metrics.json'}",
+            f"run {record['status']}: {record['error']}\n"
+            f"record: {out_dir / record_files.METRICS}",
             file=sys.stderr,
         )
         if not multirun:
             sys.exit(1)
-    return record["l2_rel_error"]
+    return record[PRIMARY]
 
 
 if __name__ == "__main__":

@@ -1,20 +1,28 @@
-"""Typed schemas of every config group, registered in Hydra's ConfigStore.
+"""The config schemas, derived from the classes they configure, registered in Hydra's
+ConfigStore.
 
-Each ``conf/GROUP/OPTION.yaml`` starts from its schema
-(``defaults: [/schema/GROUP/NAME@_here_, _self_]``),
-so a value of the wrong type (``sampler.ratio=abc``) or an unknown key (``sampler.ration=0.3``)
-fails when the config is composed, before anything runs. Range checks live in the
-constructors of the classes the ``_target_`` names.
+A class's constructor signature is the one place that states an option's keys, types and
+defaults: :func:`schema_of` turns it into a structured-config dataclass (``_target_`` plus one
+typed field per argument). Each ``conf/GROUP/OPTION.yaml`` starts from its schema
+(``defaults: [/schema/GROUP/NAME@_here_, _self_]``) and states only what differs from the
+class's defaults, so a value of the wrong type (``sampler.ratio=abc``) or an unknown key
+(``sampler.ration=0.3``) fails when the config is composed, before anything runs. Range checks
+live in the constructors.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig
 
 # The configs: pinn_exp/conf in an installed wheel (the build copies conf/ there), else the
@@ -22,127 +30,120 @@ from omegaconf import MISSING, DictConfig
 _PACKAGED = Path(__file__).resolve().parent / "conf"
 CONF_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "conf"
 
-# ---------------------------------------------------------------------------------------- pde
+#: the types a structured-config field may have as they are; anything else becomes ``Any``
+_PRIMITIVES = (int, float, str, bool)
 
 
-@dataclass
-class BurgersConf:
-    _target_: str = "pinn_exp.pdes.Burgers"
-    dim: int | None = None
+class Group(NamedTuple):
+    """The schemas of one config group."""
+
+    #: constructor arguments that pinn_exp.factory.build passes itself: not config keys
+    supplied: tuple[str, ...]
+    #: schema name -> import path of the class it configures (also the schema's ``_target_``)
+    targets: dict[str, str]
 
 
-@dataclass
-class AllenCahnConf:
-    _target_: str = "pinn_exp.pdes.AllenCahn"
-    dim: int | None = None
+GROUPS: dict[str, Group] = {
+    "pde": Group(
+        (),
+        {
+            "burgers": "pinn_exp.pdes.Burgers",
+            "allen_cahn": "pinn_exp.pdes.AllenCahn",
+            "laplace": "pinn_exp.pdes.Laplace",
+            "elliptic": "pinn_exp.pdes.Elliptic",
+            "reaction_diffusion": "pinn_exp.pdes.ReactionDiffusion",
+        },
+    ),
+    "sampler": Group(
+        (),
+        {
+            "uniform": "pinn_exp.samplers.Uniform",
+            "random_r": "pinn_exp.samplers.RandomR",
+            "rad": "pinn_exp.samplers.RAD",
+            "rar_d": "pinn_exp.samplers.RARD",
+            "rar_g": "pinn_exp.samplers.RARG",
+            "r3": "pinn_exp.samplers.R3",
+            "rsmote": "pinn_exp.samplers.RSmote",
+        },
+    ),
+    "optimizer": Group((), {"schedule": "pinn_exp.training.schedule.Schedule"}),
+    "device": Group((), {"device": "pinn_exp.device.DeviceSpec"}),
+    # in_dim: the PDE's dimension; out_dim: 1, the solution is scalar
+    "model": Group(("in_dim", "out_dim"), {"mlp": "pinn_exp.model.MLP"}),
+    # seed: the run's seed
+    "laplacian": Group(("seed",), {"laplacian": "pinn_exp.ops.laplacian.Laplacian"}),
+}
 
 
-@dataclass
-class LaplaceConf:
-    _target_: str = "pinn_exp.pdes.Laplace"
-    dim: int = 2
-    n_boundary: int = 1000
-    boundary_weight: float = 1.0
-    n_test: int = 10_000
+def config_type(annotation: Any, default: Any = MISSING) -> Any:
+    """The structured-config type of a constructor argument.
+
+    Args:
+        annotation: the argument's annotation (evaluated), or ``inspect.Parameter.empty``.
+        default: the argument's default; a None default makes the type optional.
+
+    Returns:
+        ``int``, ``float``, ``str`` or ``bool`` as they are, one of them ``| None``
+        (annotated so, or annotated without None but with a None default), else ``Any``.
+    """
+    if annotation in _PRIMITIVES:
+        return annotation | None if default is None else annotation
+    args = typing.get_args(annotation)
+    if len(args) == 2 and type(None) in args:
+        inner = args[0] if args[1] is type(None) else args[1]
+        if inner in _PRIMITIVES:
+            return inner | None
+    return Any
 
 
-@dataclass
-class EllipticConf:
-    _target_: str = "pinn_exp.pdes.Elliptic"
-    dim: int = 10
-    coefficient_seed: int = 0
-    n_test: int = 10_000
+def constructor_parameters(cls: type) -> list[inspect.Parameter]:
+    """The parameters of ``cls``'s constructor, with their annotations evaluated.
+
+    An annotation that cannot be evaluated at run time (a name imported for type checkers
+    only) becomes ``Any`` instead of failing the import of the configs.
+    """
+    try:
+        return list(inspect.signature(cls, eval_str=True).parameters.values())
+    except NameError:
+        namespace = getattr(cls.__init__, "__globals__", {})
+
+        def evaluate(annotation: Any) -> Any:
+            if not isinstance(annotation, str):
+                return annotation
+            try:
+                return eval(annotation, namespace)
+            except NameError:
+                return Any
+
+        parameters = inspect.signature(cls).parameters.values()
+        return [p.replace(annotation=evaluate(p.annotation)) for p in parameters]
 
 
-@dataclass
-class ReactionDiffusionConf:
-    _target_: str = "pinn_exp.pdes.ReactionDiffusion"
-    dim: int | None = None
-    n_initial: int = 256
-    n_boundary: int = 256
-    initial_weight: float = 1.0
-    boundary_weight: float = 1.0
+def schema_of(target: str, supplied: tuple[str, ...] = ()) -> type:
+    """A structured-config dataclass from the constructor of the class at ``target``.
 
+    Args:
+        target: the class's import path, e.g. ``pinn_exp.samplers.RSmote``; it is also the
+            schema's ``_target_``, the class that ``hydra.utils.instantiate`` builds.
+        supplied: constructor arguments that the factory passes itself, left out of the schema.
 
-# ------------------------------------------------------------------------------------ sampler
-
-
-@dataclass
-class UniformConf:
-    _target_: str = "pinn_exp.samplers.Uniform"
-    method: str = "pseudo"
-
-
-@dataclass
-class RandomRConf:
-    _target_: str = "pinn_exp.samplers.RandomR"
-
-
-@dataclass
-class DenseConf:
-    _target_: str = MISSING
-    n_dense: int = 100_000
-    k: float = 1.0
-    c: float = 1.0
-    chunk_size: int | None = None
-
-
-@dataclass
-class R3Conf:
-    _target_: str = "pinn_exp.samplers.R3"
-
-
-@dataclass
-class RSmoteConf:
-    _target_: str = "pinn_exp.samplers.RSmote"
-    ratio: float = 0.1
-    k_neighbors: int = 5
-    oversampler: str = "smote"
-    refresh: float = 0.1
-
-
-# ------------------------------------------------------------------------ other groups
-
-
-@dataclass
-class ScheduleConf:
-    _target_: str = "pinn_exp.training.schedule.Schedule"
-    pretrain_steps: int = 2000
-    adam_steps: int = 0
-    lbfgs_steps: int = 1000
-    lr: float = 1e-3
-    lbfgs_lr: float = 1.0
-    history_size: int = 50
-    check_every: int = 50
-    lbfgs_impl: str = "torch"
-    compile: bool = False
-    cuda_graphs: bool = False
-
-
-@dataclass
-class DeviceConf:
-    _target_: str = "pinn_exp.device.DeviceSpec"
-    name: str = "auto"
-    dtype: str = "float32"
-    memory_limit_gb: float | None = None
-    retain_cpu_memory: bool = True
-
-
-@dataclass
-class MLPConf:
-    _target_: str = "pinn_exp.model.MLP"
-    width: int = 64
-    depth: int = 3
-    activation: str = "tanh"
-
-
-@dataclass
-class LaplacianConf:
-    _target_: str = "pinn_exp.ops.laplacian.Laplacian"
-    method: str = "forward"
-    probes: int = 16
-    compile: bool = False
-    compile_mode: str = "default"
+    Returns:
+        A dataclass named ``<Class>Conf`` with ``_target_`` and, in the signature's order, one
+        field per remaining argument: its name, :func:`config_type` of its annotation, its
+        default (``???``, i.e. required, where it has none).
+    """
+    cls = get_class(target)
+    fields: list[tuple[str, Any, Any]] = [("_target_", str, field(default=target))]
+    for p in constructor_parameters(cls):
+        if p.name in supplied or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = MISSING if p.default is p.empty else p.default
+        if isinstance(default, (list, dict)):
+            spec = field(default_factory=lambda value=default: copy.deepcopy(value))
+        else:
+            spec = field(default=default)
+        fields.append((p.name, config_type(p.annotation, default), spec))
+    return dataclasses.make_dataclass(f"{cls.__name__}Conf", fields)
 
 
 @dataclass
@@ -152,11 +153,12 @@ class ReportConf:
     rows: str = "sampler"
     cols: str = "pde"
     metric: str = "l2_rel_error"
+    baseline: str | None = None
 
 
 @dataclass
 class Config:
-    """The primary config: groups plus the top-level keys of SPEC §2."""
+    """The primary config: one option of each group plus the run's top-level keys."""
 
     pde: Any = MISSING
     sampler: Any = MISSING
@@ -164,34 +166,17 @@ class Config:
     device: Any = MISSING
     model: Any = MISSING
     laplacian: Any = MISSING
+    #: seeds the network's weights, the sampler's generator and the Laplacian's probes
     seed: int = 0
+    #: size N of the interior collocation set (the paper's #Sampling)
     n_points: int = 2000
+    #: sampling rounds after the initial training
     rounds: int = 6
+    #: continue from checkpoint.pt in hydra.run.dir
     resume: bool = False
+    #: progress bar over the optimizer steps
     progress: bool = True
     report: ReportConf = field(default_factory=ReportConf)
-
-
-SCHEMAS = {
-    "pde": {
-        "burgers": BurgersConf,
-        "allen_cahn": AllenCahnConf,
-        "laplace": LaplaceConf,
-        "elliptic": EllipticConf,
-        "reaction_diffusion": ReactionDiffusionConf,
-    },
-    "sampler": {
-        "uniform": UniformConf,
-        "random_r": RandomRConf,
-        "dense": DenseConf,
-        "r3": R3Conf,
-        "rsmote": RSmoteConf,
-    },
-    "optimizer": {"schedule": ScheduleConf},
-    "device": {"device": DeviceConf},
-    "model": {"mlp": MLPConf},
-    "laplacian": {"laplacian": LaplacianConf},
-}
 
 
 def register_configs() -> None:
@@ -202,9 +187,9 @@ def register_configs() -> None:
     schema with ``defaults: [/schema/GROUP/NAME@_here_, _self_]``."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for group, schemas in SCHEMAS.items():
-        for name, node in schemas.items():
-            cs.store(group=f"schema/{group}", name=name, node=node)
+    for group, (supplied, targets) in GROUPS.items():
+        for name, target in targets.items():
+            cs.store(group=f"schema/{group}", name=name, node=schema_of(target, supplied))
 
 
 register_configs()

@@ -2,7 +2,8 @@
 
 A sampler never imports a PDE; both meet through a :class:`Domain`: it draws uniform points,
 maps points of the unit cube onto itself (for quasi-Monte Carlo sequences) and tells whether a
-point lies inside.
+point lies inside. PDEs with soft boundary (and initial) terms draw those points from their
+domain too (:meth:`Domain.sample_boundary`, :meth:`SpaceTime.sample_initial`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,29 @@ class Domain(ABC):
         x = self.from_unit(u.numpy())
         return torch.as_tensor(x, dtype=dtype, device=device)
 
+    def sample_boundary(
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Draws ``n`` points on the boundary, for soft boundary terms.
+
+        Args:
+            n: number of points.
+            generator: a CPU generator; drawn on the CPU in float64 and moved, as :meth:`sample`.
+            device: where the points go.
+            dtype: their dtype.
+
+        Returns:
+            Tensor of shape (n, dim).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no sample_boundary: implement it to use soft boundary "
+            "terms on this domain"
+        )
+
 
 class Box(Domain):
     """The axis-aligned box [lower_1, upper_1] x ... x [lower_d, upper_d]."""
@@ -75,8 +99,82 @@ class Box(Domain):
         upper = torch.as_tensor(self.upper, dtype=x.dtype, device=x.device)
         return ((x >= lower - tol) & (x <= upper + tol)).all(dim=1)
 
+    def sample_boundary(
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """``n`` points on the 2 dim faces, every face its share: point i is a uniform point of
+        the box moved onto face ``i mod (2 dim)`` (the coordinate ``face // 2`` set to the lower
+        bound for an even face, the upper for an odd one). In one dimension the boundary is the
+        two end points, in turn, and nothing is drawn."""
+        lower = torch.as_tensor(self.lower)
+        upper = torch.as_tensor(self.upper)
+        face = torch.arange(n) % (2 * self.dim)
+        axis, high = face // 2, face % 2 == 1
+        if self.dim == 1:
+            x = torch.where(high, upper[0], lower[0]).unsqueeze(1)
+        else:
+            u = torch.rand(n, self.dim, generator=generator, dtype=torch.float64)
+            x = lower + u * (upper - lower)
+            x[torch.arange(n), axis] = torch.where(high, upper[axis], lower[axis])
+        return x.to(device=device, dtype=dtype)
+
     def __repr__(self) -> str:
         return f"Box(lower={self.lower.tolist()}, upper={self.upper.tolist()})"
+
+
+class SpaceTime(Box):
+    """A space box times a time interval, [lower, upper] x [t0, t1]; time is the last input.
+
+    For samplers it is the box; for soft terms its boundary is the spatial one (x on a face
+    of the space box, t in [t0, t1]) and its initial slice is t = t0.
+
+    Args:
+        lower: the space box's lower corner.
+        upper: its upper corner.
+        t0: the initial time.
+        t1: the final time.
+    """
+
+    def __init__(self, lower: Sequence[float], upper: Sequence[float], t0: float, t1: float):
+        super().__init__([*lower, t0], [*upper, t1])
+        self.space = Box(lower, upper)
+        self.t0, self.t1 = float(t0), float(t1)
+
+    def sample_boundary(
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """``n`` points on the spatial boundary (:meth:`Box.sample_boundary` of the space box,
+        drawn first) at uniform times in [t0, t1]; shape (n, dim)."""
+        x = self.space.sample_boundary(n, generator, dtype=torch.float64)
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        t = self.t0 + u * (self.t1 - self.t0)
+        return torch.cat([x, t.unsqueeze(1)], dim=1).to(device=device, dtype=dtype)
+
+    def sample_initial(
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """``n`` uniform points of the space box at t = t0, shape (n, dim)."""
+        x = self.space.sample(n, generator, dtype=torch.float64)
+        t = torch.full((n, 1), self.t0, dtype=torch.float64)
+        return torch.cat([x, t], dim=1).to(device=device, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"SpaceTime(lower={self.space.lower.tolist()}, upper={self.space.upper.tolist()}, "
+            f"t0={self.t0}, t1={self.t1})"
+        )
 
 
 class Ball(Domain):
@@ -108,12 +206,16 @@ class Ball(Domain):
     def contains(self, x: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
         return x.norm(dim=1) <= self.radius + tol
 
-    def sample_sphere(
-        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32
+    def sample_boundary(
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
-        """Uniform points on the boundary sphere, shape (n, dim)."""
+        """Uniform points on the boundary sphere (normalised Gaussian vectors), shape (n, dim)."""
         g = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return (self.radius * g / g.norm(dim=1, keepdim=True)).to(dtype)
+        return (self.radius * g / g.norm(dim=1, keepdim=True)).to(device=device, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"Ball(dim={self.dim}, radius={self.radius})"

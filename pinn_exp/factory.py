@@ -45,6 +45,9 @@ class Built:
     seed: int
     n_points: int
     rounds: int
+    #: the run's generator, seeded by ``seed``: the sampler (bound to it here) and the PDE's
+    #: soft-constraint points draw from it; checkpoints save its state
+    generator: torch.Generator
 
 
 def _build(node: DictConfig, key: str, **kwargs):
@@ -141,17 +144,18 @@ def build(cfg: DictConfig) -> Built:
     check_top_level(cfg)
     device = _build(cfg.device, "device")
     laplacian = _build(cfg.laplacian, "laplacian", seed=cfg.seed)
-    pde = _build(cfg.pde, "pde", laplacian=laplacian)
+    pde = _build(cfg.pde, "pde")
     sampler = _build(cfg.sampler, "sampler")
-    try:
-        sampler.check(cfg.n_points, cfg.rounds)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    try:  # the sampler refuses an n_points or rounds it cannot work with
+        sampler.bind(pde.domain, cfg.n_points, cfg.rounds, generator, device.device, device.dtype)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     check_sizes(pde, sampler, device)
     schedule = _build(cfg.optimizer, "optimizer")
     seed_everything(cfg.seed)  # the network's initial weights depend on the seed only
     net: MLP = _build(cfg.model, "model", in_dim=pde.dim)
-    model = Solution(net, pde).to(device=device.device, dtype=device.dtype)
+    model = Solution(net, pde.constraint).to(device=device.device, dtype=device.dtype)
     return Built(
         pde=pde,
         sampler=sampler,
@@ -162,4 +166,5 @@ def build(cfg: DictConfig) -> Built:
         seed=cfg.seed,
         n_points=cfg.n_points,
         rounds=cfg.rounds,
+        generator=generator,
     )

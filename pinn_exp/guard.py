@@ -30,9 +30,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-METRICS = "metrics.json"
-CONFIG = "config_resolved.yaml"
-CHECKPOINT = "checkpoint.pt"
+from pinn_exp.io.record import CHECKPOINT, CONFIG, METRICS
+
 SWEEP_CLAIM = ".sweep"
 #: keys that may differ between a run and its resumption
 RESUMABLE = {"resume", "progress", "rounds", "report"}

@@ -18,12 +18,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pinn_exp.io import records
+from pinn_exp.io.record import CHECKPOINT, COLLOCATION, CONFIG, HISTORY, METRICS
 from pinn_exp.metrics.error import l2_relative_error
 from pinn_exp.model import Solution
 from pinn_exp.pdes.base import PDE
-
-CONFIG = "config_resolved.yaml"
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -54,12 +52,12 @@ class LoadedRun:
     @property
     def history(self) -> pd.DataFrame:
         """``history.csv``: one row per optimizer step."""
-        return pd.read_csv(self.path / records.HISTORY)
+        return pd.read_csv(self.path / HISTORY)
 
     @property
     def collocation(self) -> dict[str, np.ndarray]:
         """The interior points after each round (``round_0``, ``round_1``, ...)."""
-        with np.load(self.path / records.COLLOCATION) as data:
+        with np.load(self.path / COLLOCATION) as data:
             return {key: data[key] for key in data.files}
 
     @torch.no_grad()
@@ -89,11 +87,11 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     from pinn_exp.factory import build  # the factory imports every PDE and sampler
 
     path = Path(path)
-    for name in (CONFIG, records.METRICS, CHECKPOINT):
+    for name in (CONFIG, METRICS, CHECKPOINT):
         if not (path / name).is_file():
             raise FileNotFoundError(
                 f"{path / name} does not exist: load_run needs a run directory with "
-                f"{CONFIG}, {records.METRICS} and {CHECKPOINT} (written after the first round)"
+                f"{CONFIG}, {METRICS} and {CHECKPOINT} (written after the first round)"
             )
     config = OmegaConf.load(path / CONFIG)
     config.device.name = device
@@ -106,5 +104,5 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     snapshot = records.load_checkpoint(path / CHECKPOINT, built.device.device)
     built.model.load_state_dict(snapshot["model"])
     built.model.eval()
-    return LoadedRun(path, config, records.read_json(path / records.METRICS), built.model,
+    return LoadedRun(path, config, records.read_json(path / METRICS), built.model,
                      built.pde, built.device.device)  # fmt: skip

@@ -7,24 +7,32 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import CONF, DATA, ROOT, TINY, compose_config
 from threadpoolctl import threadpool_limits
 
-from pinn_exp.config import compose_config  # noqa: F401  (the tests import it from here)
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-DATA = ROOT.parent / "shared" / "data"
+@pytest.fixture
+def root() -> Path:
+    """The project's root folder (run.py, conf/, examples/)."""
+    return ROOT
 
-# A budget that runs in seconds: used by the end-to-end tests.
-TINY = [
-    "optimizer.pretrain_steps=30",
-    "optimizer.adam_steps=10",
-    "optimizer.lbfgs_steps=5",
-    "rounds=2",
-    "n_points=200",
-    "progress=false",
-    "device=cpu",
-]
+
+@pytest.fixture
+def conf_dir() -> Path:
+    """The project's config folder."""
+    return CONF
+
+
+@pytest.fixture
+def tiny() -> list[str]:
+    """Overrides for a run of seconds on the CPU (a fresh list: tests may extend it)."""
+    return list(TINY)
+
+
+@pytest.fixture
+def compose():
+    """``compose(overrides)``: conf/config.yaml composed with ``overrides``."""
+    return compose_config
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import compose_config
+from support import compose_config
 
 from pinn_exp.factory import build
 from pinn_exp.training.trainer import Trainer
@@ -29,8 +29,7 @@ def _final_points(overrides: list[str]) -> torch.Tensor:
         *overrides,
     ])  # fmt: skip
     b = build(cfg)
-    trainer = Trainer(b.pde, b.sampler, b.model, b.schedule, b.n_points, b.rounds, b.seed,
-                      b.device.device, b.device.dtype, progress=False)  # fmt: skip
+    trainer = Trainer(b, progress=False)
     return trainer.run().points
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import numpy as np
+import pytest
+from support import ROOT
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -43,7 +44,7 @@ def test_laplacian_benchmark_writes_one_row_per_method_and_dim(tmp_path):
 def test_memory_phases_benchmark_records_each_sampler(tmp_path):
     out = tmp_path / "mem.json"
     result = _run("memory_phases.py", "--dims", "3", "--n-points", "50", "--n-dense", "200",
-                  "--chunk-size", "64", "--device", "cpu", "--width", "8", "--depth", "2",
+                  "--chunk-sizes", "64", "128", "--device", "cpu", "--width", "8", "--depth", "2",
                   "--steps", "2", "--lbfgs", "1", "--json", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
@@ -51,6 +52,7 @@ def test_memory_phases_benchmark_records_each_sampler(tmp_path):
         ("rsmote", None),
         ("rad", None),
         ("rad", 64),
+        ("rad", 128),
     ]
     assert all(r["status"] == "ok" and r["time_sampling_s"] is not None for r in rows)
 
@@ -63,6 +65,29 @@ def test_shock_concentration_counts_points_in_the_region():
     row = json.loads(result.stdout.splitlines()[0])
     assert row["seed"] == 0 and len(row["errors"]) == 2
     assert 0 <= row["n_shock"] <= row["n_center_any_t"] <= 200
+
+
+def test_shock_location_reads_the_runs_points_and_residual_maps(tmp_path, compose, tiny):
+    from pinn_exp import runner
+    from pinn_exp.factory import build
+
+    run = tmp_path / "run"
+    assert runner.run(build(compose(tiny)), run, progress=False)["status"] == "ok"
+    # put every final point in the formed shock: enrichment = 1 / its share of the domain
+    with np.load(run / "collocation.npz") as data:
+        points = {k: data[k] for k in data.files}
+    points["round_2"][:, 0] = 0.0
+    points["round_2"][:, 1] = 0.5
+    np.savez(run / "collocation.npz", **points)
+    out = tmp_path / "rows.json"
+    result = _run("shock_location.py", str(run), "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert rows[2]["points in formed shock / uniform"] == pytest.approx(1 / 0.03)
+    assert rows[2]["points in formation zone / uniform"] == 0.0
+    for r in rows:
+        assert 0 <= r["top-5% residual in formed shock"] <= 1
 
 
 def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):

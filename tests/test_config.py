@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from pathlib import Path
 
 import pytest
-from conftest import CONF, compose_config
 from hydra.errors import ConfigCompositionException
+from hydra.utils import get_class
+from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ValidationError
+from support import CONF
 
+from pinn_exp.config import GROUPS as SCHEMA_GROUPS
+from pinn_exp.config import schema_of
 from pinn_exp.factory import ConfigError, build
 
 GROUPS = ["pde", "sampler", "optimizer", "device", "model", "laplacian"]
@@ -27,9 +33,9 @@ def _cases():
 
 
 @pytest.mark.parametrize(("group", "option"), list(_cases()))
-def test_every_option_composes_and_builds(group, option):
+def test_every_option_composes_and_builds(group, option, compose):
     overrides = [f"{group}={option}", "n_points=200"]
-    cfg = compose_config(overrides)
+    cfg = compose(overrides)
     built = build(cfg)
     assert type(built).__name__ == "Built"
     if group == "pde":
@@ -38,8 +44,8 @@ def test_every_option_composes_and_builds(group, option):
         assert option.startswith(built.sampler.name)
 
 
-def test_experiment_files_exist():
-    names = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
+def test_experiment_files_exist(conf_dir):
+    names = {p.stem for p in (conf_dir / "experiment").glob("*.yaml")}
     expected = {
         "burgers_table",
         "allen_cahn_table",
@@ -53,9 +59,13 @@ def test_experiment_files_exist():
     assert expected <= names
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
-def test_every_experiment_composes_and_builds(name):
-    cfg = compose_config([f"+experiment={name}"])
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem[0] != "_")
+TABLES = ["burgers_table", "allen_cahn_table", "laplace_table", "reaction_diffusion_table"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_builds(name, compose):
+    cfg = compose([f"+experiment={name}"])
     built = build(cfg)
     assert built.n_points == cfg.n_points
 
@@ -92,8 +102,8 @@ def test_every_experiment_composes_and_builds(name):
         (["laplacian.compile_mode=fastest"], "laplacian.compile_mode"),
     ],
 )
-def test_bad_values_are_refused_before_training(overrides, key):
-    cfg = compose_config(overrides)
+def test_bad_values_are_refused_before_training(overrides, key, compose):
+    cfg = compose(overrides)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build(cfg)
 
@@ -109,14 +119,14 @@ def test_bad_values_are_refused_before_training(overrides, key):
         ("device.retain_cpu_memory=maybe", "retain_cpu_memory"),
     ],
 )
-def test_wrong_types_fail_at_composition(override, key):
+def test_wrong_types_fail_at_composition(override, key, compose):
     with pytest.raises((ConfigCompositionException, ValidationError), match=key):
-        compose_config([override])
+        compose([override])
 
 
-def test_conf_dir_has_every_group():
+def test_conf_dir_has_every_group(conf_dir):
     for group in GROUPS + ["experiment"]:
-        assert (Path(CONF) / group).is_dir()
+        assert (Path(conf_dir) / group).is_dir()
 
 
 @pytest.mark.parametrize(
@@ -137,20 +147,82 @@ def test_conf_dir_has_every_group():
         ("seed=-1", "seed"),
     ],
 )
-def test_non_finite_and_out_of_range_values_are_refused_before_training(override, key):
+def test_non_finite_and_out_of_range_values_are_refused_before_training(override, key, compose):
     with pytest.raises(ConfigError) as info:
-        build(compose_config(override.split()))
+        build(compose(override.split()))
     message = str(info.value)
     assert message.startswith(f"{key}=") and "not allowed" in message
 
 
-def test_arrays_larger_than_the_free_memory_are_refused_before_training():
+def test_arrays_larger_than_the_free_memory_are_refused_before_training(compose):
     with pytest.raises(ConfigError, match=r"^pde.n_test=10000 at pde.dim=1000000 is not allowed"):
-        build(compose_config(["pde=elliptic", "pde.dim=1000000"]))
+        build(compose(["pde=elliptic", "pde.dim=1000000"]))
     with pytest.raises(ConfigError, match=r"^sampler.n_dense=10000000000000 at pde.dim=2"):
-        build(compose_config(["sampler=rad", "sampler.n_dense=10000000000000"]))
+        build(compose(["sampler=rad", "sampler.n_dense=10000000000000"]))
 
 
-def test_memory_limit_on_a_cpu_warns_that_it_applies_to_cuda_only():
+def test_memory_limit_on_a_cpu_warns_that_it_applies_to_cuda_only(compose):
     with pytest.warns(UserWarning, match="device.memory_limit_gb=2.0 applies to CUDA only"):
-        build(compose_config(["device=cpu", "device.memory_limit_gb=2"]))
+        build(compose(["device=cpu", "device.memory_limit_gb=2"]))
+
+
+def _schemas():
+    for group, (supplied, targets) in SCHEMA_GROUPS.items():
+        for name, target in targets.items():
+            yield pytest.param(target, supplied, id=f"{group}/{name}")
+
+
+@pytest.mark.parametrize(("target", "supplied"), list(_schemas()))
+def test_schemas_are_the_class_signatures(target, supplied):
+    """Every key of a schema is a constructor argument with the constructor's default."""
+    fields = {f.name: f.default for f in dataclasses.fields(schema_of(target, supplied))}
+    assert fields.pop("_target_") == target
+    params = inspect.signature(get_class(target)).parameters.values()
+    expected = {
+        p.name: MISSING if p.default is p.empty else p.default
+        for p in params
+        if p.name not in supplied
+    }
+    assert fields == expected
+
+
+def _option_files():
+    for group in GROUPS:
+        for path in sorted((CONF / group).glob("*.yaml")):
+            yield pytest.param(path, id=f"{group}/{path.stem}")
+
+
+@pytest.mark.parametrize("path", list(_option_files()))
+def test_option_files_state_only_what_differs_from_the_class_defaults(path, compose):
+    own = OmegaConf.to_container(OmegaConf.load(path))
+    defaults = own.pop("defaults")
+    assert defaults[-1] == "_self_" and "_target_" not in own  # the schema names the class
+    parent = defaults[0]
+    if parent.startswith("/schema/"):  # compare with the class's defaults
+        group, name = parent.removeprefix("/schema/").removesuffix("@_here_").split("/")
+        supplied, targets = SCHEMA_GROUPS[group]
+        node = OmegaConf.structured(schema_of(targets[name], supplied))
+    else:  # extends another option of the group
+        node = compose([f"{path.parent.name}={parent}"])[path.parent.name]
+    for key, value in own.items():
+        assert node[key] != value, f"{path.name} restates {key}={value!r}, the default"
+
+
+def test_rsmote_option_is_the_framework_default_and_rsmote_paper_the_class_defaults(compose):
+    sampler = compose([]).sampler
+    assert (sampler.ratio, sampler.refresh) == (0.1, 0.1)
+    paper = compose(["sampler=rsmote_paper"]).sampler
+    params = inspect.signature(get_class(paper._target_)).parameters
+    assert {key: paper[key] for key in params} == {k: p.default for k, p in params.items()}
+    assert (paper.ratio, paper.refresh) == (0.45, 0.0)
+
+
+def test_the_paper_tables_differ_only_in_their_pde(compose):
+    configs = {
+        name: OmegaConf.to_container(compose([f"+experiment={name}"])) for name in TABLES
+    }
+    pdes = {name: cfg.pop("pde")["_target_"] for name, cfg in configs.items()}
+    assert len(set(pdes.values())) == len(TABLES)
+    first = configs[TABLES[0]]
+    assert all(cfg == first for cfg in configs.values())
+    assert first["sampler"]["_target_"].endswith("RSmote") and first["rounds"] == 10  # paper

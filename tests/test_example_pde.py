@@ -13,25 +13,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, compose_config
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from support import ROOT
 
-from pinn_exp.ops.laplacian import Laplacian
+from pinn_exp.ops import Laplacian
 from pinn_exp.pdes import PDE
 
 EXAMPLE = ROOT / "examples" / "poisson_peak"
 # The command of examples/poisson_peak/README.md, run from the project root.
 SEARCHPATH = "hydra.searchpath=[file://examples/poisson_peak/conf]"
-TINY = [
-    "device=cpu",
-    "progress=false",
-    "n_points=200",
-    "rounds=1",
-    "optimizer.pretrain_steps=20",
-    "optimizer.adam_steps=5",
-    "optimizer.lbfgs_steps=3",
-]
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +37,12 @@ def module():
 @pytest.mark.parametrize("method", ["autograd", "forward", "func"])
 @pytest.mark.parametrize("sigma", [0.05, 0.2])
 def test_exact_solution_makes_the_residual_vanish(module, sigma, method):
-    pde = module.PoissonPeak(sigma=sigma, laplacian=Laplacian(method))
+    pde = module.PoissonPeak(sigma=sigma)
     assert isinstance(pde, PDE) and pde.name == "poisson_peak" and pde.dim == 2
     x = pde.domain.sample(2000, torch.Generator().manual_seed(0), dtype=torch.float64)
     x = torch.cat([x, torch.tensor([[0.5, 0.5]], dtype=torch.float64)])  # the peak itself
     x.requires_grad_(True)
-    res = pde.residual(pde.exact, x)
+    res = pde.residual(pde.exact, x, Laplacian(method))
     assert res.shape == (2001,)
     f = pde.source(x)
     assert f.abs().max().item() == pytest.approx(2 / sigma**2, rel=1e-12)  # f(c) = d / sigma^2
@@ -82,17 +73,22 @@ def test_reference_and_boundary_terms(module):
         for side in (0.0, 1.0):
             assert int((term.x[:, i] == side).sum()) == 100  # every edge gets its share
     torch.testing.assert_close(term.target.reshape(-1), pde.exact(term.x).reshape(-1))
+    # the domain draws the points the example drew itself before (the same generator state)
+    before = torch.rand(400, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    edge = torch.arange(400) % 4
+    before[torch.arange(400), edge // 2] = (edge % 2).double()
+    assert torch.equal(term.x, before)
 
 
-def test_yaml_composes_with_the_primary_config(module):
+def test_yaml_composes_with_the_primary_config(module, compose):
     searchpath = f"hydra.searchpath=[file://{EXAMPLE / 'conf'}]"
-    cfg = compose_config(["pde=poisson_peak", searchpath, "pde.sigma=0.1"])
+    cfg = compose(["pde=poisson_peak", searchpath, "pde.sigma=0.1"])
     assert cfg.pde._target_ == "poisson_peak.PoissonPeak"
     pde = instantiate(cfg.pde)
     assert isinstance(pde, module.PoissonPeak)
     assert pde.sigma == 0.1 and pde.n_boundary == 400
     # like the built-in PDEs of fixed dimension, pde.dim=3 is refused with the key named
-    cfg = compose_config(["pde=poisson_peak", searchpath, "pde.dim=3"])
+    cfg = compose(["pde=poisson_peak", searchpath, "pde.dim=3"])
     with pytest.raises(InstantiationException) as info:
         instantiate(cfg.pde)
     assert isinstance(info.value.__cause__, ValueError)
@@ -105,7 +101,7 @@ def test_readme_shows_the_tested_command():
     assert f"'{SEARCHPATH}'" in text
 
 
-def test_end_to_end_run(tmp_path):
+def test_end_to_end_run(tmp_path, root, tiny):
     env = dict(os.environ)
     # one intra-op thread: this run is tiny, and on a loaded 2-core machine two spinning
     # threads made it take 22 s instead of 5 s
@@ -116,7 +112,7 @@ def test_end_to_end_run(tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "run.py", "pde=poisson_peak", SEARCHPATH, f"hydra.run.dir={run_dir}"]
     proc = subprocess.run(
-        cmd + TINY, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [*cmd, *tiny, "rounds=1"], cwd=root, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((run_dir / "metrics.json").read_text())

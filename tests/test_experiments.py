@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY
+from support import ROOT
 
 
 def _run(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -42,14 +42,14 @@ def test_smoke_runs_every_pde_with_every_sampler(tmp_path):
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher):
+def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher, tiny):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"
     extra = (
         ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
     )
-    proc = _run("-m", f"hydra/launcher={launcher}", *extra, *TINY, "sampler=uniform,rsmote",
+    proc = _run("-m", f"hydra/launcher={launcher}", *extra, *tiny, "sampler=uniform,rsmote",
                 f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = pd.read_csv(sweep / "summary.csv")
@@ -62,36 +62,34 @@ def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher):
     [("reference", 100, (15000, 1000, 1000), "float64"), ("paper", 10, (15000, 1000, 1000),
      "float32"), ("short", 3, (2000, 200, 200), "float32")],
 )  # fmt: skip
-def test_a_budget_is_one_switch_over_an_experiment(budget, rounds, steps, dtype):
-    from conftest import compose_config
-
-    cfg = compose_config(["+experiment=burgers_table", f"budget={budget}"])
+def test_a_budget_is_one_switch_over_an_experiment(budget, rounds, steps, dtype, compose):
+    cfg = compose(["+experiment=burgers_table", f"budget={budget}"])
     opt = cfg.optimizer
     assert cfg.rounds == rounds and cfg.device.dtype == dtype
     assert (opt.pretrain_steps, opt.adam_steps, opt.lbfgs_steps) == steps
     assert cfg.pde._target_.endswith("Burgers")  # the experiment's own choices stay
 
 
-def test_experiment_default_budget_and_key_overrides_win():
-    from conftest import compose_config
-
-    assert compose_config(["+experiment=allen_cahn_table"]).rounds == 10  # paper
-    cfg = compose_config(["+experiment=burgers_table", "budget=reference", "rounds=2"])
+def test_experiment_default_budget_and_key_overrides_win(compose):
+    assert compose(["+experiment=allen_cahn_table"]).rounds == 10  # paper
+    cfg = compose(["+experiment=burgers_table", "budget=reference", "rounds=2"])
     assert cfg.rounds == 2 and cfg.device.dtype == "float64"
-    default = compose_config([])
+    default = compose([])
     assert default.rounds == 6 and default.optimizer.pretrain_steps == 2000  # no budget
 
 
-def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(tmp_path):
+def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(
+    tmp_path, root, tiny
+):
     """A worker killed as the OOM killer would: the sweep ends, but its summary lists the jobs
     without a final record and the printed command (resume=true) finishes every one."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "HYDRA_FULL_ERROR": "0"}
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, "rounds=1",
+    env = {**os.environ, "PYTHONPATH": str(root / "tests"), "HYDRA_FULL_ERROR": "0"}
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *tiny, "rounds=1",
             "pde._target_=faults.KilledBurgers,pinn_exp.pdes.Burgers", "seed=0,1",
             f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    cut = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path,
+    cut = subprocess.run([sys.executable, str(root / "run.py"), *args], cwd=tmp_path,
                          env={**env, "PINN_EXP_KILL": "5"}, capture_output=True, text=True,
                          timeout=600)  # fmt: skip
     assert cut.returncode != 0
@@ -99,7 +97,7 @@ def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(t
     assert len(summary) == 4 and (summary["status"] == "incomplete").sum() >= 2
     finish = cut.stderr.strip().splitlines()[-1].split()
     assert finish[:3] == ["python", "run.py", "-m"] and "resume=true" in finish
-    done = subprocess.run([sys.executable, str(ROOT / "run.py"), *finish[3:]], cwd=tmp_path,
+    done = subprocess.run([sys.executable, str(root / "run.py"), *finish[3:]], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = pd.read_csv(sweep / "summary.csv")

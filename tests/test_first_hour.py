@@ -10,14 +10,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY, compose_config
 from omegaconf import OmegaConf
 
 import pinn_exp
+from pinn_exp import runner
 from pinn_exp.factory import build
 from pinn_exp.report import run_plots
 from pinn_exp.samplers import RAD
-from pinn_exp.training import progress, runner
+from pinn_exp.training import progress
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def _labels(fig) -> list[tuple[str, str]]:
     return [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes if ax.get_title()]
 
 
-def test_space_time_solution_plot_uses_x_and_t_and_names_the_run(tmp_path, figures):
-    record = runner.run(build(compose_config([*TINY, "seed=3"])), tmp_path, progress=False)
+def test_space_time_solution_plot_uses_x_and_t_and_names_the_run(tmp_path, figures, tiny, compose):
+    record = runner.run(build(compose([*tiny, "seed=3"])), tmp_path, progress=False)
     assert record["status"] == "ok"
     fig = figures["solution.png"]
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
@@ -56,20 +56,22 @@ def test_space_time_solution_plot_uses_x_and_t_and_names_the_run(tmp_path, figur
         assert figures[name]._suptitle.get_text() == suptitle
 
 
-def test_high_dimensional_solution_plot_shows_error_against_radius(tmp_path, figures):
-    overrides = [*TINY, "pde=elliptic", "pde.dim=5", "pde.n_test=500", "rounds=1"]
-    assert runner.run(build(compose_config(overrides)), tmp_path, progress=False)["status"] == "ok"
+def test_high_dimensional_solution_plot_shows_error_against_radius(
+    tmp_path, figures, tiny, compose
+):
+    overrides = [*tiny, "pde=elliptic", "pde.dim=5", "pde.n_test=500", "rounds=1"]
+    assert runner.run(build(compose(overrides)), tmp_path, progress=False)["status"] == "ok"
     fig = figures["solution.png"]
     assert [ax.get_xlabel() for ax in fig.axes] == ["reference", "|x| (d = 5)"]
 
 
-def test_solution_png_is_written(tmp_path):
-    runner.run(build(compose_config([*TINY, "rounds=1"])), tmp_path, progress=False)
+def test_solution_png_is_written(tmp_path, tiny, compose):
+    runner.run(build(compose([*tiny, "rounds=1"])), tmp_path, progress=False)
     assert (tmp_path / "solution.png").stat().st_size > 10_000
 
 
-def test_load_run_returns_config_records_and_the_trained_model(tmp_path):
-    cfg = compose_config([*TINY, "seed=2"])
+def test_load_run_returns_config_records_and_the_trained_model(tmp_path, tiny, compose):
+    cfg = compose([*tiny, "seed=2"])
     (tmp_path / "config_resolved.yaml").write_text(
         OmegaConf.to_yaml(cfg, resolve=True)
     )  # as run.py
@@ -94,10 +96,12 @@ def test_load_run_names_what_is_missing(tmp_path):
         pinn_exp.load_run(tmp_path)
 
 
-def test_stages_log_progress_when_there_is_no_terminal(tmp_path, monkeypatch, caplog):
+def test_stages_log_progress_when_there_is_no_terminal(
+    tmp_path, monkeypatch, caplog, tiny, compose
+):
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
     with caplog.at_level(logging.INFO, logger="pinn_exp"):
-        runner.run(build(compose_config([*TINY, "rounds=1"])), tmp_path, progress=True)
+        runner.run(build(compose([*tiny, "rounds=1"])), tmp_path, progress=True)
     lines = [r.getMessage() for r in caplog.records if "steps" in r.getMessage()]
     assert any(line.startswith("round 0 adam: 30/30 steps") for line in lines)
     assert any(line.startswith("round 1 lbfgs:") and "loss" in line for line in lines)
@@ -108,8 +112,8 @@ def test_header_shows_every_sampler_setting():
     assert repr(RAD(n_dense=5000, k=2.0, c=0.0)) == header
 
 
-def test_option_lists_show_options_not_schemas(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "sampler=nope"], cwd=tmp_path,
+def test_option_lists_show_options_not_schemas(tmp_path, root):
+    proc = subprocess.run([sys.executable, str(root / "run.py"), "sampler=nope"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode != 0
     listed = proc.stderr.split("Available options in 'sampler':")[1]

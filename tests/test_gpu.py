@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY, compose_config
 
+from pinn_exp import runner
 from pinn_exp.factory import build
-from pinn_exp.training import runner
 
 pytestmark = pytest.mark.gpu
 
 
-def test_run_on_cuda_records_gpu_memory_per_phase(tmp_path):
-    overrides = [o for o in TINY if not o.startswith("device")] + ["device=cuda"]
-    record = runner.run(build(compose_config(overrides)), tmp_path, progress=False)
+def test_run_on_cuda_records_gpu_memory_per_phase(tmp_path, tiny, compose):
+    overrides = [o for o in tiny if not o.startswith("device")] + ["device=cuda"]
+    record = runner.run(build(compose(overrides)), tmp_path, progress=False)
     assert record["status"] == "ok"
     assert record["device"] == torch.cuda.get_device_name()
     assert record["peak_gpu_mem_mb_train"] > 0 and record["peak_gpu_mem_mb_sampling"] > 0
@@ -24,40 +23,40 @@ def test_run_on_cuda_records_gpu_memory_per_phase(tmp_path):
 
 def test_forward_laplacian_matches_autograd_on_cuda():
     from pinn_exp.model import MLP, Solution
-    from pinn_exp.ops.laplacian import Laplacian, laplacian_autograd
+    from pinn_exp.ops import Laplacian, laplacian_autograd
     from pinn_exp.pdes import Elliptic
 
-    pde = Elliptic(dim=20, n_test=10, laplacian=Laplacian("forward"))
-    model = Solution(MLP(20, 32, 3), pde).to("cuda", torch.float64)
+    pde = Elliptic(dim=20, n_test=10)
+    model = Solution(MLP(20, 32, 3), pde.constraint).to("cuda", torch.float64)
     x = pde.domain.sample(64, torch.Generator().manual_seed(0), "cuda", torch.float64)
     x.requires_grad_(True)
-    _, fwd = pde.laplacian.value_and_laplacian(model, x)
+    _, fwd = Laplacian("forward").value_and_laplacian(model, x)
     _, ref = laplacian_autograd(model, x)
     assert torch.allclose(fwd, ref, rtol=1e-10, atol=1e-10)
 
 
-def test_memory_limit_turns_an_overflow_into_an_oom_record(tmp_path):
+def test_memory_limit_turns_an_overflow_into_an_oom_record(tmp_path, tiny, compose):
     # Training (N = 200) fits in 1 GiB; scoring RAD's 400k dense points at d = 200 in one pass
     # with the autograd Laplacian needs tens of GiB (H100: 77 GiB already at d = 100, 100k).
-    overrides = [o for o in TINY if not o.startswith("device")] + [
+    overrides = [o for o in tiny if not o.startswith("device")] + [
         "device=cuda", "device.memory_limit_gb=1", "pde=elliptic", "pde.dim=200",
         "sampler=rad", "sampler.n_dense=400000", "laplacian=autograd"]  # fmt: skip
     torch.cuda.empty_cache()  # the cap counts memory cached by earlier tests
-    record = runner.run(build(compose_config(overrides)), tmp_path, progress=False)
+    record = runner.run(build(compose(overrides)), tmp_path, progress=False)
     assert record["status"] == "oom", record["error"]
     assert record["phase"] == "sampling", record["error"]
     assert 0 < record["peak_gpu_mem_mb_train"] <= 1024
 
 
 @pytest.mark.parametrize("pde", ["burgers", "elliptic"])
-def test_cuda_graphs_replay_the_same_steps_as_eager(tmp_path, pde):
+def test_cuda_graphs_replay_the_same_steps_as_eager(tmp_path, pde, tiny, compose):
     """Captured Adam steps and sync-free L-BFGS iterations follow the eager ones (float64,
     so that the kernels' different orders of summation stay far below the tolerance)."""
-    overrides = [o for o in TINY if not o.startswith("device")] + [
+    overrides = [o for o in tiny if not o.startswith("device")] + [
         "device=cuda", "device.dtype=float64", f"pde={pde}", "optimizer.lbfgs_impl=sync_free",
         "optimizer.lbfgs_steps=20", "rounds=1"]  # fmt: skip
-    eager = runner.run(build(compose_config(overrides)), tmp_path / "eager", progress=False)
-    graphs = runner.run(build(compose_config([*overrides, "optimizer.cuda_graphs=true"])),
+    eager = runner.run(build(compose(overrides)), tmp_path / "eager", progress=False)
+    graphs = runner.run(build(compose([*overrides, "optimizer.cuda_graphs=true"])),
                         tmp_path / "graphs", progress=False)  # fmt: skip
     assert eager["status"] == graphs["status"] == "ok"
     assert graphs["l2_rel_error_per_round"] == pytest.approx(
@@ -79,7 +78,7 @@ def test_captured_step_replays_a_graph_on_cuda():
     assert captured.captured and outs == [2.0, 4.0, 6.0, 8.0, 10.0]
 
 
-def test_resume_with_cuda_graphs_reaches_the_uninterrupted_result(tmp_path):
+def test_resume_with_cuda_graphs_reaches_the_uninterrupted_result(tmp_path, root, tiny):
     """A run on the captured path killed inside round 2 and resumed ends where the
     uninterrupted run ends (float64; GPU reductions may differ in the last bits). Captured
     steps call the residual only while warming up and capturing (4 calls per stage, plus
@@ -89,15 +88,13 @@ def test_resume_with_cuda_graphs_reaches_the_uninterrupted_result(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
-
-    overrides = [o for o in TINY if not o.startswith("device")] + [
+    overrides = [o for o in tiny if not o.startswith("device")] + [
         "device=cuda", "device.dtype=float64", "rounds=3", "optimizer.lbfgs_impl=sync_free",
         "optimizer.cuda_graphs=true", "pde._target_=faults.KilledBurgers"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "PYTHONPATH": str(root / "tests"), "HYDRA_FULL_ERROR": "0"}
 
     def run(out, *extra, kill=False):
-        return subprocess.run([sys.executable, str(ROOT / "run.py"), *overrides, *extra,
+        return subprocess.run([sys.executable, str(root / "run.py"), *overrides, *extra,
                                f"hydra.run.dir={out}"], cwd=tmp_path, capture_output=True,
                               text=True, timeout=600,
                               env={**env, **({"PINN_EXP_KILL": "22"} if kill else {})})  # fmt: skip

@@ -11,17 +11,16 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
+def installed(tmp_path_factory, root) -> Path:
     """A fresh venv (seeing this interpreter's packages for torch, Hydra, ...) with the
     project's wheel installed into it; returns its bin directory."""
     pytest.importorskip("hatchling", reason="the dev extra installs hatchling")
     tmp = tmp_path_factory.mktemp("install")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                            "--no-build-isolation", "-q", "-w", str(tmp / "dist"), str(ROOT)],
+                            "--no-build-isolation", "-q", "-w", str(tmp / "dist"), str(root)],
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp / "dist").glob("pinn_exp-*.whl")
@@ -39,7 +38,7 @@ def _env() -> dict:
     return {**env, "HYDRA_FULL_ERROR": "1"}
 
 
-def test_console_script_runs_a_job_from_another_directory(installed, tmp_path):
+def test_console_script_runs_a_job_from_another_directory(installed, tmp_path, tiny):
     where = subprocess.run([str(installed / "python"), "-c",
                             "import pinn_exp.config as c; print(c.__file__); print(c.CONF_DIR)"],
                            cwd=tmp_path, capture_output=True, text=True, env=_env())  # fmt: skip
@@ -47,7 +46,7 @@ def test_console_script_runs_a_job_from_another_directory(installed, tmp_path):
     assert str(installed.parent) in module  # the wheel's copy, not the checkout
     assert Path(conf).is_dir() and str(installed.parent) in conf
     out = tmp_path / "run"
-    proc = subprocess.run([str(installed / "pinn-exp"), *TINY, "rounds=1",
+    proc = subprocess.run([str(installed / "pinn-exp"), *tiny, "rounds=1",
                            f"hydra.run.dir={out}"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300, env=_env())  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,5 +1,5 @@
-"""The Laplacian operator (SPEC §7): every exact method equals the autograd reference, also in
-its gradients with respect to the network's parameters; Hutchinson is unbiased; bad input is
+"""The Laplacian operator: every exact method equals the autograd reference, also in its
+gradients with respect to the network's parameters; Hutchinson is unbiased; bad input is
 refused with the key named."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pinn_exp.model import MLP, Solution
-from pinn_exp.ops.laplacian import METHODS, Laplacian, gradient, laplacian_autograd
-from pinn_exp.pdes import Elliptic, Laplace
+from pinn_exp.ops import METHODS, JacobianStep, Laplacian, gradient, laplacian_autograd
+from pinn_exp.pdes import PDE, Elliptic, Laplace
 
 EXACT = ["autograd", "forward", "func"]
 N_POINTS = 16
@@ -20,13 +20,15 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def _solution(pde_cls, d: int, activation: str = "tanh", seed: int = 0) -> Solution:
+def _solution(pde_cls, d: int, activation: str = "tanh", seed: int = 0) -> tuple[Solution, PDE]:
+    """A float64 model with the PDE's hard constraint (None for Laplace), and the PDE."""
     torch.manual_seed(seed)
-    return Solution(MLP(d, 32, 3, activation), pde_cls(dim=d)).double()
+    pde = pde_cls(dim=d)
+    return Solution(MLP(d, 32, 3, activation), pde.constraint).double(), pde
 
 
-def _points(model: Solution, n: int = N_POINTS, seed: int = 1) -> torch.Tensor:
-    x = model.pde.domain.sample(n, torch.Generator().manual_seed(seed), dtype=torch.float64)
+def _points(pde: PDE, n: int = N_POINTS, seed: int = 1) -> torch.Tensor:
+    x = pde.domain.sample(n, torch.Generator().manual_seed(seed), dtype=torch.float64)
     return x.requires_grad_(True)
 
 
@@ -53,8 +55,8 @@ def _second_derivatives(u, x: torch.Tensor, dims: list[int]) -> torch.Tensor:
 @pytest.mark.parametrize("pde_cls", [Elliptic, Laplace], ids=["elliptic", "laplace"])
 @pytest.mark.parametrize("d", [2, 7, 20])
 def test_exact_methods_agree_with_autograd(d, pde_cls, activation, monkeypatch):
-    model = _solution(pde_cls, d, activation)
-    x = _points(model)
+    model, pde = _solution(pde_cls, d, activation)
+    x = _points(pde)
     # The forward method must really take the forward-mode path of the network.
     calls = []
     forward_laplacian = model.net.forward_laplacian
@@ -105,8 +107,8 @@ def test_laplacian_matches_closed_form():
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("pde_cls", [Elliptic, Laplace], ids=["elliptic", "laplace"])
 def test_dims_subsets(pde_cls, method):
-    model = _solution(pde_cls, 7, "tanh")
-    x = _points(model)
+    model, pde = _solution(pde_cls, 7, "tanh")
+    x = _points(pde)
     second = _second_derivatives(model, x, list(range(7))).detach()
     op = Laplacian(method, probes=8, seed=3)
     # over one coordinate every method (Hutchinson too: v^T H v = H_00) is d^2u/dx_0^2
@@ -125,8 +127,8 @@ def test_hutchinson_is_unbiased():
     """The mean over seeds x probes is within 5 standard errors of the exact Laplacian, and
     the spread over seeds is the Rademacher one: Var(v^T H v) = 2 sum_{i != j} H_ij^2."""
     d, n, probes, seeds = 5, 6, 4096, 8
-    model = _solution(Laplace, d, "tanh")
-    x = _points(model, n)
+    model, pde = _solution(Laplace, d, "tanh")
+    x = _points(pde, n)
     exact = Laplacian("autograd")(model, x).detach()
     estimates = torch.stack(
         [Laplacian("hutchinson", probes=probes, seed=s)(model, x).detach() for s in range(seeds)]
@@ -153,8 +155,8 @@ def test_hutchinson_is_unbiased():
 
 
 def test_hutchinson_seed_reproducible_and_generator_advances():
-    model = _solution(Laplace, 4)
-    x = _points(model)
+    model, pde = _solution(Laplace, 4)
+    x = _points(pde)
     a = Laplacian("hutchinson", probes=4, seed=7)
     b = Laplacian("hutchinson", probes=4, seed=7)
     first = a(model, x)
@@ -214,21 +216,19 @@ def test_forward_laplacian_layer_step_gradients(shared_first_jacobian):
     """The forward Laplacian's hand-written backward (it recomputes instead of storing) is
     checked against finite differences for all its inputs, with the first layer's Jacobian
     shared by all points (1, k, width) or given per point."""
-    from pinn_exp.model import _JacobianStep
-
     g = torch.Generator().manual_seed(0)
     opts = dict(dtype=torch.float64, generator=g)
     jac = torch.randn(1 if shared_first_jacobian else 4, 3, 5, **opts).requires_grad_(True)
     d1 = torch.randn(4, 5, **opts).requires_grad_(True)
     weight = torch.randn(6, 5, **opts).requires_grad_(True)
-    assert torch.autograd.gradcheck(_JacobianStep.apply, (jac, d1, weight))
+    assert torch.autograd.gradcheck(JacobianStep.apply, (jac, d1, weight))
     # only one of the two outputs used: the other's gradient is None in backward
-    assert torch.autograd.gradcheck(lambda *a: _JacobianStep.apply(*a)[1], (jac, d1, weight))
-    assert torch.autograd.gradcheck(lambda *a: _JacobianStep.apply(*a)[0], (jac, d1, weight))
+    assert torch.autograd.gradcheck(lambda *a: JacobianStep.apply(*a)[1], (jac, d1, weight))
+    assert torch.autograd.gradcheck(lambda *a: JacobianStep.apply(*a)[0], (jac, d1, weight))
     # frozen inputs (scoring freezes the weights): the others' gradients are still right
     frozen = weight.detach()
-    assert torch.autograd.gradcheck(lambda j, d: _JacobianStep.apply(j, d, frozen), (jac, d1))
-    assert torch.autograd.gradcheck(lambda d: _JacobianStep.apply(jac.detach(), d, frozen), (d1,))
+    assert torch.autograd.gradcheck(lambda j, d: JacobianStep.apply(j, d, frozen), (jac, d1))
+    assert torch.autograd.gradcheck(lambda d: JacobianStep.apply(jac.detach(), d, frozen), (d1,))
 
 
 @pytest.mark.parametrize("pde_cls", [Elliptic, Laplace], ids=["elliptic", "laplace"])
@@ -237,8 +237,8 @@ def test_forward_laplacian_in_a_reduced_basis_when_dim_exceeds_width(pde_cls, mo
     first layer; values, gradient (used by the hard constraint), Laplacian and parameter
     gradients must still equal autograd's."""
     torch.manual_seed(0)
-    pde = pde_cls(dim=40, n_test=10, laplacian=Laplacian("forward"))
-    model = Solution(MLP(40, 8, 3), pde).to(torch.float64)
+    pde = pde_cls(dim=40, n_test=10)
+    model = Solution(MLP(40, 8, 3), pde.constraint).to(torch.float64)
     qr_calls = []
     qr = torch.linalg.qr
     monkeypatch.setattr(torch.linalg, "qr", lambda a: qr_calls.append(a.shape) or qr(a))
@@ -260,8 +260,8 @@ def test_reduced_basis_falls_back_when_a_first_layer_unit_ignores_the_inputs():
     """A first-layer row of zeros makes R singular; QR's backward would then give infinite
     gradients, so the full Jacobian is carried instead and the gradients stay finite."""
     torch.manual_seed(0)
-    pde = Elliptic(dim=40, n_test=10, laplacian=Laplacian("forward"))
-    model = Solution(MLP(40, 8, 3), pde).to(torch.float64)
+    pde = Elliptic(dim=40, n_test=10)
+    model = Solution(MLP(40, 8, 3), pde.constraint).to(torch.float64)
     with torch.no_grad():
         model.net.layers[0].weight[3] = 0.0
     x = pde.domain.sample(16, torch.Generator().manual_seed(1), "cpu", torch.float64)

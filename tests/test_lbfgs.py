@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY, compose_config
 
+from pinn_exp import runner
 from pinn_exp.factory import build
-from pinn_exp.training import runner
 from pinn_exp.training.lbfgs import SyncFreeLBFGS, load
 
 F64 = torch.float64
@@ -130,8 +129,10 @@ def test_load_keeps_parameter_storage():
 
 
 @pytest.mark.parametrize("pde", ["burgers", "reaction_diffusion"])
-def test_sync_free_stage_records_accepted_iterations_and_lowers_the_loss(tmp_path, pde):
-    cfg = compose_config([*TINY, f"pde={pde}", "optimizer.lbfgs_impl=sync_free",
+def test_sync_free_stage_records_accepted_iterations_and_lowers_the_loss(
+    tmp_path, pde, tiny, compose
+):
+    cfg = compose([*tiny, f"pde={pde}", "optimizer.lbfgs_impl=sync_free",
                           "optimizer.lbfgs_steps=40", "optimizer.check_every=7"])  # fmt: skip
     record = runner.run(build(cfg), tmp_path, progress=False)
     assert record["status"] == "ok"
@@ -176,12 +177,12 @@ def test_reset_history_is_ignored_until_overwritten():
     torch.testing.assert_close(opt.direction(g), two_loop(g, fresh), rtol=1e-10, atol=1e-12)
 
 
-def test_compiled_loss_trains_like_the_eager_one(tmp_path):
+def test_compiled_loss_trains_like_the_eager_one(tmp_path, tiny, compose):
     """optimizer.compile=true compiles the loss and its gradient (torch.compile); the run
     follows the eager one to float32 rounding."""
-    base = [*TINY, "rounds=1", "model.width=16", "model.depth=2"]
-    eager = runner.run(build(compose_config(base)), tmp_path / "eager", progress=False)
-    compiled = runner.run(build(compose_config([*base, "optimizer.compile=true"])),
+    base = [*tiny, "rounds=1", "model.width=16", "model.depth=2"]
+    eager = runner.run(build(compose(base)), tmp_path / "eager", progress=False)
+    compiled = runner.run(build(compose([*base, "optimizer.compile=true"])),
                           tmp_path / "compiled", progress=False)  # fmt: skip
     assert eager["status"] == compiled["status"] == "ok"
     assert compiled["l2_rel_error_per_round"] == pytest.approx(

@@ -1,4 +1,4 @@
-"""The PDE suite (SPEC §4): configs instantiate, references have the right shape, points lie in
+"""The PDE suite: configs instantiate, references have the right shape, points lie in
 the domains, exact solutions make the residuals vanish, hard constraints hold exactly, and the
 reference solutions of Burgers and Allen-Cahn satisfy the residual as implemented.
 
@@ -10,19 +10,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from support import compose_config
 
-from pinn_exp.domains import Ball, Box
+from pinn_exp.domains import Ball, Box, SpaceTime
 from pinn_exp.model import MLP, Solution
-from pinn_exp.ops.laplacian import Laplacian, gradient, laplacian_autograd
+from pinn_exp.ops import (
+    HardConstraint,
+    Laplacian,
+    gradient,
+    laplacian_autograd,
+    space_time_derivatives,
+)
 from pinn_exp.pdes import PDE, AllenCahn, Burgers, Elliptic, Laplace, ReactionDiffusion
-from pinn_exp.pdes.base import space_time_derivatives
 from pinn_exp.pdes.references import burgers_cole_hopf
 
 F64 = torch.float64
-NU = 0.01 / np.pi  # Burgers' viscosity (SPEC §4.1)
+NU = 0.01 / np.pi  # Burgers' viscosity
 
 # (config option, overrides, class, dim, test-set size)
 CASES = [
@@ -59,7 +64,10 @@ def test_instantiate_and_reference(name, overrides, cls, dim, m):
     assert type(pde) is cls
     assert pde.name == name
     assert pde.dim == dim
-    assert isinstance(pde.laplacian, Laplacian)
+    # a hard constraint where the problem has one, soft terms otherwise
+    hard = cls in (Burgers, AllenCahn, Elliptic)
+    assert isinstance(pde.constraint, HardConstraint) if hard else pde.constraint is None
+    assert bool(pde.boundary_terms(_gen(), torch.device("cpu"), F64)) is not hard
 
     x, u = pde.reference()
     assert x.shape == (m, dim)
@@ -161,9 +169,9 @@ def _second_derivative_terms(u, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("method", ["autograd", "forward", "func"])
 @pytest.mark.parametrize("dim", [2, 5])
 def test_laplace_exact_solution(dim, method):
-    pde = Laplace(dim=dim, laplacian=Laplacian(method))
+    pde = Laplace(dim=dim)
     x = _interior(pde, 256)
-    res = pde.residual(pde.exact, x)
+    res = pde.residual(pde.exact, x, Laplacian(method))
     assert res.shape == (256,)
     scale = _second_derivative_terms(pde.exact, x).max()
     assert scale > 0.1
@@ -180,9 +188,9 @@ ELLIPTIC_CASES = [
 
 @pytest.mark.parametrize(("dim", "method"), ELLIPTIC_CASES)
 def test_elliptic_exact_solution(dim, method):
-    pde = Elliptic(dim=dim, laplacian=Laplacian(method))
+    pde = Elliptic(dim=dim)
     x = _interior(pde, 64)
-    res = pde.residual(pde.exact, x)
+    res = pde.residual(pde.exact, x, Laplacian(method))
     assert res.shape == (64,)
     f = pde.source(x)
     assert f.abs().max() > 0.1
@@ -192,7 +200,7 @@ def test_elliptic_exact_solution(dim, method):
 def test_reaction_diffusion_exact_solution():
     pde = ReactionDiffusion()
     x = _interior(pde, 2000)
-    res = pde.residual(pde.exact, x)
+    res = pde.residual(pde.exact, x, Laplacian("autograd"))
     assert res.shape == (2000,)
     u = pde.exact(x).reshape(-1)
     g = gradient(u, x)
@@ -231,7 +239,7 @@ def test_elliptic_exact_solution_formula():
     expected = (1 - (xn**2).sum(axis=1)) * g
     np.testing.assert_allclose(pde.exact(x).numpy().ravel(), expected, rtol=1e-13, atol=1e-14)
     # zero on the sphere (the boundary condition)
-    sphere = pde.domain.sample_sphere(100, _gen(0), dtype=F64)
+    sphere = pde.domain.sample_boundary(100, _gen(0), dtype=F64)
     assert pde.exact(sphere).abs().max() < 1e-14
 
 
@@ -240,8 +248,8 @@ def test_elliptic_constraint_jets_match_autograd(dims):
     pde = Elliptic(dim=5)
     x = _interior(pde, 64)
     index = list(range(5)) if dims is None else dims
-    (a, grad_a, lap_a), (b, grad_b, lap_b) = pde.constraint_jets(x, dims)
-    a_ref, b_ref = pde.hard_constraint(x)
+    (a, grad_a, lap_a), (b, grad_b, lap_b) = pde.constraint.jets(x, dims)
+    a_ref, b_ref = pde.constraint(x)
     a_ref, b_ref = a_ref[:, 0], b_ref[:, 0]
     torch.testing.assert_close(a, a_ref, rtol=0, atol=1e-15)
     torch.testing.assert_close(b, b_ref, rtol=1e-15, atol=1e-15)
@@ -253,7 +261,7 @@ def test_elliptic_constraint_jets_match_autograd(dims):
     torch.testing.assert_close(grad_b, g, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(lap_b, lap, rtol=1e-14, atol=1e-14)
     # and the generic autograd jets of the base class agree
-    (_, ga, la), (_, gb, lb) = PDE.constraint_jets(pde, x, dims)
+    (_, ga, la), (_, gb, lb) = HardConstraint.jets(pde.constraint, x, dims)
     assert torch.count_nonzero(ga) == 0 and torch.count_nonzero(la) == 0
     torch.testing.assert_close(gb, grad_b, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(lb, lap_b, rtol=1e-14, atol=1e-14)
@@ -319,6 +327,103 @@ def test_reaction_diffusion_boundary_terms():
     assert ini.target.min() < 0.01 and ini.target.max() > 0.99
 
 
+# ---------------------------------------------------------- boundary points of the domains
+
+
+def _old_laplace_boundary(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
+    """The points Laplace drew itself before the domains sampled their boundaries."""
+    x = torch.rand(n, d, generator=generator, dtype=F64)
+    face = torch.arange(n) % (2 * d)
+    x[torch.arange(n), face // 2] = (face % 2).double()
+    return x
+
+
+def _old_reaction_diffusion_points(n_initial: int, n_boundary: int, generator):
+    """The initial and boundary points ReactionDiffusion drew itself before."""
+    x0 = torch.rand(n_initial, generator=generator, dtype=F64) * 2 - 1
+    initial = torch.stack([x0, torch.zeros_like(x0)], dim=1)
+    tb = torch.rand(n_boundary, generator=generator, dtype=F64)
+    side = torch.where(torch.arange(n_boundary) % 2 == 0, -1.0, 1.0).double()
+    return initial, torch.stack([side, tb], dim=1)
+
+
+@pytest.mark.parametrize("dim", [2, 5])
+def test_box_boundary_draws_the_points_of_before(dim):
+    """The same generator state gives bit-identical boundary points to the PDEs' own sampling
+    of before, and leaves the generator in the same state."""
+    gen_new, gen_old = _gen(4), _gen(4)
+    (term,) = Laplace(dim=dim, n_boundary=300).boundary_terms(gen_new, torch.device("cpu"), F64)
+    assert torch.equal(term.x, _old_laplace_boundary(300, dim, gen_old))
+    assert torch.equal(gen_new.get_state(), gen_old.get_state())
+
+
+def test_space_time_initial_and_boundary_draw_the_points_of_before():
+    gen_new, gen_old = _gen(5), _gen(5)
+    pde = ReactionDiffusion(n_initial=70, n_boundary=50)
+    terms = {t.name: t.x for t in pde.boundary_terms(gen_new, torch.device("cpu"), F64)}
+    initial, boundary = _old_reaction_diffusion_points(70, 50, gen_old)
+    assert torch.equal(terms["initial"], initial) and torch.equal(terms["boundary"], boundary)
+    assert torch.equal(gen_new.get_state(), gen_old.get_state())
+
+
+def test_box_boundary_of_a_general_box():
+    box = Box([-1.0, 2.0, 0.5], [3.0, 2.5, 4.0])
+    x = box.sample_boundary(600, _gen(0), dtype=F64)
+    assert x.shape == (600, 3) and box.contains(x, tol=0.0).all()
+    lower, upper = torch.as_tensor(box.lower), torch.as_tensor(box.upper)
+    on = (x == lower) | (x == upper)
+    assert on.any(dim=1).all()
+    for i in range(3):  # every face gets its share
+        assert int((x[:, i] == lower[i]).sum()) >= 100 and int((x[:, i] == upper[i]).sum()) >= 100
+    # float32 by default, reproducible
+    assert box.sample_boundary(4, _gen(1)).dtype == torch.float32
+    assert torch.equal(box.sample_boundary(8, _gen(1)), box.sample_boundary(8, _gen(1)))
+    # one dimension: the two end points in turn, nothing drawn
+    gen = _gen(2)
+    state = gen.get_state()
+    ends = Box([-2.0], [5.0]).sample_boundary(5, gen, dtype=F64)
+    assert ends.reshape(-1).tolist() == [-2.0, 5.0, -2.0, 5.0, -2.0]
+    assert torch.equal(gen.get_state(), state)
+
+
+def test_ball_boundary_is_on_the_sphere():
+    ball = Ball(6, radius=2.0)
+    x = ball.sample_boundary(500, _gen(0), dtype=F64)
+    assert x.shape == (500, 6)
+    torch.testing.assert_close(x.norm(dim=1), torch.full((500,), 2.0, dtype=F64))
+    assert x.mean(dim=0).abs().max() < 0.25  # spread over the sphere
+
+
+def test_space_time_domain():
+    domain = SpaceTime([-1.0, 0.0], [1.0, 2.0], 0.5, 3.0)
+    assert isinstance(domain, Box) and domain.dim == 3
+    assert domain.lower.tolist() == [-1.0, 0.0, 0.5] and domain.upper.tolist() == [1.0, 2.0, 3.0]
+    initial = domain.sample_initial(400, _gen(0), dtype=F64)
+    assert (initial[:, 2] == 0.5).all() and domain.contains(initial, tol=0.0).all()
+    boundary = domain.sample_boundary(400, _gen(0), dtype=F64)
+    assert domain.contains(boundary, tol=0.0).all()
+    space = boundary[:, :2]
+    lower, upper = torch.tensor([-1.0, 0.0], dtype=F64), torch.tensor([1.0, 2.0], dtype=F64)
+    assert ((space == lower) | (space == upper)).any(dim=1).all()  # on the spatial boundary
+    assert boundary[:, 2].min() < 0.6 and boundary[:, 2].max() > 2.9  # at every time
+
+
+def test_a_domain_without_boundary_sampling_says_so():
+    from pinn_exp.domains import Domain
+
+    class Half(Domain):
+        dim = 1
+
+        def from_unit(self, u):
+            return u / 2
+
+        def contains(self, x, tol=1e-9):
+            return (x >= -tol).all(dim=1) & (x <= 0.5 + tol).all(dim=1)
+
+    with pytest.raises(NotImplementedError, match="sample_boundary"):
+        Half().sample_boundary(3, _gen())
+
+
 # ------------------------------------------------------ hard constraints: Burgers, Allen-Cahn
 
 
@@ -332,7 +437,7 @@ def _initial(cls, x: torch.Tensor) -> torch.Tensor:
 def test_hard_constraint_satisfies_initial_and_boundary_data(cls, boundary_value):
     pde = cls()
     torch.manual_seed(0)
-    model = Solution(MLP(2, 32, 3, "tanh"), pde).double()
+    model = Solution(MLP(2, 32, 3, "tanh"), pde.constraint).double()
     xs = torch.linspace(-1, 1, 101, dtype=F64)
     ts = torch.linspace(0, 1, 101, dtype=F64)
     with torch.no_grad():
@@ -343,7 +448,7 @@ def test_hard_constraint_satisfies_initial_and_boundary_data(cls, boundary_value
             torch.testing.assert_close(ub, torch.full_like(ub, boundary_value), rtol=0, atol=1e-15)
         # the network does act inside the domain
         inside = pde.domain.sample(200, _gen(0), dtype=F64)
-        a, _ = pde.hard_constraint(inside)
+        a, _ = pde.constraint(inside)
         assert (model(inside) - a).abs().max() > 1e-3
 
 
@@ -371,7 +476,7 @@ def _residual_on(pde: PDE, base: torch.Tensor, u0, u_x, u_t, u_xx) -> np.ndarray
     seen = space_time_derivatives(u, base)
     for got, want in zip(seen, (u0, u_t, u_x, u_xx)):
         np.testing.assert_allclose(got.detach().numpy(), np.ravel(want), rtol=1e-14, atol=1e-14)
-    return pde.residual(u, base).detach().numpy()
+    return pde.residual(u, base, Laplacian("autograd")).detach().numpy()
 
 
 def _d1(u: np.ndarray, h: float, axis: int) -> np.ndarray:

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from pinn_exp.report import aggregate
+from pinn_exp.report import tables
 from pinn_exp.report.__main__ import main
-from pinn_exp.report.aggregate import collect_runs, mean_std_table, write_summary
+from pinn_exp.report.runs import collect_runs
+from pinn_exp.report.summary import write_summary
+from pinn_exp.report.tables import mean_std_table
 
 # (name, pde dim, sampler, ratio, seed, status, error value, gpu memory)
 RUNS = [
@@ -256,7 +258,7 @@ def test_latex_without_jinja2(monkeypatch):
         raise ImportError("jinja2")
 
     monkeypatch.setattr(pd.DataFrame, "to_latex", no_jinja)
-    tex = aggregate.to_latex(table)
+    tex = tables.to_latex(table)
     assert r"\begin{tabular}" in tex and r"a\_b" in tex
     assert r"2.00e-02 $\pm$ 1.4e-02 (2)" in tex
 
@@ -284,16 +286,14 @@ def test_points_by_sampler_says_which_seed_it_shows(sweep, summary):
     assert "lowest seed" in fig._suptitle.get_text()
 
 
-def test_jobs_that_never_started_are_listed_as_incomplete(tmp_path):
+def test_jobs_that_never_started_are_listed_as_incomplete(tmp_path, root, tiny):
     """A sweep killed after its first job: the report lists the three jobs that never ran."""
     import shutil
     import subprocess
     import sys
 
-    from conftest import ROOT, TINY
-
     sweep = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", *TINY, "rounds=1",
+    proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", *tiny, "rounds=1",
                            "sampler=uniform,rad", "seed=0,1", f"hydra.sweep.dir={sweep}"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, TINY, compose_config
+from support import ROOT, TINY, compose_config
 
+from pinn_exp import runner
 from pinn_exp.factory import build
-from pinn_exp.training import runner
 
 METRIC_KEYS = {
     "status", "error", "pde", "sampler", "dim", "n_points", "ratio", "seed", "device", "dtype",
@@ -41,8 +41,8 @@ def _in_process(tmp_path: Path, overrides: list[str], **kwargs) -> dict:
     return runner.run(build(cfg), tmp_path, progress=False, **kwargs)
 
 
-def test_single_run_writes_the_output_contract(tmp_path):
-    proc = _run_cli(*TINY, f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path, check=True)
+def test_single_run_writes_the_output_contract(tmp_path, tiny):
+    proc = _run_cli(*tiny, f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path, check=True)
     out = tmp_path / "run"
     assert "final relative L2 error" in proc.stdout and str(out) in proc.stdout
     for name in FILES:
@@ -67,10 +67,10 @@ def test_single_run_writes_the_output_contract(tmp_path):
     assert all(points[k].shape == (200, 2) for k in points.files)
 
 
-def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path):
+def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path, tiny):
     sweep = tmp_path / "sweep"
     # half of the jobs diverge (a NaN is injected): the sweep must finish all of them
-    proc = _run_cli("-m", *TINY, "sampler=uniform,random_r", "seed=0,1",
+    proc = _run_cli("-m", *tiny, "sampler=uniform,random_r", "seed=0,1",
              "pde._target_=faults.NanBurgers,pinn_exp.pdes.Burgers",
              f"hydra.sweep.dir={sweep}", tmp_path=tmp_path, check=True)  # fmt: skip
     summary = pd.read_csv(sweep / "summary.csv")
@@ -84,9 +84,9 @@ def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path):
     assert "sweep: 1 of 8 jobs done" in output and "sweep: 8 of 8 jobs done" in output
 
 
-def test_report_rebuilds_summary_from_disk(tmp_path):
+def test_report_rebuilds_summary_from_disk(tmp_path, tiny):
     sweep = tmp_path / "sweep"
-    _run_cli("-m", *TINY, "sampler=rsmote", "sampler.ratio=0.2,0.3", f"hydra.sweep.dir={sweep}",
+    _run_cli("-m", *tiny, "sampler=rsmote", "sampler.ratio=0.2,0.3", f"hydra.sweep.dir={sweep}",
              tmp_path=tmp_path, check=True)  # fmt: skip
     # the swept ratio is a row of the table: lambda is not averaged away
     assert "| rsmote | 0.2 |" in (sweep / "summary.md").read_text()
@@ -123,8 +123,8 @@ def test_bad_input_exits_non_zero_and_names_the_key(tmp_path, args, key):
         assert not (tmp_path / "run" / "history.csv").exists()  # no training happened
 
 
-def test_diverged_run_keeps_a_record_and_exits_non_zero(tmp_path):
-    proc = _run_cli(*TINY, "pde._target_=faults.NanBurgers", f"hydra.run.dir={tmp_path / 'r'}",
+def test_diverged_run_keeps_a_record_and_exits_non_zero(tmp_path, tiny):
+    proc = _run_cli(*tiny, "pde._target_=faults.NanBurgers", f"hydra.run.dir={tmp_path / 'r'}",
                     tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode != 0
     record = json.loads((tmp_path / "r" / "metrics.json").read_text())
@@ -136,7 +136,8 @@ def test_diverged_run_keeps_a_record_and_exits_non_zero(tmp_path):
 
 
 def test_oom_during_sampling_is_recorded_with_its_phase(tmp_path):
-    record = _in_process(tmp_path, ["pde._target_=faults.OomBurgers"])
+    record = _in_process(tmp_path, ["pde._target_=faults.OomBurgers", "sampler=rad",
+                                    "sampler.n_dense=30000"])  # fmt: skip
     assert record["status"] == "oom" and record["phase"] == "sampling"
     assert "out of memory" in record["error"]
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -158,8 +159,8 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
 
 
 @pytest.mark.parametrize("lbfgs", ["torch", "sync_free"])
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs):
-    args = [*TINY, "rounds=3", f"optimizer.lbfgs_impl={lbfgs}", "pde._target_=faults.KilledBurgers"]
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs, tiny):
+    args = [*tiny, "rounds=3", f"optimizer.lbfgs_impl={lbfgs}", "pde._target_=faults.KilledBurgers"]
     full = tmp_path / "full"
     _run_cli(*args, f"hydra.run.dir={full}", tmp_path=tmp_path, check=True)
     part = tmp_path / "part"
@@ -169,7 +170,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs):
                       env={"PINN_EXP_KILL": "70"})  # fmt: skip
     assert killed.returncode != 0
     assert json.loads((part / "metrics.json").read_text())["status"] == "running"
-    from pinn_exp.report.aggregate import collect_runs
+    from pinn_exp.report.runs import collect_runs
 
     assert collect_runs([part])["status"].tolist() == ["incomplete"]  # killed: listed, not ok
     snapshot = torch.load(part / "checkpoint.pt", weights_only=False)
@@ -190,9 +191,9 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
+def finished_run(tmp_path_factory, tiny) -> Path:
     tmp = tmp_path_factory.mktemp("finished")
-    _run_cli(*TINY, "rounds=1", f"hydra.run.dir={tmp / 'run'}", tmp_path=tmp, check=True)
+    _run_cli(*tiny, "rounds=1", f"hydra.run.dir={tmp / 'run'}", tmp_path=tmp, check=True)
     return tmp / "run"
 
 
@@ -209,16 +210,16 @@ def finished_run(tmp_path_factory) -> Path:
     ],
 )
 def test_a_command_that_cannot_start_leaves_the_run_as_it_was(finished_run, tmp_path, args,
-                                                              code, said):  # fmt: skip
+                                                              code, said, tiny):  # fmt: skip
     before = _files(finished_run)
-    proc = _run_cli(*TINY, "rounds=1", *args, f"hydra.run.dir={finished_run}",
+    proc = _run_cli(*tiny, "rounds=1", *args, f"hydra.run.dir={finished_run}",
                     tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == code, proc.stderr[-2000:]
     assert said in proc.stderr and "Traceback" not in proc.stderr
     assert _files(finished_run) == before
 
 
-def test_an_unreadable_checkpoint_is_refused_on_resume(finished_run, tmp_path):
+def test_an_unreadable_checkpoint_is_refused_on_resume(finished_run, tmp_path, tiny):
     import shutil
 
     run = tmp_path / "copy"
@@ -226,48 +227,48 @@ def test_an_unreadable_checkpoint_is_refused_on_resume(finished_run, tmp_path):
     checkpoint = run / "checkpoint.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
     before = _files(run)
-    proc = _run_cli(*TINY, "rounds=2", "resume=true", f"hydra.run.dir={run}", tmp_path=tmp_path)
+    proc = _run_cli(*tiny, "rounds=2", "resume=true", f"hydra.run.dir={run}", tmp_path=tmp_path)
     assert proc.returncode == 2 and "checkpoint.pt cannot be read" in proc.stderr
     assert _files(run) == before
 
 
-def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path):
+def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path, tiny):
     sweep = tmp_path / "sweep"
-    _run_cli("-m", *TINY, "rounds=1", "seed=0,1", f"hydra.sweep.dir={sweep}", tmp_path=tmp_path,
+    _run_cli("-m", *tiny, "rounds=1", "seed=0,1", f"hydra.sweep.dir={sweep}", tmp_path=tmp_path,
              check=True)  # fmt: skip
     before = _files(sweep)
-    proc = _run_cli("-m", *TINY, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}",
+    proc = _run_cli("-m", *tiny, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}",
                     tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 2 and "holds another sweep" in proc.stderr
     assert _files(sweep) == before
     # a sweep folder from before claims existed (no .sweep file) is protected by its records
     (sweep / ".sweep").unlink()
     before = _files(sweep)
-    proc = _run_cli("-m", *TINY, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}",
+    proc = _run_cli("-m", *tiny, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}",
                     tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 2 and "holds another sweep" in proc.stderr
     assert _files(sweep) == before
 
 
-def test_a_sweep_that_does_not_compose_leaves_its_folder_free(tmp_path):
+def test_a_sweep_that_does_not_compose_leaves_its_folder_free(tmp_path, tiny):
     sweep = tmp_path / "sweep"
-    typo = _run_cli("-m", *TINY, "rounds=1", "sampler=uniform,nope", f"hydra.sweep.dir={sweep}",
+    typo = _run_cli("-m", *tiny, "rounds=1", "sampler=uniform,nope", f"hydra.sweep.dir={sweep}",
                     tmp_path=tmp_path)  # fmt: skip
     assert typo.returncode != 0 and not (sweep / ".sweep").exists()
-    _run_cli("-m", *TINY, "rounds=1", "sampler=uniform,rad", f"hydra.sweep.dir={sweep}",
+    _run_cli("-m", *tiny, "rounds=1", "sampler=uniform,rad", f"hydra.sweep.dir={sweep}",
              tmp_path=tmp_path, check=True)  # fmt: skip
 
 
-def test_sigterm_records_what_was_done_and_exits_143(tmp_path):
+def test_sigterm_records_what_was_done_and_exits_143(tmp_path, root, tiny):
     import signal
     import time
 
     out, ready = tmp_path / "run", tmp_path / "ready"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"),
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(root / "tests"),
            "PINN_EXP_READY": str(ready)}  # fmt: skip
-    args = [*TINY, "optimizer.pretrain_steps=1000000", "pde._target_=faults.ReadyBurgers",
+    args = [*tiny, "optimizer.pretrain_steps=1000000", "pde._target_=faults.ReadyBurgers",
             f"hydra.run.dir={out}"]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, str(root / "run.py"), *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while not ready.exists() and time.monotonic() < deadline:  # Adam's 120th step is done
@@ -293,9 +294,9 @@ def test_results_follow_the_umask(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_a_sweep_resumes_into_its_own_directory(tmp_path):
+def test_a_sweep_resumes_into_its_own_directory(tmp_path, tiny):
     sweep = tmp_path / "sweep"
-    tiny = [o for o in TINY if not o.startswith("rounds=")]
+    tiny = [o for o in tiny if not o.startswith("rounds=")]
     args = ["-m", *tiny, "seed=0,1", f"hydra.sweep.dir={sweep}"]
     _run_cli(*args, "rounds=1", tmp_path=tmp_path, check=True)
     records = {p: p.read_bytes() for p in sweep.glob("*/metrics.json")}
@@ -315,22 +316,22 @@ def test_a_host_memory_error_is_recorded_as_oom_with_its_phase(tmp_path):
 
 
 @pytest.mark.parametrize("sweep", [False, True])
-def test_an_unwritable_output_directory_is_said_in_one_line(tmp_path, sweep):
+def test_an_unwritable_output_directory_is_said_in_one_line(tmp_path, sweep, tiny):
     if not Path("/sys").is_dir():
         pytest.skip("needs /sys (Linux) as a place no process may create a folder in")
     where = ["-m", "seed=0,1", "hydra.sweep.dir=/sys/pinn_exp_sweep"] if sweep else [
         "hydra.run.dir=/sys/pinn_exp_run"]  # fmt: skip
-    proc = _run_cli(*where[:1], *TINY, *where[1:], tmp_path=tmp_path)
+    proc = _run_cli(*where[:1], *tiny, *where[1:], tmp_path=tmp_path)
     key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     assert proc.returncode == 2
     assert f"error: {key}=/sys/pinn_exp_" in proc.stderr and "cannot be written" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_a_requeued_sweep_job_resumes_from_its_checkpoint(tmp_path):
+def test_a_requeued_sweep_job_resumes_from_its_checkpoint(tmp_path, tiny):
     """SLURM requeues a job (submitit's max_num_timeout) with SLURM_RESTART_COUNT > 0: the job
     continues from its checkpoint and ends where an uninterrupted one ends."""
-    args = ["-m", *TINY, "rounds=3", "seed=0", "pde._target_=faults.KilledBurgers"]
+    args = ["-m", *tiny, "rounds=3", "seed=0", "pde._target_=faults.KilledBurgers"]
     _run_cli(*args, f"hydra.sweep.dir={tmp_path / 'full'}", tmp_path=tmp_path, check=True)
     part = tmp_path / "part"
     killed = _run_cli(*args, f"hydra.sweep.dir={part}", tmp_path=tmp_path,
@@ -347,9 +348,9 @@ def test_a_requeued_sweep_job_resumes_from_its_checkpoint(tmp_path):
     assert b["l2_rel_error_per_round"] == pytest.approx(a["l2_rel_error_per_round"], rel=1e-6)
 
 
-def test_an_allocation_that_fails_while_building_is_oom_in_phase_build(tmp_path):
+def test_an_allocation_that_fails_while_building_is_oom_in_phase_build(tmp_path, tiny):
     # a 10^6 x 10^6 hidden layer: torch refuses the 4 TB at once
-    proc = _run_cli(*TINY, "model.width=1000000", f"hydra.run.dir={tmp_path / 'run'}",
+    proc = _run_cli(*tiny, "model.width=1000000", f"hydra.run.dir={tmp_path / 'run'}",
                     tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -6,9 +6,10 @@ with the exact solution u(x) = exp(-|x - c|^2 / (2 sigma^2)), c = (0.5, 0.5), so
 
     f(x) = -Delta u = u(x) (d - |x - c|^2 / sigma^2) / sigma^2     (d = 2).
 
-The boundary data is imposed softly (one :class:`BoundaryTerm`), the reference is the exact
-solution on a 101 x 101 grid. Copy this file, change the formulas, and point a YAML file's
-``_target_`` at the class (see ``conf/pde/poisson_peak.yaml`` and README.md next to it).
+The boundary data is imposed softly (one :class:`BoundaryTerm` on points of the domain's
+boundary), the reference is the exact solution on a 101 x 101 grid. Copy this file, change the
+formulas, and point a YAML file's ``_target_`` at the class (see ``conf/pde/poisson_peak.yaml``
+and README.md next to it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from pinn_exp.domains import Box
-from pinn_exp.ops.laplacian import Laplacian
+from pinn_exp.ops import Laplacian
 from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn, fixed_dimension
 
 
@@ -29,7 +30,6 @@ class PoissonPeak(PDE):
         n_boundary: points on the boundary, spread evenly over the four edges.
         boundary_weight: weight of the boundary loss.
         dim: must be 2 if given (``pde.dim`` is refused otherwise).
-        laplacian: the Laplacian operator; the framework passes the ``laplacian`` config group.
     """
 
     name = "poisson_peak"  # the ``pde`` field of metrics.json
@@ -40,9 +40,7 @@ class PoissonPeak(PDE):
         n_boundary: int = 400,
         boundary_weight: float = 1.0,
         dim: int | None = None,
-        laplacian: Laplacian | None = None,
     ):
-        super().__init__(laplacian)  # sets self.laplacian
         fixed_dimension(self.name, dim, 2)
         if not sigma > 0:
             raise ValueError(f"pde.sigma={sigma!r} is not allowed; it must be > 0")
@@ -64,21 +62,19 @@ class PoissonPeak(PDE):
         r2 = (x - 0.5).square().sum(dim=1)
         return self.exact(x)[:, 0] * (self.dim - r2 / s2) / s2
 
-    def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
-        """-Delta u - f for any callable u at points x (which require grad); shape (n,)."""
-        return -self.laplacian(u, x) - self.source(x)
+    def residual(self, u: Fn, x: torch.Tensor, laplacian: Laplacian) -> torch.Tensor:
+        """-Delta u - f for any callable u at points x (which require grad); shape (n,).
+
+        ``laplacian`` is the run's operator (the ``laplacian`` config group), so the method can
+        be switched on the command line.
+        """
+        return -laplacian(u, x) - self.source(x)
 
     def boundary_terms(self, generator, device, dtype) -> list[BoundaryTerm]:
         """Soft boundary loss: u = exact on ``n_boundary`` fixed points of the four edges."""
-        x = torch.rand(self.n_boundary, 2, generator=generator, dtype=torch.float64)
-        edge = torch.arange(self.n_boundary) % 4  # x=0, x=1, y=0, y=1 in turn
-        x[torch.arange(self.n_boundary), edge // 2] = (edge % 2).double()
-        target = self.exact(x)
-        return [
-            BoundaryTerm(
-                "boundary", x.to(device, dtype), target.to(device, dtype), self.boundary_weight
-            )
-        ]
+        # x=0, x=1, y=0, y=1 in turn, drawn in float64 for the targets
+        x = self.domain.sample_boundary(self.n_boundary, generator, dtype=torch.float64)
+        return [self.soft_term("boundary", x, self.boundary_weight, device, dtype)]
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact solution on a 101 x 101 grid: X of shape (10201, 2), u of shape (10201,)."""

@@ -80,8 +80,9 @@ def write_history(path: Path, rows: list[dict]) -> None:
     atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
 
 
-def write_collocation(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """The interior points after each round, as ``round_0``, ``round_1``, ..."""
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Named arrays as a compressed ``.npz`` (the points after each round, ``round_0``,
+    ``round_1``, ...; the residual maps)."""
     atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 

@@ -53,6 +53,8 @@ class PhaseMeter:
         self.cuda = self.device.type == "cuda"
         self.time_s: dict[str, float] = defaultdict(float)
         self.peak_mb: dict[str, float] = defaultdict(float)
+        #: the caching allocator's peak reserve per phase (``max_memory_reserved``)
+        self.reserved_mb: dict[str, float] = defaultdict(float)
         self.last_peak_mb: float | None = None  # peak of the most recent phase block
         self.current: str | None = None
 
@@ -77,6 +79,8 @@ class PhaseMeter:
                 peak = torch.cuda.max_memory_allocated(self.device) / MIB
                 self.peak_mb[name] = max(self.peak_mb[name], peak)
                 self.last_peak_mb = peak
+                reserved = torch.cuda.max_memory_reserved(self.device) / MIB
+                self.reserved_mb[name] = max(self.reserved_mb[name], reserved)
             self.current = None
 
     def peak(self, name: str | None = None) -> float | None:
@@ -87,12 +91,22 @@ class PhaseMeter:
             return max(self.peak_mb.values(), default=0.0)
         return self.peak_mb.get(name, 0.0)
 
+    def reserved(self, name: str | None = None) -> float | None:
+        """Peak MiB the caching allocator reserved in one phase, or in all; None on the CPU."""
+        if not self.cuda:
+            return None
+        if name is None:
+            return max(self.reserved_mb.values(), default=0.0)
+        return self.reserved_mb.get(name, 0.0)
+
     def state_dict(self) -> dict:
-        return {"time_s": dict(self.time_s), "peak_mb": dict(self.peak_mb)}
+        return {"time_s": dict(self.time_s), "peak_mb": dict(self.peak_mb),
+                "reserved_mb": dict(self.reserved_mb)}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self.time_s.update(state["time_s"])
         self.peak_mb.update(state["peak_mb"])
+        self.reserved_mb.update(state.get("reserved_mb", {}))
 
 
 def is_allocation_failure(exc: BaseException) -> bool:

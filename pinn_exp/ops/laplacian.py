@@ -1,17 +1,18 @@
-"""Derivatives of a solution u(x) with respect to its inputs.
+"""The Laplacian methods and :class:`Laplacian`, the derivative operator of a run.
 
 The Laplacian is the cost centre of high-dimensional PINNs. :class:`Laplacian` offers:
 
 * ``autograd``: the reference, one backward pass per coordinate through the gradient's graph.
 * ``forward``: exact; value, Jacobian and Laplacian are carried forward through the layers of
-  the MLP in one pass (the "forward Laplacian" of Li et al., 2023). Used when ``u`` offers
-  ``value_and_laplacian``; any other callable falls back to ``func``.
+  the MLP in one pass (the "forward Laplacian" of Li et al., 2023; :mod:`pinn_exp.ops.forward`).
+  Used when ``u`` offers ``value_and_laplacian``; any other callable falls back to ``func``.
 * ``func``: exact; forward-over-reverse with ``torch.func`` (a vmapped jvp of the gradient along
   each coordinate), for any callable.
 * ``hutchinson``: the unbiased stochastic estimate E[v^T H v] with ``probes`` Rademacher vectors.
 
 Every method works on a subset ``dims`` of the input coordinates (e.g. only x, not t, for a
-space-time PDE) and keeps the graph, so the result can be trained through.
+space-time PDE) and keeps the graph, so the result can be trained through; inside
+:func:`pinn_exp.ops.graph_free` every method gives values only.
 """
 
 from __future__ import annotations
@@ -20,31 +21,17 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from pinn_exp.ops.derivatives import (
+    Fn,
+    forward_mode_context,
+    gradient,
+    is_graph_free,
+    settled,
+    space_time_derivatives,
+)
+
 METHODS = ("autograd", "forward", "func", "hutchinson")
 STOCHASTIC = {"hutchinson"}
-
-Fn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def gradient(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """dy/dx for a per-point scalar y of shape (n,) or (n, 1); returns (n, dim), with graph."""
-    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
-    return g
-
-
-def partials(u: Fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns ``(u(x) as (n,), grad u as (n, dim))`` with graph, for first-order terms."""
-    y = u(x).reshape(-1)
-    return y, gradient(y, x)
-
-
-def space_time_derivatives(
-    u: Fn, x: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For inputs (x, t): returns u, u_t, u_x and u_xx, each of shape (n,), by autograd."""
-    y, g = partials(u, x)
-    u_xx = gradient(g[:, 0], x)[:, 0]
-    return y, g[:, 1], g[:, 0], u_xx
 
 
 def _as_index(dims: Sequence[int] | None, dim: int) -> list[int]:
@@ -59,12 +46,17 @@ def laplacian_autograd(
     g = gradient(y, x)
     lap = torch.zeros_like(y)
     for i in _as_index(dims, x.shape[1]):
-        lap = lap + gradient(g[:, i], x)[:, i]
+        lap = lap + gradient(g[:, i], x, final=True)[:, i]
+    (y,) = settled(y)
     return y, lap
 
 
 def laplacian_func(u: Fn, x: torch.Tensor, dims: Sequence[int] | None = None) -> torch.Tensor:
-    """Exact Laplacian by forward-over-reverse (``torch.func``), vmapped over points and dims."""
+    """Exact Laplacian by forward-over-reverse (``torch.func``), vmapped over points and dims.
+
+    ``torch.func`` differentiates by itself: inside :func:`pinn_exp.ops.graph_free` it runs
+    under ``torch.no_grad`` and records nothing.
+    """
     index = _as_index(dims, x.shape[1])
     basis = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)[index]
 
@@ -79,7 +71,8 @@ def laplacian_func(u: Fn, x: torch.Tensor, dims: Sequence[int] | None = None) ->
 
         return torch.func.vmap(curvature)(basis).sum()
 
-    return torch.func.vmap(per_point)(x)
+    with forward_mode_context():
+        return torch.func.vmap(per_point)(x)
 
 
 def laplacian_hutchinson(
@@ -102,12 +95,16 @@ def laplacian_hutchinson(
     v[:, :, index] = (2.0 * signs - 1.0).to(dtype=x.dtype, device=x.device)
     y = u(x).reshape(-1)
     g = gradient(y, x)
-    (hv,) = torch.autograd.grad(g, x, grad_outputs=v, is_grads_batched=True, create_graph=True)
+    (hv,) = torch.autograd.grad(
+        g, x, grad_outputs=v, is_grads_batched=True, create_graph=not is_graph_free()
+    )
+    (y,) = settled(y)
     return y, (v * hv).sum(dim=2).mean(dim=0)
 
 
 class Laplacian:
-    """The Laplacian over coordinates ``dims`` with a configurable method.
+    """The Laplacian over coordinates ``dims`` with a configurable method: the derivative
+    operator that the trainer passes to every PDE's ``residual``.
 
     Args:
         method: one of ``autograd``, ``forward``, ``func``, ``hutchinson``.
@@ -155,14 +152,17 @@ class Laplacian:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(u(x) as (n,), laplacian as (n,))``, sharing work where the method can."""
         if self.method == "forward" and hasattr(u, "value_and_laplacian"):
-            value, lap = self._forward_fn(u)(x, dims)
+            with forward_mode_context():
+                value, lap = self._forward_fn(u)(x, dims)
             return value.reshape(-1), lap
         if self.method == "autograd":
             return laplacian_autograd(u, x, dims)
         if self.method == "hutchinson":
             return laplacian_hutchinson(u, x, dims, self.probes, self.generator)
         # "func", and "forward" for callables without a forward-mode path
-        return u(x).reshape(-1), laplacian_func(u, x, dims)
+        with forward_mode_context():
+            value = u(x).reshape(-1)
+        return value, laplacian_func(u, x, dims)
 
     def space_time(
         self, u: Fn, x: torch.Tensor
@@ -175,7 +175,8 @@ class Laplacian:
         autograd (u_xx is one-dimensional, so all methods are exact here).
         """
         if self.method == "forward" and hasattr(u, "jet"):
-            y, g, u_xx = u.jet(x, [0])
+            with forward_mode_context():
+                y, g, u_xx = u.jet(x, [0])
             return y, g[:, 1], g[:, 0], u_xx
         return space_time_derivatives(u, x)
 

@@ -1,4 +1,4 @@
-"""The PDE suite (SPEC §4). Each PDE is one class here plus one ``conf/pde/NAME.yaml``."""
+"""The PDE suite. Each PDE is one class here plus one ``conf/pde/NAME.yaml``."""
 
 from pinn_exp.pdes.allen_cahn import AllenCahn
 from pinn_exp.pdes.base import PDE, BoundaryTerm

@@ -1,15 +1,16 @@
-"""Allen-Cahn equation (SPEC §4.2)."""
+"""Allen-Cahn equation."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from pinn_exp.domains import Box
-from pinn_exp.ops.laplacian import Laplacian
-from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, space_time_jet
+from pinn_exp.domains import SpaceTime
+from pinn_exp.ops import HardConstraint, Jet, Laplacian, space_time_jet
+from pinn_exp.pdes.base import PDE, Fn, fixed_dimension
 from pinn_exp.pdes.references import allen_cahn_reference
 
 D = 0.001
@@ -24,32 +25,14 @@ def _reference_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, t, allen_cahn_reference(x, t, D, K)
 
 
-class AllenCahn(PDE):
-    """u_t - 0.001 u_xx + 5 (u^3 - u) = 0 on [-1, 1] x [0, 1], u(x, 0) = x^2 cos(pi x),
-    u(+-1, t) = -1.
+class AllenCahnConstraint(HardConstraint):
+    """u = x^2 cos(pi x) + t (1 - x^2) N(x, t), with closed-form jets of A and B."""
 
-    Hard constraint u = x^2 cos(pi x) + t (1 - x^2) N(x, t). Reference: the project's own
-    Chebyshev/ETDRK4 solver on 201 x 101 points.
-
-    Args:
-        dim: must be 2 (x, t) if given.
-        laplacian: how u_t, u_x and u_xx are computed (``forward``: one forward pass through
-            the network; any other method: autograd).
-    """
-
-    name = "allen_cahn"
-    coordinate_names = ("x", "t")
-
-    def __init__(self, dim: int | None = None, laplacian: Laplacian | None = None):
-        super().__init__(laplacian)
-        fixed_dimension(self.name, dim, 2)
-        self.domain = Box([-1.0, 0.0], [1.0, 1.0])
-
-    def hard_constraint(self, x):
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xs, t = x[:, :1], x[:, 1:2]
         return xs**2 * torch.cos(torch.pi * xs), t * (1 - xs**2)
 
-    def constraint_jets(self, x, dims):
+    def jets(self, x: torch.Tensor, dims: Sequence[int] | None) -> tuple[Jet, Jet]:
         xs, t = x[:, 0], x[:, 1]
         sin, cos = torch.sin(torch.pi * xs), torch.cos(torch.pi * xs)
         zero = torch.zeros_like(xs)
@@ -59,8 +42,31 @@ class AllenCahn(PDE):
         b = space_time_jet(t * (1 - xs**2), -2 * xs * t, 1 - xs**2, -2 * t, 0.0, dims)
         return a, b
 
-    def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
-        y, u_t, _, u_xx = self.laplacian.space_time(u, x)
+
+class AllenCahn(PDE):
+    """u_t - 0.001 u_xx + 5 (u^3 - u) = 0 on [-1, 1] x [0, 1], u(x, 0) = x^2 cos(pi x),
+    u(+-1, t) = -1.
+
+    Hard constraint u = x^2 cos(pi x) + t (1 - x^2) N(x, t). Reference: the project's own
+    Chebyshev/ETDRK4 solver on 201 x 101 points.
+
+    u_t and u_xx come from ``laplacian.space_time`` (``forward``: one forward pass through
+    the network; any other method: autograd).
+
+    Args:
+        dim: must be 2 (x, t) if given.
+    """
+
+    name = "allen_cahn"
+    coordinate_names = ("x", "t")
+
+    def __init__(self, dim: int | None = None):
+        fixed_dimension(self.name, dim, 2)
+        self.domain = SpaceTime([-1.0], [1.0], 0.0, 1.0)
+        self.constraint = AllenCahnConstraint()
+
+    def residual(self, u: Fn, x: torch.Tensor, laplacian: Laplacian) -> torch.Tensor:
+        y, u_t, _, u_xx = laplacian.space_time(u, x)
         return u_t - D * u_xx + K * (y**3 - y)
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,15 +1,32 @@
-"""The high-dimensional elliptic problem in the unit ball (SPEC §4.4)."""
+"""The high-dimensional elliptic problem in the unit ball."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from pinn_exp.domains import Ball
-from pinn_exp.ops.laplacian import Laplacian
+from pinn_exp.ops import HardConstraint, Jet, Laplacian
 from pinn_exp.pdes.base import PDE, Fn
 
 TEST_SEED = 20250102
+
+
+class Bubble(HardConstraint):
+    """u = (1 - |x|^2) N(x): zero on the unit sphere, with closed-form jets in any dimension
+    (A = 0; B has gradient -2x and Laplacian -2 k over k coordinates)."""
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros_like(x[:, :1]), 1 - x.square().sum(dim=1, keepdim=True)
+
+    def jets(self, x: torch.Tensor, dims: Sequence[int] | None) -> tuple[Jet, Jet]:
+        index = list(range(x.shape[1])) if dims is None else list(dims)
+        zeros = torch.zeros_like(x[:, 0])
+        a = (zeros, torch.zeros_like(x), zeros)
+        b = (1 - x.square().sum(dim=1), -2 * x, torch.full_like(zeros, -2.0 * len(index)))
+        return a, b
 
 
 class Elliptic(PDE):
@@ -23,7 +40,6 @@ class Elliptic(PDE):
         dim: d >= 2.
         coefficient_seed: seed of the generator of the c_i (the same problem in every run).
         n_test: test points, uniform in the ball, from a fixed generator.
-        laplacian: the Laplacian operator (config group ``laplacian``).
     """
 
     name = "elliptic"
@@ -34,9 +50,7 @@ class Elliptic(PDE):
         dim: int = 10,
         coefficient_seed: int = 0,
         n_test: int = 10_000,
-        laplacian: Laplacian | None = None,
     ):
-        super().__init__(laplacian)
         if not isinstance(dim, int) or dim < 2:
             raise ValueError(
                 f"pde.dim={dim!r} is not allowed for pde=elliptic; it must be an integer >= 2"
@@ -53,6 +67,7 @@ class Elliptic(PDE):
                 "integer in [0, 2^63)"
             )
         self.domain = Ball(dim)
+        self.constraint = Bubble()
         self.coefficients = np.random.default_rng(coefficient_seed).standard_normal(dim - 1)
         self.n_test = int(n_test)
 
@@ -89,18 +104,8 @@ class Elliptic(PDE):
         bubble = 1 - x.square().sum(dim=1)
         return 2 * self.dim * g + 4 * x_dot_grad_g - bubble * lap_g
 
-    def hard_constraint(self, x):
-        return torch.zeros_like(x[:, :1]), 1 - x.square().sum(dim=1, keepdim=True)
-
-    def constraint_jets(self, x, dims):
-        index = list(range(x.shape[1])) if dims is None else list(dims)
-        zeros = torch.zeros_like(x[:, 0])
-        a = (zeros, torch.zeros_like(x), zeros)
-        b = (1 - x.square().sum(dim=1), -2 * x, torch.full_like(zeros, -2.0 * len(index)))
-        return a, b
-
-    def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
-        return -self.laplacian(u, x) - self.source(x)
+    def residual(self, u: Fn, x: torch.Tensor, laplacian: Laplacian) -> torch.Tensor:
+        return -laplacian(u, x) - self.source(x)
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(TEST_SEED)

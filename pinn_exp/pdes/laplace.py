@@ -1,4 +1,4 @@
-"""Laplace's equation in the unit cube with a harmonic exact solution (SPEC §4.3)."""
+"""Laplace's equation in the unit cube with a harmonic exact solution."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from pinn_exp.domains import Box
-from pinn_exp.ops.laplacian import Laplacian
+from pinn_exp.ops import Laplacian
 from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn
 
 TEST_SEED = 20250101
@@ -21,7 +21,6 @@ class Laplace(PDE):
         n_boundary: points on the faces of the cube (spread over all 2d faces).
         boundary_weight: weight of the boundary loss.
         n_test: test points (a 101 x 101 grid when d = 2, else uniform points).
-        laplacian: the Laplacian operator (config group ``laplacian``).
     """
 
     name = "laplace"
@@ -33,9 +32,7 @@ class Laplace(PDE):
         n_boundary: int = 1000,
         boundary_weight: float = 1.0,
         n_test: int = 10_000,
-        laplacian: Laplacian | None = None,
     ):
-        super().__init__(laplacian)
         if not isinstance(dim, int) or dim < 2:
             raise ValueError(
                 f"pde.dim={dim!r} is not allowed for pde=laplace; it must be an integer >= 2"
@@ -58,23 +55,13 @@ class Laplace(PDE):
         terms = torch.exp(x[:, :-1]) * torch.sin(x[:, 1:])
         return terms.sum(dim=1, keepdim=True) / (x.shape[1] - 1)
 
-    def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
-        return self.laplacian(u, x)
+    def residual(self, u: Fn, x: torch.Tensor, laplacian: Laplacian) -> torch.Tensor:
+        return laplacian(u, x)
 
     def boundary_terms(self, generator, device, dtype) -> list[BoundaryTerm]:
-        d = self.dim
-        x = torch.rand(self.n_boundary, d, generator=generator, dtype=torch.float64)
-        face = torch.arange(self.n_boundary) % (2 * d)  # every face gets its share
-        rows = torch.arange(self.n_boundary)
-        x[rows, face // 2] = (face % 2).double()
-        return [
-            BoundaryTerm(
-                "boundary",
-                x.to(device, dtype),
-                self.exact(x).to(device, dtype),
-                self.boundary_weight,
-            )
-        ]
+        # every face gets its share (Box.sample_boundary)
+        x = self.domain.sample_boundary(self.n_boundary, generator, dtype=torch.float64)
+        return [self.soft_term("boundary", x, self.boundary_weight, device, dtype)]
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         if self.dim == 2:

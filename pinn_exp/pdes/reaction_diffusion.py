@@ -1,4 +1,4 @@
-"""Fisher-KPP reaction-diffusion with an exact travelling wave (SPEC §4.5)."""
+"""Fisher-KPP reaction-diffusion with an exact travelling wave."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
-from pinn_exp.domains import Box
-from pinn_exp.ops.laplacian import Laplacian
+from pinn_exp.domains import SpaceTime
+from pinn_exp.ops import Laplacian
 from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn, fixed_dimension
 
 D = 0.01
@@ -20,7 +20,8 @@ class ReactionDiffusion(PDE):
 
     Exact solution (Ablowitz-Zeppetella): u = (1 + exp(sqrt(rho / (6 D)) x - 5 rho t / 6))^-2,
     a front of width ~0.1 moving from x = 0 to x = 0.5. Initial and boundary data from it, as
-    soft terms.
+    soft terms. u_t and u_xx come from ``laplacian.space_time`` (``forward``: one forward pass
+    through the network; any other method: autograd).
 
     Args:
         dim: must be 2 (x, t) if given.
@@ -28,8 +29,6 @@ class ReactionDiffusion(PDE):
         n_boundary: points on x = -1 and x = 1 together.
         initial_weight: weight of the initial-condition loss.
         boundary_weight: weight of the boundary loss.
-        laplacian: how u_t, u_x and u_xx are computed (``forward``: one forward pass through
-            the network; any other method: autograd).
     """
 
     name = "reaction_diffusion"
@@ -42,9 +41,7 @@ class ReactionDiffusion(PDE):
         n_boundary: int = 256,
         initial_weight: float = 1.0,
         boundary_weight: float = 1.0,
-        laplacian: Laplacian | None = None,
     ):
-        super().__init__(laplacian)
         fixed_dimension(self.name, dim, 2)
         for key, value in (("n_initial", n_initial), ("n_boundary", n_boundary)):
             if int(value) < 2:
@@ -55,7 +52,7 @@ class ReactionDiffusion(PDE):
         ):
             if not value >= 0:
                 raise ValueError(f"pde.{key}={value!r} is not allowed; it must be >= 0")
-        self.domain = Box([-1.0, 0.0], [1.0, 1.0])
+        self.domain = SpaceTime([-1.0], [1.0], 0.0, 1.0)
         self.n_initial, self.n_boundary = int(n_initial), int(n_boundary)
         self.initial_weight, self.boundary_weight = float(initial_weight), float(boundary_weight)
 
@@ -63,29 +60,18 @@ class ReactionDiffusion(PDE):
         speed = math.sqrt(RHO / (6 * D))
         return (1 + torch.exp(speed * x[:, :1] - 5 * RHO * x[:, 1:2] / 6)) ** -2
 
-    def residual(self, u: Fn, x: torch.Tensor) -> torch.Tensor:
-        y, u_t, _, u_xx = self.laplacian.space_time(u, x)
+    def residual(self, u: Fn, x: torch.Tensor, laplacian: Laplacian) -> torch.Tensor:
+        y, u_t, _, u_xx = laplacian.space_time(u, x)
         return u_t - D * u_xx - RHO * y * (1 - y)
 
     def boundary_terms(self, generator, device, dtype) -> list[BoundaryTerm]:
-        x0 = torch.rand(self.n_initial, generator=generator, dtype=torch.float64) * 2 - 1
-        initial = torch.stack([x0, torch.zeros_like(x0)], dim=1)
-        tb = torch.rand(self.n_boundary, generator=generator, dtype=torch.float64)
-        side = torch.where(torch.arange(self.n_boundary) % 2 == 0, -1.0, 1.0).double()
-        boundary = torch.stack([side, tb], dim=1)
+        f64 = torch.float64
+        # the initial points first, then x = -1 and x = 1 in turn (SpaceTime.sample_boundary)
+        initial = self.domain.sample_initial(self.n_initial, generator, dtype=f64)
+        boundary = self.domain.sample_boundary(self.n_boundary, generator, dtype=f64)
         return [
-            BoundaryTerm(
-                "initial",
-                initial.to(device, dtype),
-                self.exact(initial).to(device, dtype),
-                self.initial_weight,
-            ),
-            BoundaryTerm(
-                "boundary",
-                boundary.to(device, dtype),
-                self.exact(boundary).to(device, dtype),
-                self.boundary_weight,
-            ),
+            self.soft_term("initial", initial, self.initial_weight, device, dtype),
+            self.soft_term("boundary", boundary, self.boundary_weight, device, dtype),
         ]
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:

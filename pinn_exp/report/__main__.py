@@ -7,7 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pinn_exp.report.aggregate import mean_std_table, status_counts, to_markdown, write_summary
+from pinn_exp.metrics import registry
+from pinn_exp.report.runs import status_counts
+from pinn_exp.report.summary import write_summary
+from pinn_exp.report.tables import mean_std_table, to_markdown
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="column(s) for the table columns, comma-separated (default: pde)",
     )
     parser.add_argument(
-        "--metric", default="l2_rel_error", help="metric of the main table (default: l2_rel_error)"
+        "--metric",
+        default=registry.PRIMARY,
+        help=f"metric of the main table and of the paired comparison (default: {registry.PRIMARY})",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME",
+        help="sampler the others are compared with, run by run with the same seed "
+        "(default: rad when it has runs, else no paired comparison)",
     )
     parser.add_argument("--latex", action="store_true", help="also write summary.tex")
     parser.add_argument(
@@ -79,16 +91,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         metric=args.metric,
         latex=args.latex,
         plots=args.plots,
+        baseline=args.baseline,
     )
     print(f"{len(frame)} runs" + (f" ({status_counts(frame)})" if len(frame) else ""))
     _warn_unknown_columns(frame, [*args.rows.split(","), *args.cols.split(","), args.metric])
     for path in frame.attrs.get("outputs", []):
         print(f"wrote {path}")
-    table = mean_std_table(frame, args.rows, args.cols, args.metric)
+    table = mean_std_table(frame, args.rows, args.cols, args.metric, ci=True)
     if table.empty:
         print(f"no ok runs with a value for {args.metric}")
     else:
-        print(f"\n{args.metric}: mean ± std over seeds (n), std with ddof=1\n")
+        print(f"\n{args.metric}: mean ± std over seeds (n) [95 % bootstrap CI of the mean], "
+              "std with ddof=1\n")  # fmt: skip
         print(to_markdown(table))
     return 0
 

@@ -33,8 +33,10 @@ def summary_rows(rows: str, cols: str, swept: list[str]) -> str:
 
 def finished_jobs(sweep_dir: Path) -> dict[str, int]:
     """Jobs of a sweep directory by the status of their record (``running`` while they run)."""
+    from pinn_exp.io import record
+
     counts: dict[str, int] = {}
-    for path in Path(sweep_dir).glob("*/metrics.json"):
+    for path in Path(sweep_dir).glob(f"*/{record.METRICS}"):
         try:
             status = json.loads(path.read_text()).get("status", "running")
         except (OSError, ValueError):
@@ -46,7 +48,7 @@ def finished_jobs(sweep_dir: Path) -> dict[str, int]:
 def write_sweep_summary(config: DictConfig):
     """summary.csv, summary.md and the plots of the sweep ``config`` describes, laid out by
     its ``report`` keys; returns the runs' frame."""
-    from pinn_exp.report.aggregate import write_summary
+    from pinn_exp.report.summary import write_summary
 
     report = config.report
     sweep_dir = Path(config.hydra.sweep.dir)
@@ -56,6 +58,7 @@ def write_sweep_summary(config: DictConfig):
         rows=summary_rows(report.rows, report.cols, swept_keys(config)),
         cols=report.cols,
         metric=report.metric,
+        baseline=report.get("baseline"),  # None: rad when the sweep ran it
     )
 
 
@@ -66,7 +69,7 @@ class SummaryCallback(Callback):
     ``python -m pinn_exp.report DIR`` rebuilds them at any time."""
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        from pinn_exp.report.aggregate import expected_jobs
+        from pinn_exp.report.runs import expected_jobs
 
         try:
             if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":

@@ -1,4 +1,9 @@
-"""Plots over many runs; each is drawn only when the data supports it, and skipped otherwise."""
+"""Plots over many runs; each is drawn only when the data supports it, and skipped otherwise.
+
+Every plot is a function ``draw(frame, base, metric) -> Figure | None`` (``base``: the folder
+``run_dir`` is relative to; ``metric``: the table's metric) registered in ``PLOTS`` under its
+file name; ``make_plots`` writes them with the report's one PNG writer.
+"""
 
 from __future__ import annotations
 
@@ -14,31 +19,22 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from pinn_exp.io.records import atomic_write  # noqa: E402
-from pinn_exp.report.aggregate import (  # noqa: E402
-    PER_ROUND,
-    memory_metric,
-    numeric,
-    ok_runs,
-)
+from pinn_exp.io import record  # noqa: E402
+from pinn_exp.metrics import registry  # noqa: E402
+from pinn_exp.report.png import save_png  # noqa: E402
+from pinn_exp.report.runs import memory_metric, numeric, ok_runs  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-COLLOCATION_FILE = "collocation.npz"
 MEMORY_LABELS = {
     "peak_gpu_mem_mb": "peak GPU memory [MB]",
     "peak_cpu_rss_mb": "peak CPU RSS [MB]",
 }
-
-
-def _save(fig, path: Path) -> Path:
-    """Writes ``fig`` as PNG atomically and closes it."""
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    finally:
-        plt.close(fig)
-    return path
+METRIC_LABELS = {registry.PRIMARY: "relative L2 error"}
+#: the class name (``sampler_class`` of the record) of the sampler whose lambda is plotted
+RSMOTE_CLASS = "RSmote"
+#: a plot: ``draw(frame, base, metric)`` returns the figure, or None when the data lacks it
+Plot = Callable[[pd.DataFrame, Path, str], "plt.Figure | None"]
 
 
 def _names(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -66,65 +62,99 @@ def _round_matrix(curves: list[list[float]]) -> np.ndarray:
     return matrix
 
 
-def _draw_rounds(ax, runs: pd.DataFrame) -> None:
-    """Median over seeds and min-max band of the per-round error, one line per sampler."""
+def _draw_rounds(ax, runs: pd.DataFrame, column: str, label: str) -> None:
+    """Median over seeds of a per-round list, with a min-max band (light) and a 25-75 %
+    band (dark), one line per sampler; log y."""
     samplers = _names(runs, "sampler")
     for sampler in sorted(samplers.unique()):
-        matrix = _round_matrix(list(runs.loc[samplers == sampler, PER_ROUND]))
+        matrix = _round_matrix(list(runs.loc[samplers == sampler, column]))
         rounds = np.arange(matrix.shape[1])
         seen = ~np.isnan(matrix).all(axis=0)
         if not seen.any():
             continue
-        sub = matrix[:, seen]
+        sub, x = matrix[:, seen], rounds[seen]
         (line,) = ax.semilogy(
-            rounds[seen], np.nanmedian(sub, axis=0), "o-", ms=3, label=f"{sampler} ({len(matrix)})"
+            x, np.nanmedian(sub, axis=0), "o-", ms=3, label=f"{sampler} ({len(matrix)})"
         )
-        ax.fill_between(
-            rounds[seen],
-            np.nanmin(sub, axis=0),
-            np.nanmax(sub, axis=0),
-            color=line.get_color(),
-            alpha=0.2,
-        )
+        color = line.get_color()
+        ax.fill_between(x, np.nanmin(sub, axis=0), np.nanmax(sub, axis=0), color=color,
+                        alpha=0.12, lw=0)  # fmt: skip
+        low, high = np.nanpercentile(sub, [25, 75], axis=0)
+        ax.fill_between(x, low, high, color=color, alpha=0.3, lw=0)
     ax.set_xlabel("round (0 = after initial training)")
-    ax.set_ylabel("relative L2 error")
+    ax.set_ylabel(label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="sampler (runs)")
 
 
-def plot_error_per_round(frame: pd.DataFrame, base: Path) -> plt.Figure | None:
-    """Relative L2 error against round, median over seeds with min-max band; a panel per PDE.
+def _per_round_column(frame: pd.DataFrame, metric: str) -> tuple[str, str] | None:
+    """The per-round field of ``metric`` when runs have it, else the primary metric's; with
+    the axis label."""
+    for name in dict.fromkeys([metric, registry.PRIMARY]):
+        column = registry.per_round(name)
+        if column in record.per_round_fields() and column in frame.columns:
+            has = frame[column].map(lambda v: isinstance(v, list) and any(x > 0 for x in v))
+            if has.astype(bool).any():
+                return column, METRIC_LABELS.get(name, name)
+    return None
+
+
+def plot_error_per_round(
+    frame: pd.DataFrame, base: Path, metric: str = registry.PRIMARY
+) -> plt.Figure | None:
+    """A metric against round, median over seeds with min-max and 25-75 % bands, a line per
+    sampler, a panel per PDE; log y.
 
     Args:
         frame: the runs.
         base: the folder ``run_dir`` is relative to (unused).
+        metric: the metric whose per-round list is drawn; the primary metric (relative L2
+            error) when runs have no list for it (memory, times).
 
     Returns:
-        The figure, or None when no ok run has per-round errors.
+        The figure, or None when no ok run has a per-round list.
     """
     ok = ok_runs(frame)
-    if PER_ROUND not in ok.columns:
+    found = _per_round_column(ok, metric)
+    if found is None:
         return None
-    has = ok[PER_ROUND].map(lambda v: isinstance(v, list) and any(x > 0 for x in v))
+    column, label = found
+    has = ok[column].map(lambda v: isinstance(v, list) and any(x > 0 for x in v))
     runs = ok[has.astype(bool)]
-    if runs.empty:
-        return None
     pdes = _names(runs, "pde")
     names = sorted(pdes.unique())
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
     for ax, pde in zip(axes[0], names):
-        _draw_rounds(ax, runs[pdes == pde])
-        ax.set_title(f"{pde}: median over seeds, band min-max")
+        _draw_rounds(ax, runs[pdes == pde], column, label)
+        ax.set_title(f"{pde}: median over seeds, bands min-max and 25-75 %", fontsize=9)
     return fig
 
 
 # ----------------------------------------------------------------------------- against lambda
 
 
+def is_rsmote(frame: pd.DataFrame) -> pd.Series:
+    """Which runs used RSmote: by the record's ``sampler_class``; for records without that
+    field (older runs), by the sampler's name starting with ``rsmote``.
+
+    Args:
+        frame: the runs.
+
+    Returns:
+        A boolean series aligned with ``frame``.
+    """
+    by_name = _names(frame, "sampler").str.lower().str.startswith(RSMOTE_CLASS.lower())
+    if "sampler_class" not in frame.columns:
+        return by_name
+    known = frame["sampler_class"].notna()
+    by_class = frame["sampler_class"].astype(object).astype(str) == RSMOTE_CLASS
+    return by_class.where(known, by_name).astype(bool)
+
+
 def _rsmote_runs(frame: pd.DataFrame) -> pd.DataFrame | None:
     """Ok RSmote runs with their λ in column ``_lambda``; None when λ takes < 2 values."""
     ok = ok_runs(frame)
-    runs = ok[_names(ok, "sampler").str.lower().str.startswith("rsmote")]
+    runs = ok[is_rsmote(ok)]
     runs = runs.assign(_lambda=_either(runs, "sampler.ratio", "ratio")).dropna(subset=["_lambda"])
     return runs if runs["_lambda"].nunique() >= 2 else None
 
@@ -147,18 +177,22 @@ def _errorbars(ax, runs: pd.DataFrame, x: pd.Series, y: pd.Series, by: str) -> N
         ax.legend(fontsize=8, title=by)
 
 
-def plot_error_vs_lambda(frame: pd.DataFrame, base: Path, metric: str = "l2_rel_error"):
+def plot_error_vs_lambda(
+    frame: pd.DataFrame, base: Path, metric: str = registry.PRIMARY
+) -> plt.Figure | None:
     """RSmote error against λ (``sampler.ratio``), mean ± std over seeds, a line per PDE.
 
     Args:
         frame: the runs.
         base: the folder ``run_dir`` is relative to (unused).
-        metric: the error column.
+        metric: the error column; the primary metric when ``metric`` is not an error
+            (a memory or time table).
 
     Returns:
         The figure, or None when λ takes fewer than two values.
     """
     runs = _rsmote_runs(frame)
+    metric = metric if record.is_scientific(metric) else registry.PRIMARY
     if runs is None or numeric(runs, metric).notna().sum() == 0:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -171,12 +205,15 @@ def plot_error_vs_lambda(frame: pd.DataFrame, base: Path, metric: str = "l2_rel_
     return fig
 
 
-def plot_memory_vs_lambda(frame: pd.DataFrame, base: Path):
+def plot_memory_vs_lambda(
+    frame: pd.DataFrame, base: Path, metric: str = registry.PRIMARY
+) -> plt.Figure | None:
     """RSmote peak memory (GPU, else CPU RSS) against λ, mean ± std over seeds.
 
     Args:
         frame: the runs.
         base: the folder ``run_dir`` is relative to (unused).
+        metric: the table's metric (unused: the memory column is chosen by the data).
 
     Returns:
         The figure, or None when λ takes fewer than two values or no memory was recorded.
@@ -227,12 +264,15 @@ def _mark_oom(ax, oom: pd.DataFrame, dims: pd.Series) -> None:
         )
 
 
-def plot_memory_vs_dim(frame: pd.DataFrame, base: Path):
+def plot_memory_vs_dim(
+    frame: pd.DataFrame, base: Path, metric: str = registry.PRIMARY
+) -> plt.Figure | None:
     """Peak memory (GPU, else CPU RSS) against ``pde.dim``, a line per sampler; OOM runs marked.
 
     Args:
         frame: the runs.
         base: the folder ``run_dir`` is relative to (unused).
+        metric: the table's metric (unused: the memory column is chosen by the data).
 
     Returns:
         The figure, or None when fewer than two dimensions are present.
@@ -304,7 +344,7 @@ def _sampler_points(
     panels = []
     for sampler in sorted(samplers.unique()):
         for _, row in ok[samplers == sampler].iterrows():
-            path = Path(base) / str(row["run_dir"]) / COLLOCATION_FILE
+            path = Path(base) / str(row["run_dir"]) / record.COLLOCATION
             found = _last_round(path) if path.is_file() else None
             if found is not None:
                 panels.append((sampler, row, *found))
@@ -312,12 +352,15 @@ def _sampler_points(
     return panels
 
 
-def plot_points_by_sampler(frame: pd.DataFrame, base: Path):
+def plot_points_by_sampler(
+    frame: pd.DataFrame, base: Path, metric: str = registry.PRIMARY
+) -> plt.Figure | None:
     """The final collocation points (first two coordinates) side by side, a panel per sampler.
 
     Args:
         frame: the runs.
         base: the folder ``run_dir`` is relative to.
+        metric: the table's metric (unused).
 
     Returns:
         The figure, or None when no ok run saved ``collocation.npz``.
@@ -342,7 +385,8 @@ def plot_points_by_sampler(frame: pd.DataFrame, base: Path):
 # ----------------------------------------------------------------------------- all
 
 
-PLOTS: dict[str, Callable] = {
+#: every sweep plot by its file name, drawn in this order
+PLOTS: dict[str, Plot] = {
     "error_per_round.png": plot_error_per_round,
     "error_vs_lambda.png": plot_error_vs_lambda,
     "memory_vs_lambda.png": plot_memory_vs_lambda,
@@ -351,13 +395,13 @@ PLOTS: dict[str, Callable] = {
 }
 
 
-def make_plots(frame: pd.DataFrame, out_dir: Path, metric: str = "l2_rel_error") -> list[Path]:
+def make_plots(frame: pd.DataFrame, out_dir: Path, metric: str = registry.PRIMARY) -> list[Path]:
     """Writes every plot the data supports into ``out_dir``; a plot that fails is skipped.
 
     Args:
         frame: the runs (``run_dir`` relative to ``out_dir`` or absolute).
         out_dir: where the PNG files go.
-        metric: the error column of ``error_vs_lambda.png``.
+        metric: the table's metric, passed to every plot.
 
     Returns:
         The written files.
@@ -366,10 +410,9 @@ def make_plots(frame: pd.DataFrame, out_dir: Path, metric: str = "l2_rel_error")
     written = []
     for name, draw in PLOTS.items():
         try:
-            kwargs = {"metric": metric} if draw is plot_error_vs_lambda else {}
-            fig = draw(frame, out_dir, **kwargs)
+            fig = draw(frame, out_dir, metric)
             if fig is not None:
-                written.append(_save(fig, out_dir / name))
+                written.append(save_png(fig, out_dir / name))
         except Exception as exc:  # one plot must not stop the others
             log.warning("plot %s skipped: %s", name, exc)
             plt.close("all")

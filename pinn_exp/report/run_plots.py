@@ -1,6 +1,7 @@
-"""The plots of one run: loss curve, error per round, collocation points, and the solution
-(reference, prediction and pointwise error on the test set). Each takes the run's title (PDE,
-sampler, seed, final error) and labels axes with the PDE's own coordinate names."""
+"""The plots of one run: loss curve, error per round, collocation points, the residual map
+and the solution (reference, prediction and pointwise error on the test set). Each takes the
+run's title (PDE, sampler, seed, final error) and labels axes with the PDE's own coordinate
+names."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 
-from pinn_exp.io.records import atomic_write  # noqa: E402
+# every plot of a run is written by the report's one PNG writer
+from pinn_exp.report.png import save_png as _save  # noqa: E402
 
 
 def plot_loss(path: Path, history: pd.DataFrame, title: str = "") -> None:
@@ -60,6 +63,43 @@ def plot_points(
         ax.set_title(f"{key} ({len(pts)} points)")
         ax.set_xlabel(labels[0])
         ax.set_ylabel(labels[1] if pts.shape[1] > 1 else "")
+    _save(fig, path, title)
+
+
+def plot_residual(
+    path: Path,
+    grid: np.ndarray,
+    residual: np.ndarray,
+    points: np.ndarray | None = None,
+    labels: tuple[str, ...] = ("x_1", "x_2"),
+    title: str = "",
+) -> None:
+    """|residual| on a regular grid (log colour scale; a curve in 1-D) with the collocation
+    points on top.
+
+    Args:
+        grid: the grid, (n_1, ..., n_d, d) for d = 1 or 2.
+        residual: |residual| there, (n_1, ..., n_d).
+        points: the collocation set to draw, (N, d).
+    """
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    floor = max(float(np.nanmax(residual)) * 1e-6, np.finfo(float).tiny)
+    values = np.maximum(residual, floor)
+    if grid.shape[-1] == 1:
+        ax.semilogy(grid[:, 0], values)
+        if points is not None:
+            ax.plot(points[:, 0], np.full(len(points), values.min()), "|", color="k", ms=6)
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel("|residual|")
+    else:
+        norm = LogNorm(vmin=floor, vmax=float(values.max()))
+        mesh = ax.pcolormesh(grid[..., 0], grid[..., 1], values, norm=norm, shading="auto")
+        fig.colorbar(mesh, ax=ax, label="|residual|")
+        if points is not None:
+            ax.scatter(points[:, 0], points[:, 1], s=1, c="w", edgecolors="none", alpha=0.8)
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
+    ax.set_title("|residual| after the last round; dots: the collocation set")
     _save(fig, path, title)
 
 
@@ -127,13 +167,3 @@ def run_title(pde: str, sampler: str, seed, error: float | None, status: str = "
     """'burgers · rsmote · seed 0 · relative L2 error 2.112e-02' (or the status when not ok)."""
     tail = f"relative L2 error {error:.3e}" if error is not None else f"status {status}"
     return f"{pde} · {sampler} · seed {seed} · {tail}"
-
-
-def _save(fig, path: Path, title: str = "") -> None:
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    try:  # atomically, with the results' permissions; nothing is left behind on failure
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    finally:
-        plt.close(fig)

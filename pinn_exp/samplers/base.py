@@ -1,9 +1,11 @@
 """The sampler interface.
 
-A sampler owns the interior collocation set. The training loop calls :meth:`Sampler.bind` once
-(domain, size N, number of rounds, random generator, device), :meth:`Sampler.initial` for the
-first set, and :meth:`Sampler.update` after each training stage with the current points and a
-residual scorer. A sampler never imports a PDE: it sees only the :class:`Domain` and the scorer.
+A sampler owns the interior collocation set. A run calls :meth:`Sampler.bind` once (domain,
+size N, number of rounds, random generator, device; it refuses settings the sampler cannot
+work with), :meth:`Sampler.initial` for the first set, and :meth:`Sampler.update` after each
+training stage with the current points and a residual scorer. ``initial`` and ``update`` return
+an :class:`Update`: the new set and what the call did. A sampler never imports a PDE: it sees
+only the :class:`Domain` and the scorer.
 
 To add a sampler: subclass :class:`Sampler`, implement ``update`` (and ``initial`` if the first
 set is not N uniform points), then write ``conf/sampler/NAME.yaml`` whose ``_target_`` names the
@@ -15,7 +17,9 @@ from __future__ import annotations
 import inspect
 import warnings
 from abc import ABC, abstractmethod
-from typing import Protocol
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -32,20 +36,31 @@ class ResidualScorer(Protocol):
     def __call__(self, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor: ...
 
 
+class Update(NamedTuple):
+    """What :meth:`Sampler.initial` and :meth:`Sampler.update` return.
+
+    Attributes:
+        points: the new interior set, (n, dim), on the run's device.
+        stats: what the call did (for instance ``{"n_dense": 100000}``), merged into the
+            round's record (``metrics.json: round_stats``); empty by default.
+    """
+
+    points: torch.Tensor
+    stats: Mapping[str, float | int] = MappingProxyType({})
+
+
 class Sampler(ABC):
-    """Base class of every sampler.
+    """Base class of every sampler. The constructor's arguments are the config keys of
+    ``sampler.*`` (``pinn_exp/config.py`` derives the schema from the signature).
 
     Attributes:
         name: short name used in records.
-        stats: what the last call did (for instance ``n_dense``), merged into the round record.
     """
 
     name: str = "sampler"
-    #: the value recorded as ``ratio`` in metrics.json (RSmote's lambda), None where unused
-    ratio: float | None = None
-
-    def __init__(self) -> None:
-        self.stats: dict[str, float | int] = {}
+    #: Adam steps between updates within a training stage (the trainer copies the new set
+    #: into the stage's points, so it must keep N); None: once per round, before the stage
+    period: int | None = None
 
     def bind(
         self,
@@ -56,7 +71,24 @@ class Sampler(ABC):
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        """Gives the sampler what it needs to draw points. Called once per run."""
+        """Gives the sampler what it needs to draw points. Called once per run, before any
+        training (:func:`pinn_exp.factory.build`); draws no random number.
+
+        A sampler that cannot work with every N or number of rounds extends this method: it
+        calls ``super().bind(...)`` and raises ValueError naming the key.
+
+        Args:
+            domain: where the points go.
+            n_points: the size N of the interior set.
+            rounds: the sampling rounds after the initial training.
+            generator: the run's generator (seeded by ``seed``, saved in checkpoints); every
+                random number of the sampler comes from it.
+            device: where the points live.
+            dtype: their floating point type.
+
+        Raises:
+            ValueError: the sampler cannot work with this ``n_points`` or ``rounds``.
+        """
         self.domain = domain
         self.n_points = int(n_points)
         self.rounds = int(rounds)
@@ -64,23 +96,28 @@ class Sampler(ABC):
         self.device = torch.device(device)
         self.dtype = dtype
 
-    def check(self, n_points: int, rounds: int) -> None:
-        """Raises ValueError (naming the key) if the sampler cannot work with this N or rounds."""
-        return None
-
-    def initial(self) -> torch.Tensor:
+    def initial(self) -> Update:
         """The first interior set; by default N uniform (pseudo-random) points."""
-        return self.fresh(self.n_points)
+        return Update(self.fresh(self.n_points))
 
     @abstractmethod
-    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int):
-        """Returns the next interior set from the current ``points`` and the residual scorer.
+    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int) -> Update:
+        """The next interior set from the current ``points`` and the residual scorer.
 
         Args:
             points: the current interior set, (N, dim), on the run's device.
             residual: scorer of |residual|; every call counts towards ``n_residual_evals``.
             round_index: 1 for the first sampling round, up to ``rounds``.
+
+        Returns:
+            The new set and what the call did (:class:`Update`).
         """
+
+    def record_fields(self) -> dict[str, Any]:
+        """The sampler's parameters that the run's record (``metrics.json``) keeps as fields of
+        their own, e.g. RSmote's ``{"ratio": 0.1}``; none by default. Every key must be a field
+        of :class:`pinn_exp.io.record.RunRecord`."""
+        return {}
 
     def fresh(self, n: int) -> torch.Tensor:
         """``n`` fresh pseudo-random uniform points of the domain, on the run's device."""

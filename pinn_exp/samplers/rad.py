@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from pinn_exp.samplers.base import ResidualScorer, Sampler, rad_probabilities
+from pinn_exp.samplers.base import ResidualScorer, Sampler, Update, rad_probabilities
 
 
 def _check_dense(n_dense: int, chunk_size: int | None, k: float, c: float) -> None:
@@ -41,9 +43,11 @@ class DenseSetSampler(Sampler):
     def score_dense(self, residual: ResidualScorer) -> tuple[torch.Tensor, torch.Tensor]:
         """Draws S and scores it; returns (S, eps on S)."""
         dense = self.fresh(self.n_dense)
-        eps = residual(dense, self.chunk_size)
-        self.stats = {"n_dense": self.n_dense}
-        return dense, eps
+        return dense, residual(dense, self.chunk_size)
+
+    def dense_stats(self) -> dict[str, int]:
+        """What a round that scored S records."""
+        return {"n_dense": self.n_dense}
 
     def draw_rad(self, dense: torch.Tensor, eps: torch.Tensor, n: int) -> torch.Tensor:
         """``n`` points of S drawn without replacement with the RAD density."""
@@ -58,51 +62,84 @@ class RAD(DenseSetSampler):
 
     name = "rad"
 
-    def check(self, n_points: int, rounds: int) -> None:
-        if self.n_dense < n_points:
+    def bind(self, *args: Any, **kwargs: Any) -> None:
+        """:meth:`Sampler.bind`; refuses a dense set smaller than N."""
+        super().bind(*args, **kwargs)
+        if self.n_dense < self.n_points:
             raise ValueError(
-                f"sampler.n_dense={self.n_dense} is not allowed with n_points={n_points}: RAD "
-                f"draws N points from the dense set without replacement, so n_dense >= n_points"
+                f"sampler.n_dense={self.n_dense} is not allowed with n_points={self.n_points}: "
+                "RAD draws N points from the dense set without replacement, so n_dense >= "
+                "n_points"
             )
 
-    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int):
+    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int) -> Update:
         dense, eps = self.score_dense(residual)
-        return self.draw_rad(dense, eps, self.n_points)
+        return Update(self.draw_rad(dense, eps, self.n_points), self.dense_stats())
 
 
 class _Refinement(DenseSetSampler):
-    """RAR: start from N/2 uniform points and add N/(2 rounds) points per round, reaching N."""
+    """RAR: start from N/2 uniform points and add points every round from a fresh dense set.
 
-    def check(self, n_points: int, rounds: int) -> None:
+    Args:
+        add_fraction: points added per round as a fraction of N: the published recipe's
+            N/200 (0.005; 10 points a round for N = 2000, so N is reached after 100 rounds,
+            the reference budget); None adds N/(2 rounds) a round, reaching N after the
+            run's last round whatever the budget.
+        n_dense, k, c, chunk_size: as :class:`DenseSetSampler`.
+    """
+
+    def __init__(
+        self,
+        add_fraction: float | None = 0.005,
+        n_dense: int = 100_000,
+        k: float = 1.0,
+        c: float = 1.0,
+        chunk_size: int | None = None,
+    ):
+        super().__init__(n_dense, k, c, chunk_size)
+        if add_fraction is not None and not 0 < add_fraction <= 0.5:
+            raise ValueError(
+                f"sampler.add_fraction={add_fraction!r} is not allowed; use null or a number "
+                "in (0, 0.5]"
+            )
+        self.add_fraction = None if add_fraction is None else float(add_fraction)
+
+    def bind(self, *args: Any, **kwargs: Any) -> None:
+        """:meth:`Sampler.bind`; refuses ``rounds`` 0 and a dense set smaller than a round's
+        draw."""
+        super().bind(*args, **kwargs)
+        n_points, rounds = self.n_points, self.rounds
         if rounds < 1:
             raise ValueError(
                 f"rounds={rounds} is not allowed for sampler={self.name}: it adds "
                 "points during the rounds, so rounds >= 1"
             )
-        largest = max(self.n_added(r, n_points, rounds) for r in range(1, rounds + 1))
+        largest = max(self.n_added(r) for r in range(1, rounds + 1))
         if self.n_dense < largest:
             raise ValueError(
                 f"sampler.n_dense={self.n_dense} is too small for n_points={n_points} and "
                 f"rounds={rounds}: a round draws up to {largest} points from the dense set"
             )
 
-    @staticmethod
-    def n_added(round_index: int, n_points: int, rounds: int) -> int:
-        """Points added in round ``round_index`` so that round ``rounds`` ends at N."""
-        start = n_points // 2
-        grow = n_points - start
-        return grow * round_index // rounds - grow * (round_index - 1) // rounds
+    def n_added(self, round_index: int) -> int:
+        """Points added in round ``round_index`` (1 to ``rounds``); the set never exceeds N."""
+        start, n = self.n_points // 2, self.n_points
+        if self.add_fraction is None:  # N/(2 rounds) a round: round ``rounds`` ends at N
+            grow = n - start
+            return grow * round_index // self.rounds - grow * (round_index - 1) // self.rounds
+        step = max(1, round(self.add_fraction * n))
+        before = min(start + step * (round_index - 1), n)
+        return min(start + step * round_index, n) - before
 
-    def initial(self) -> torch.Tensor:
-        return self.fresh(self.n_points // 2)
+    def initial(self) -> Update:
+        return Update(self.fresh(self.n_points // 2))
 
-    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int):
-        n_new = self.n_added(min(round_index, self.rounds), self.n_points, self.rounds)
+    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int) -> Update:
+        n_new = self.n_added(min(round_index, self.rounds))
         if round_index > self.rounds or n_new == 0:
-            self.stats = {}
-            return points
+            return Update(points)
         dense, eps = self.score_dense(residual)
-        return torch.cat([points, self.select(dense, eps, n_new)])
+        return Update(torch.cat([points, self.select(dense, eps, n_new)]), self.dense_stats())
 
     def select(self, dense: torch.Tensor, eps: torch.Tensor, n: int) -> torch.Tensor:
         raise NotImplementedError

@@ -9,6 +9,11 @@ One update on the current N points:
    fresh uniform points, an option beyond the paper);
 4. the new set is P + synthetic + kept negatives: N points, the two classes balanced.
 
+So lambda sets both which points are positive and how many points move (N/2 - ceil(lambda N)
+synthetic points replace as many negatives). ``synthetic`` fixes the second: a fraction of N
+made synthetic whatever lambda is, the kept negatives filling the rest (the lambda ablation's
+control arm).
+
 The oversampling itself is imbalanced-learn's (``smote``, ``borderline_smote``, ``adasyn``).
 """
 
@@ -16,25 +21,30 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
 from imblearn.over_sampling import ADASYN, SMOTE, BorderlineSMOTE
 
-from pinn_exp.samplers.base import ResidualScorer, Sampler
+from pinn_exp.samplers.base import ResidualScorer, Sampler, Update
 
 OVERSAMPLERS = ("smote", "borderline_smote", "adasyn")
 MAX_REDRAWS = 10
 
 
 class RSmote(Sampler):
-    """Residual-based SMOTE with a fixed set size.
+    """Residual-based SMOTE with a fixed set size. The defaults are the paper's; the
+    ``sampler=rsmote`` option of this framework sets ``ratio`` 0.1 and ``refresh`` 0.1
+    (conf/sampler/rsmote.yaml says why).
 
     Args:
         ratio: lambda, the fraction of points that form the positive class; in (0, 0.5).
         k_neighbors: neighbours searched inside the positive class.
         oversampler: ``smote`` (the paper), ``borderline_smote`` or ``adasyn``.
         refresh: fraction of each new set drawn fresh and uniform (0 = the paper), in [0, 0.5).
+        synthetic: fraction of N made synthetic each update, in (0, 1 - ratio); None (the
+            paper) balances the classes, N/2 - ceil(ratio N).
     """
 
     name = "rsmote"
@@ -45,6 +55,7 @@ class RSmote(Sampler):
         k_neighbors: int = 5,
         oversampler: str = "smote",
         refresh: float = 0.0,
+        synthetic: float | None = None,
     ):
         super().__init__()
         if not 0.0 < ratio < 0.5:
@@ -59,6 +70,12 @@ class RSmote(Sampler):
             )
         if not 0.0 <= refresh < 0.5:
             raise ValueError(f"sampler.refresh={refresh!r} is not allowed; it must be in [0, 0.5)")
+        if synthetic is not None and not 0.0 < synthetic < 1.0 - ratio:
+            raise ValueError(
+                f"sampler.synthetic={synthetic!r} is not allowed with sampler.ratio={ratio}: use "
+                f"null (balanced classes) or a number in (0, 1 - ratio)"
+            )
+        self.synthetic = None if synthetic is None else float(synthetic)
         self.ratio = float(ratio)
         self.k_neighbors = int(k_neighbors)
         self.oversampler = oversampler
@@ -67,60 +84,83 @@ class RSmote(Sampler):
     def counts(self, n: int) -> dict[str, int]:
         """How many positive, synthetic, kept-negative and fresh points a set of ``n`` gets."""
         n_positive = math.ceil(self.ratio * n)
-        n_negative = n // 2
+        if self.synthetic is None:  # the paper: the classes balanced
+            n_synthetic = n - n // 2 - n_positive
+        else:
+            n_synthetic = min(max(round(self.synthetic * n), 1), n - n_positive)
+        n_negative = n - n_positive - n_synthetic
         n_fresh = min(round(self.refresh * n), n_negative)
         return {
             "positive": n_positive,
-            "synthetic": n - n_negative - n_positive,
+            "synthetic": n_synthetic,
             "kept": n_negative - n_fresh,
             "fresh": n_fresh,
         }
 
-    def check(self, n_points: int, rounds: int) -> None:
-        n_positive = self.counts(n_points)["positive"]
+    def bind(self, *args: Any, **kwargs: Any) -> None:
+        """:meth:`Sampler.bind`; refuses an N whose positive class is too small for SMOTE."""
+        super().bind(*args, **kwargs)
+        n_positive = self.counts(self.n_points)["positive"]
         if n_positive <= self.k_neighbors:
             raise ValueError(
-                f"n_points={n_points} is too small for sampler.k_neighbors={self.k_neighbors} "
+                f"n_points={self.n_points} is too small for sampler.k_neighbors={self.k_neighbors} "
                 f"with sampler.ratio={self.ratio}: the positive class has {n_positive} points and "
                 f"SMOTE needs more than k_neighbors; raise n_points or lower k_neighbors"
             )
 
-    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int):
+    def record_fields(self) -> dict[str, Any]:
+        """lambda, recorded as ``ratio``."""
+        return {"ratio": self.ratio}
+
+    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int) -> Update:
         eps = residual(points)
         counts = self.counts(len(points))
         order = torch.argsort(eps, descending=True)
         positive = points[order[: counts["positive"]]]
         negative = points[order[counts["positive"] :]]
         keep = torch.randperm(len(negative), generator=self.generator)[: counts["kept"]]
-        synthetic = self.synthesise(positive, negative, counts["synthetic"])
+        synthetic, stats = self.synthesise(positive, negative, counts["synthetic"])
         parts = [
             positive,
             synthetic,
             negative[keep.to(negative.device)],
             self.fresh(counts["fresh"]),
         ]
-        return torch.cat(parts)
+        return Update(torch.cat(parts), stats)
 
-    def synthesise(self, positive: torch.Tensor, negative: torch.Tensor, n: int) -> torch.Tensor:
-        """``n`` synthetic points inside the domain, oversampled from the positive class."""
-        self.stats = {"n_redrawn": 0, "n_topped_up": 0}
+    def synthesise(
+        self, positive: torch.Tensor, negative: torch.Tensor, n: int
+    ) -> tuple[torch.Tensor, dict[str, int]]:
+        """``n`` synthetic points inside the domain, oversampled from the positive class.
+
+        Returns:
+            The points, (n, dim), and the counts ``n_redrawn`` (redraws of points that fell
+            outside the domain) and ``n_topped_up`` (points made by plain SMOTE because
+            Borderline-SMOTE or ADASYN made too few).
+        """
         pos = positive.detach().cpu().double().numpy()
         neg = negative.detach().cpu().double().numpy()
         synthetic = self._oversample(pos, neg, n, self.oversampler)
-        if len(synthetic) < n:  # borderline/ADASYN may find too few samples to work on
-            self.stats["n_topped_up"] = n - len(synthetic)
-            synthetic = np.concatenate([synthetic, self._oversample(pos, neg, n - len(synthetic))])
+        n_topped_up = n - len(synthetic)
+        if n_topped_up > 0:  # borderline/ADASYN may find too few samples to work on
+            synthetic = np.concatenate([synthetic, self._oversample(pos, neg, n_topped_up)])
         out = torch.as_tensor(synthetic[:n], dtype=positive.dtype, device=positive.device)
-        return self._redraw_outside(out, pos, neg)
+        out, n_redrawn = self._redraw_outside(out, pos, neg)
+        return out, {"n_redrawn": n_redrawn, "n_topped_up": n_topped_up}
 
-    def _redraw_outside(self, synthetic: torch.Tensor, pos: np.ndarray, neg: np.ndarray):
+    def _redraw_outside(
+        self, synthetic: torch.Tensor, pos: np.ndarray, neg: np.ndarray
+    ) -> tuple[torch.Tensor, int]:
+        """Redraws the synthetic points outside the domain; returns the points and how many
+        redraws it made."""
         # A segment between two points of a non-convex domain may leave it: redraw those points.
+        n_redrawn = 0
         for _ in range(MAX_REDRAWS):
             outside = ~self.domain.contains(synthetic)
             n_out = int(outside.sum())
             if n_out == 0:
-                return synthetic
-            self.stats["n_redrawn"] += n_out
+                return synthetic, n_redrawn
+            n_redrawn += n_out
             new = self._oversample(pos, neg, n_out)
             synthetic[outside] = torch.as_tensor(
                 new, dtype=synthetic.dtype, device=synthetic.device
@@ -131,7 +171,7 @@ class RSmote(Sampler):
         synthetic[outside] = torch.as_tensor(
             pos[pick.numpy()], dtype=synthetic.dtype, device=synthetic.device
         )
-        return synthetic
+        return synthetic, n_redrawn
 
     def _oversample(self, pos: np.ndarray, neg: np.ndarray, n: int, method: str = "smote"):
         """Synthetic minority points from imbalanced-learn; may return fewer than ``n``."""

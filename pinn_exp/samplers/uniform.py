@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from pinn_exp.samplers.base import UNIFORM_METHODS, ResidualScorer, Sampler, qmc_points
+from pinn_exp.samplers.base import UNIFORM_METHODS, ResidualScorer, Sampler, Update, qmc_points
 
 
 class Uniform(Sampler):
-    """A fixed set of N points, pseudo-random or from a low-discrepancy sequence.
+    """A fixed set of N points, pseudo-random or from a low-discrepancy sequence. The
+    pseudo-random set is the first set of every other sampler run with the same seed, so
+    uniform is a paired baseline.
 
     Args:
         method: ``pseudo``, ``sobol``, ``halton`` or ``lhs`` (scipy.stats.qmc).
@@ -24,13 +26,14 @@ class Uniform(Sampler):
             )
         self.method = method
 
-    def initial(self) -> torch.Tensor:
+    def initial(self) -> Update:
+        if self.method == "pseudo":  # the first set every other sampler of this seed starts from
+            return super().initial()
         x = qmc_points(self.domain, self.n_points, self.method, self.integer_seed())
-        return torch.as_tensor(x, dtype=self.dtype, device=self.device)
+        return Update(torch.as_tensor(x, dtype=self.dtype, device=self.device))
 
-    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int):
-        self.stats = {}
-        return points
+    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int) -> Update:
+        return Update(points)
 
 
 class RandomR(Sampler):
@@ -38,6 +41,5 @@ class RandomR(Sampler):
 
     name = "random_r"
 
-    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int):
-        self.stats = {}
-        return self.fresh(self.n_points)
+    def update(self, points: torch.Tensor, residual: ResidualScorer, round_index: int) -> Update:
+        return Update(self.fresh(self.n_points))

@@ -1,4 +1,4 @@
-"""The optimisation schedule of SPEC §2 and the optimizers it uses."""
+"""A run's optimisation schedule (the ``optimizer`` group) and the optimizers it uses."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class Schedule:
         lbfgs_steps: L-BFGS iterations after each Adam stage (0 for Adam only).
         lr: Adam's learning rate.
         lbfgs_lr: L-BFGS step size (1 with a strong-Wolfe line search).
-        history_size: L-BFGS memory.
+        history_size: L-BFGS memory (DeepXDE's, which the RAD reference code uses: 100).
+        tolerance_grad: L-BFGS stops when the largest gradient entry falls below it
+            (DeepXDE's ``gtol``: 1e-8).
         check_every: steps between copies of the losses to the host (each a check for a
             non-finite loss and, for the sync-free L-BFGS, for its stopping tests).
         lbfgs_impl: ``torch`` (``torch.optim.LBFGS``, strong-Wolfe line search) or
@@ -39,6 +41,7 @@ class Schedule:
     lr: float = 1e-3
     lbfgs_lr: float = 1.0
     history_size: int = 50
+    tolerance_grad: float = 1e-9
     check_every: int = 50
     lbfgs_impl: str = "torch"
     compile: bool = False
@@ -61,6 +64,11 @@ class Schedule:
             raise ValueError(
                 f"optimizer.lbfgs_impl={self.lbfgs_impl!r} is not allowed; choose one of "
                 f"{LBFGS_IMPLS}"
+            )
+        if not isinstance(self.tolerance_grad, (int, float)) or not self.tolerance_grad >= 0:
+            raise ValueError(
+                f"optimizer.tolerance_grad={self.tolerance_grad!r} is not allowed; it must be a "
+                "number >= 0"
             )
         if self.history_size < 1 or self.check_every < 1:
             raise ValueError("optimizer.history_size and optimizer.check_every must be >= 1")

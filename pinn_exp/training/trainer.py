@@ -1,4 +1,4 @@
-"""The rounds of SPEC §2: initial training, then ``rounds`` times (sample, Adam, L-BFGS)."""
+"""A run's rounds: initial training, then ``rounds`` times (sample, Adam, L-BFGS)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,31 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from pinn_exp.io.record import CHECKPOINT
 from pinn_exp.io.records import load_checkpoint, save_checkpoint
-from pinn_exp.metrics.error import l2_relative_error
+from pinn_exp.metrics import registry as metrics
 from pinn_exp.metrics.memory import PhaseMeter
+from pinn_exp.metrics.registry import Evaluation
+from pinn_exp.metrics.residual import concentration, probe_points, regular_grid
 from pinn_exp.model import Solution
+from pinn_exp.ops import Laplacian, graph_free
 from pinn_exp.pdes.base import PDE, BoundaryTerm
-from pinn_exp.samplers.base import Sampler
 from pinn_exp.training.capture import CapturedStep
 from pinn_exp.training.lbfgs import SyncFreeLBFGS
 from pinn_exp.training.progress import Progress
-from pinn_exp.training.schedule import Schedule
+
+if TYPE_CHECKING:
+    from pinn_exp.factory import Built
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
-
+#: points per chunk when the metrics score residuals
+EVAL_CHUNK = 4096
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
@@ -60,22 +66,27 @@ def frozen(module: torch.nn.Module):
 
 
 class Scorer:
-    """|residual| at given points, in chunks, without a graph over the parameters.
+    """|residual| at given points, in chunks, without a graph: the parameters are frozen and
+    the derivatives are values only (:func:`pinn_exp.ops.graph_free`).
 
     Counts every scored point in ``n_evals``.
     """
 
-    def __init__(self, pde: PDE, model: Solution):
-        self.pde, self.model = pde, model
+    def __init__(self, pde: PDE, model: Solution, laplacian: Laplacian):
+        self.pde, self.model, self.laplacian = pde, model, laplacian
         self.n_evals = 0
 
-    def __call__(self, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, chunk_size: int | None = None, count: bool = True
+    ) -> torch.Tensor:
         out = []
-        with frozen(self.model):
+        with frozen(self.model), graph_free():
             for chunk in torch.split(x, chunk_size or max(len(x), 1)):
                 chunk = chunk.detach().requires_grad_(True)
-                out.append(self.pde.residual(self.model, chunk).detach().abs())
-        self.n_evals += len(x)
+                residual = self.pde.residual(self.model, chunk, self.laplacian)
+                out.append(residual.detach().abs())
+        if count:  # the samplers' scoring; a metric's is not counted
+            self.n_evals += len(x)
         return torch.cat(out)
 
 
@@ -85,27 +96,24 @@ class RunState:
 
     round_index: int = -1
     points: torch.Tensor | None = None
-    errors: list[float] = field(default_factory=list)
+    #: every registered metric after each round: name -> one value per round
+    metrics: dict[str, list[float]] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     round_stats: list[dict] = field(default_factory=list)
     collocation: dict[str, np.ndarray] = field(default_factory=dict)
+    #: |residual| on a regular grid after each round (1-D and 2-D domains)
+    residual_maps: dict[str, np.ndarray] = field(default_factory=dict)
     #: wall time of the run's earlier sessions (before a resume)
     elapsed_s: float = 0.0
 
 
 class Trainer:
-    """Runs one PINN with one sampler on one PDE.
+    """Runs one PINN with one sampler on one PDE: the objects that
+    :func:`pinn_exp.factory.build` returns.
 
     Args:
-        pde: the problem.
-        sampler: the collocation sampler.
-        model: the solution u = A + B N.
-        schedule: optimisation schedule.
-        n_points: size N of the interior set.
-        rounds: sampling rounds after the initial training.
-        seed: seed of the sampler's generator (the global seeds are set by the caller).
-        device: where to train.
-        dtype: floating point type.
+        built: the run's objects (PDE, sampler bound to the run's generator, model, schedule,
+            device, Laplacian, N, rounds, seed, generator).
         out_dir: the run's directory (checkpoints go there); None keeps nothing on disk.
         progress: show a progress bar over the steps.
         step_hook: called as ``hook(round, step, phase)`` before each step (tests inject faults).
@@ -113,55 +121,50 @@ class Trainer:
 
     def __init__(
         self,
-        pde: PDE,
-        sampler: Sampler,
-        model: Solution,
-        schedule: Schedule,
-        n_points: int,
-        rounds: int,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
+        built: Built,
         out_dir: Path | None = None,
         progress: bool = True,
         step_hook: Callable[[int, int, str], None] | None = None,
     ):
-        self.pde, self.sampler, self.model, self.schedule = pde, sampler, model, schedule
-        self.n_points, self.rounds = n_points, rounds
+        pde, schedule = built.pde, built.schedule
+        device, dtype = built.device.device, built.device.dtype
+        self.pde, self.sampler, self.model = pde, built.sampler, built.model
+        self.schedule = schedule
+        self.n_points, self.rounds = built.n_points, built.rounds
+        seed = built.seed
         self.device, self.dtype = device, dtype
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         self.step_hook = step_hook
         self.meter = PhaseMeter(device)
-        self.scorer = Scorer(pde, model)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.sampler.bind(pde.domain, n_points, rounds, self.generator, device, dtype)
+        self.laplacian: Laplacian = built.laplacian  # passed to every residual; snapshotted
+        self.scorer = Scorer(pde, self.model, self.laplacian)
+        self.generator = built.generator  # the sampler's, bound to it by factory.build
         self.boundary: list[BoundaryTerm] = pde.boundary_terms(self.generator, device, dtype)
         x_test, u_test = pde.reference()
         self.x_test = torch.as_tensor(x_test, dtype=dtype, device=device)
-        self.u_test = torch.as_tensor(u_test, dtype=torch.float64, device=device)
+        self.u_test = torch.as_tensor(u_test, dtype=torch.float64, device=device).reshape(-1)
+        self.probes = probe_points(pde.domain, seed, device, dtype)
+        grid = regular_grid(pde.domain)
+        self.grid = None if grid is None else (torch.as_tensor(grid[0], dtype=dtype, device=device),
+                                               grid[1])  # fmt: skip
         self.term_names = ["loss", "loss_pde", *(f"loss_{t.name}" for t in self.boundary)]
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         self._compiled = torch.compile(self.loss_vector) if schedule.compile else None
         self._graphs = schedule.cuda_graphs and device.type == "cuda"
         if schedule.cuda_graphs and not self._graphs:
             log.warning("optimizer.cuda_graphs=true has no effect on %s: it needs CUDA", device)
+        #: Adam steps between the sampler's updates within a stage; None: once per round
+        self._period = self.sampler.period
+        self._stage_updates = 0
         self.state = RunState()
         self.phase = "setup"
         self.started = time.perf_counter()
 
-    @classmethod
-    def from_built(cls, built, **kwargs) -> Trainer:
-        """The trainer of :func:`pinn_exp.factory.build`'s objects; ``kwargs`` are
-        ``out_dir``, ``progress`` and ``step_hook``."""
-        return cls(built.pde, built.sampler, built.model, built.schedule, built.n_points,
-                   built.rounds, built.seed, built.device.device, built.device.dtype,
-                   **kwargs)  # fmt: skip
-
     # ----------------------------------------------------------------------------------- loss
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """PDE residual loss on the collocation points plus the weighted soft terms."""
-        residual = self.pde.residual(self.model, x)
+        residual = self.pde.residual(self.model, x, self.laplacian)
         terms = {"loss_pde": residual.square().mean()}
         for term in self.boundary:
             misfit = self.model(term.x).reshape(-1) - term.target.reshape(-1)
@@ -197,7 +200,7 @@ class Trainer:
         """``adam_steps`` Adam steps (fresh state) then up to ``lbfgs_steps`` L-BFGS iterations."""
         # the built-in PDEs' forward path needs no gradient with respect to x, but a user's
         # residual may take one (``partials``, ``gradient``)
-        x = self.state.points.detach().requires_grad_(True)
+        x = self.state.points.detach().clone().requires_grad_(True)  # in-stage updates write x
         self.phase = "train"
         with self.meter.phase("train"):
             self._adam(x, round_index, adam_steps)
@@ -238,16 +241,33 @@ class Trainer:
         block = self.schedule.check_every
         buffer = torch.empty(block, len(self.term_names), dtype=self.dtype, device=self.device)
         first = 0
+        period = self._period
         with self._bar(steps, f"round {round_index} adam") as bar:
             for step in range(steps):
                 if self.step_hook:
                     self.step_hook(round_index, step, "adam")
+                if period and step and step % period == 0:
+                    self._update_within_stage(x, round_index)
                 buffer[step - first] = do_step()
                 if step - first + 1 == block or step == steps - 1:
                     self._record(list(range(first, step + 1)), buffer[: step - first + 1],
                                  round_index, "adam")  # fmt: skip
                     bar.update(step + 1 - first, self.state.history[-1]["loss"])
                     first = step + 1
+
+    def _update_within_stage(self, x: torch.Tensor, round_index: int) -> None:
+        """A sampler with a ``period`` moves the points between Adam steps: the new set is
+        copied into ``x`` in place, so a compiled or captured step sees it."""
+        update = self.sampler.update(self.state.points, self.scorer, round_index)
+        if update.points.shape != x.shape:
+            raise ValueError(
+                f"sampler.period={self._period} needs a sampler that keeps the number of points; "
+                f"{self.sampler.name} changed it from {len(x)} to {len(update.points)}"
+            )
+        with torch.no_grad():
+            x.copy_(update.points)
+        self.state.points = update.points.detach()
+        self._stage_updates += 1
 
     def _lbfgs(self, x: torch.Tensor, round_index: int, steps: int) -> None:
         """torch's L-BFGS with a strong-Wolfe line search (``optimizer.lbfgs_impl=torch``)."""
@@ -260,7 +280,7 @@ class Trainer:
             max_iter=steps,
             max_eval=int(steps * 1.25) + 1,
             history_size=self.schedule.history_size,
-            tolerance_grad=1e-9,
+            tolerance_grad=self.schedule.tolerance_grad,
             tolerance_change=0.0,
             line_search_fn="strong_wolfe",
         )
@@ -300,7 +320,7 @@ class Trainer:
             lr=self.schedule.lbfgs_lr,
             history_size=self.schedule.history_size,
             max_iter=steps,
-            tolerance_grad=1e-9,
+            tolerance_grad=self.schedule.tolerance_grad,
             compile=self.schedule.compile,
         )
         do_step = CapturedStep(optimizer.step, self.device) if self._graphs else optimizer.step
@@ -335,9 +355,30 @@ class Trainer:
         """The model on the PDE's test set, (m, 1)."""
         return torch.cat([self.model(x) for x in torch.split(self.x_test, chunk_size)])
 
-    def evaluate(self, chunk_size: int = 65536) -> float:
-        """Relative L2 error on the PDE's test set."""
-        return l2_relative_error(self.predict_test(chunk_size), self.u_test)
+    def evaluate(self, chunk_size: int = 65536) -> dict[str, float]:
+        """Every registered metric (:mod:`pinn_exp.metrics.registry`) of the current model,
+        the relative L2 error on the PDE's test set first."""
+        evaluation = Evaluation(
+            prediction=self.predict_test(chunk_size).reshape(-1).double(),
+            reference=self.u_test,
+            x_test=self.x_test,
+            points=self.state.points,
+            probes=self.probes,
+            residual=self.uncounted_residual,
+        )
+        return metrics.evaluate_all(evaluation)
+
+    def uncounted_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """|residual| at ``x`` in chunks, not counted in ``n_residual_evals`` (the metrics')."""
+        return self.scorer(x, EVAL_CHUNK, count=False)
+
+    def residual_map(self) -> np.ndarray | None:
+        """|residual| on the regular grid of a 1-D or 2-D domain (in the grid's shape), else
+        None."""
+        if self.grid is None:
+            return None
+        points, shape = self.grid
+        return self.uncounted_residual(points).reshape(shape).cpu().numpy()
 
     # --------------------------------------------------------------------------------- rounds
     def run(self, resume: bool = False) -> RunState:
@@ -369,30 +410,42 @@ class Trainer:
             with self.meter.phase("sampling"):
                 sampling_began = time.perf_counter()
                 if round_index == 0:
-                    self.sampler.stats = {}
-                    points = self.sampler.initial()
+                    update = self.sampler.initial()
                 else:
-                    points = self.sampler.update(self.state.points, self.scorer, round_index)
+                    update = self.sampler.update(self.state.points, self.scorer, round_index)
                 sampling_s = time.perf_counter() - sampling_began
-            self.state.points = points.detach()
+            self.state.points = update.points.detach()
+            self._stage_updates = 0
+            # where the sampler put the points, judged by the residual it saw (the metric
+            # ``concentration`` judges them again after the stage's training)
+            self.phase = "evaluation"
+            at_sampling = concentration(self.uncounted_residual, self.state.points, self.probes)
             sampling_peak = self.meter.last_peak_mb if round_index else None
             steps = self.schedule.pretrain_steps if round_index == 0 else self.schedule.adam_steps
             self.train_stage(round_index, steps)
-            error = self.evaluate()
-            self.state.errors.append(error)
+            self.phase = "evaluation"
+            measured = self.evaluate()
+            for name, value in measured.items():
+                self.state.metrics.setdefault(name, []).append(value)
             self.state.round_index = round_index
-            self.state.collocation[f"round_{round_index}"] = points.detach().cpu().numpy()
+            points = self.state.points  # the round's last set (a sampler with a period moves it)
+            self.state.collocation[f"round_{round_index}"] = points.cpu().numpy()
+            residual_map = self.residual_map()
+            if residual_map is not None:
+                self.state.residual_maps[f"residual_round_{round_index}"] = residual_map
             self.state.round_stats.append(
                 {
                     "round": round_index,
                     "n_points": len(points),
-                    "l2_rel_error": error,
+                    **measured,
                     "loss": self.state.history[-1]["loss"] if self.state.history else None,
                     "time_s": time.perf_counter() - began,
                     "time_sampling_s": sampling_s,
                     "n_residual_evals": self.scorer.n_evals - evals_before,
                     "peak_gpu_mem_mb_sampling": sampling_peak,
-                    **self.sampler.stats,
+                    "concentration_at_sampling": at_sampling,
+                    **({"n_stage_updates": self._stage_updates} if self._period else {}),
+                    **update.stats,
                 }
             )
             log.info(
@@ -401,7 +454,7 @@ class Trainer:
                 self.rounds,
                 len(points),
                 self.state.round_stats[-1]["loss"] or float("nan"),
-                error,
+                measured[metrics.PRIMARY],
                 self.state.round_stats[-1]["time_s"],
             )
             if self.out_dir is not None:
@@ -421,7 +474,7 @@ class Trainer:
             "state": copy.deepcopy({k: v for k, v in vars(self.state).items()}),
             "model": self.model.state_dict(),
             "generator": self.generator.get_state(),
-            "laplacian_generator": self.pde.laplacian.generator.get_state(),
+            "laplacian_generator": self.laplacian.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
@@ -431,11 +484,14 @@ class Trainer:
 
     def restore(self, snap: dict) -> None:
         """Loads a :meth:`snapshot`."""
-        self.state = RunState(**snap["state"])
+        state = dict(snap["state"])
+        if "errors" in state:  # a checkpoint of an earlier version: the L2 error only
+            state["metrics"] = {metrics.PRIMARY: state.pop("errors")}
+        self.state = RunState(**state)
         self.state.points = self.state.points.to(self.device)
         self.model.load_state_dict(snap["model"])
         self.generator.set_state(snap["generator"])
-        self.pde.laplacian.generator.set_state(snap["laplacian_generator"])
+        self.laplacian.generator.set_state(snap["laplacian_generator"])
         torch.set_rng_state(snap["torch_rng"])
         np.random.set_state(snap["numpy_rng"])
         random.setstate(snap["python_rng"])

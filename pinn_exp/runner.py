@@ -1,4 +1,5 @@
-"""One run from built objects to the files of SPEC §3, whatever happens during training."""
+"""One run from built objects to its files (the record, history, points, plots), whatever
+happens during training."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import torch
 
 from pinn_exp.factory import Built
 from pinn_exp.io import records
+from pinn_exp.io.record import COLLOCATION, HISTORY, METRICS, PLOTS, RESIDUAL, RunRecord
+from pinn_exp.metrics import registry as metrics
 from pinn_exp.metrics.memory import is_allocation_failure, peak_rss_mb, reset_peak_rss
 from pinn_exp.report import run_plots
 from pinn_exp.training.trainer import Diverged, Trainer
@@ -42,57 +45,37 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def base_record(built: Built | None, meta: dict) -> dict:
+def base_record(built: Built | None, meta: dict) -> RunRecord:
     """The fields known before training; ``meta`` supplies them when nothing could be built."""
-    record = {
-        "status": "running",
-        "error": None,
-        "pde": meta.get("pde"),
-        "sampler": meta.get("sampler"),
-        "dim": meta.get("dim"),
-        "n_points": meta.get("n_points"),
-        "ratio": meta.get("ratio"),
-        "seed": meta.get("seed"),
-        "device": meta.get("device"),
-        "dtype": meta.get("dtype"),
-        "l2_rel_error": None,
-        "l2_rel_error_per_round": [],
-        "peak_gpu_mem_mb": None,
-        "peak_gpu_mem_mb_train": None,
-        "peak_gpu_mem_mb_sampling": None,
-        "peak_cpu_rss_mb": None,
-        "wall_time_s": None,
-        "time_train_s": None,
-        "time_sampling_s": None,
-        "n_residual_evals": 0,
-        "versions": versions(),
-        "rounds": meta.get("rounds"),
-        "round": None,
-        "step": None,
-        "phase": None,
-        "laplacian": meta.get("laplacian"),
-        "overrides": meta.get("overrides", []),
-        "round_stats": [],
-    }
+    known = {key: meta.get(key) for key in META_FIELDS}
+    record = RunRecord(versions=versions(), **known)
     if built is not None:
         record.update(
-            {
-                # the config option's name (rad_50k, rsmote_paper) where known, so failed and
-                # finished runs of one option share a row in summaries
-                "pde": meta.get("pde") or built.pde.name,
-                "sampler": meta.get("sampler") or built.sampler.name,
-                "sampler_class": type(built.sampler).__name__,
-                "dim": built.pde.dim,
-                "n_points": built.n_points,
-                "ratio": built.sampler.ratio,
-                "seed": built.seed,
-                "device": built.device.description,
-                "dtype": built.device.dtype_name,
-                "rounds": built.rounds,
-                "laplacian": built.laplacian.method,
-            }
+            # the config option's name (rad_50k, rsmote_paper) where known, so failed and
+            # finished runs of one option share a row in summaries
+            pde=meta.get("pde") or built.pde.name,
+            sampler=meta.get("sampler") or built.sampler.name,
+            sampler_class=type(built.sampler).__name__,
+            dim=built.pde.dim,
+            n_points=built.n_points,
+            **{"ratio": None, **built.sampler.record_fields()},  # the report reads ratio
+            seed=built.seed,
+            device=built.device.description,
+            dtype=built.device.dtype_name,
+            rounds=built.rounds,
+            laplacian=built.laplacian.method,
         )
     return record
+
+
+#: the record fields that the command line can fill from the config alone
+META_FIELDS = ("pde", "sampler", "dim", "n_points", "ratio", "seed", "device", "dtype",
+               "rounds", "laplacian", "overrides")  # fmt: skip
+
+
+def write(out_dir: Path, record: RunRecord) -> None:
+    """Writes ``record`` to the run's ``metrics.json``, atomically."""
+    records.write_json(Path(out_dir) / METRICS, record.to_json())
 
 
 def write_failure(
@@ -100,10 +83,9 @@ def write_failure(
 ) -> dict:
     """Record of a run that could not even be built: status ``failed`` in phase ``config``
     (a bad value), or ``oom`` in phase ``build`` (an allocation that failed)."""
-    record = base_record(None, meta)
-    record.update(status=status, error=message, phase=phase)
-    records.write_json(Path(out_dir) / records.METRICS, record)
-    return record
+    record = base_record(None, meta).update(status=status, error=message, phase=phase)
+    write(out_dir, record)
+    return record.to_json()
 
 
 def run(
@@ -135,15 +117,15 @@ def run(
     terminated = False
     previous = _on_sigterm_raise()
     record = base_record(built, meta or {})
-    records.write_json(out_dir / records.METRICS, record)
+    write(out_dir, record)
     reset_peak_rss()
     start = time.perf_counter()
     trainer: Trainer | None = None
     try:
         built.device.apply()
-        trainer = Trainer.from_built(built, out_dir=out_dir, progress=progress, step_hook=step_hook)
+        trainer = Trainer(built, out_dir=out_dir, progress=progress, step_hook=step_hook)
         trainer.run(resume=resume)
-        record["status"] = "ok"
+        record.status = "ok"
     except Diverged as exc:
         record.update(
             status="diverged", error=str(exc), round=exc.round_index, step=exc.step, phase=exc.phase
@@ -169,11 +151,11 @@ def run(
             log.error("run failed:\n%s", traceback.format_exc())
     finally:
         built.device.release()
-        record["wall_time_s"] = trainer.elapsed_s() if trainer else time.perf_counter() - start
-        record["peak_cpu_rss_mb"] = peak_rss_mb()
+        record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
+        record.peak_cpu_rss_mb = peak_rss_mb()
         if trainer is not None:
             _fill(record, trainer)
-        records.write_json(out_dir / records.METRICS, record)  # first: it must never be lost
+        write(out_dir, record)  # first: it must never be lost
         if trainer is not None:
             _write_files(out_dir, trainer, record)
         if built.device.device.type == "cuda":
@@ -182,7 +164,7 @@ def run(
             signal.signal(signal.SIGTERM, previous)
     if terminated:
         raise SystemExit(128 + signal.SIGTERM)
-    return record
+    return record.to_json()
 
 
 class Terminated(BaseException):
@@ -202,43 +184,51 @@ def _on_sigterm_raise():
         return None
 
 
-def _fill(record: dict, trainer: Trainer) -> None:
+def _fill(record: RunRecord, trainer: Trainer) -> None:
     state, meter = trainer.state, trainer.meter
-    if record["round"] is None and record["status"] != "ok":
-        record["round"] = state.round_index + 1
+    if record.round is None and record.status != "ok":
+        record.round = state.round_index + 1
+    ok = record.status == "ok"  # a diverged or failed run has no final metrics
+    record.metrics = {name: values[-1] if ok and values else None
+                      for name, values in state.metrics.items()}  # fmt: skip
+    record.metrics_per_round = dict(state.metrics)
     record.update(
-        {
-            "l2_rel_error": state.errors[-1] if state.errors and record["status"] == "ok" else None,
-            "l2_rel_error_per_round": state.errors,
-            "peak_gpu_mem_mb": meter.peak(),
-            "peak_gpu_mem_mb_train": meter.peak("train"),
-            "peak_gpu_mem_mb_sampling": meter.peak("sampling"),
-            "time_train_s": meter.time_s.get("train", 0.0),
-            "time_sampling_s": meter.time_s.get("sampling", 0.0),
-            "n_residual_evals": trainer.scorer.n_evals,
-            "round_stats": state.round_stats,
-            "last_completed_round": state.round_index,
-        }
+        peak_gpu_mem_mb=meter.peak(),
+        peak_gpu_mem_mb_train=meter.peak("train"),
+        peak_gpu_mem_mb_sampling=meter.peak("sampling"),
+        peak_gpu_reserved_mb=meter.reserved(),
+        time_train_s=meter.time_s.get("train", 0.0),
+        time_sampling_s=meter.time_s.get("sampling", 0.0),
+        n_residual_evals=trainer.scorer.n_evals,
+        round_stats=state.round_stats,
+        last_completed_round=state.round_index,
     )
-    if record["status"] == "diverged":
-        record["l2_rel_error"] = None
 
 
-def _write_files(out_dir: Path, trainer: Trainer, record: dict) -> None:
+def _write_files(out_dir: Path, trainer: Trainer, record: RunRecord) -> None:
     state = trainer.state
-    title = run_plots.run_title(record["pde"], record["sampler"], record["seed"],
-                                record["l2_rel_error"], record["status"])  # fmt: skip
+    errors = state.metrics.get(metrics.PRIMARY, [])
+    title = run_plots.run_title(record.pde, record.sampler, record.seed,
+                                record.metrics.get(metrics.PRIMARY), record.status)  # fmt: skip
     labels = trainer.pde.coordinate_names
     try:
-        records.write_history(out_dir / records.HISTORY, state.history)
-        records.write_collocation(out_dir / records.COLLOCATION, state.collocation)
-        run_plots.plot_loss(out_dir / "loss.png", pd.DataFrame(state.history), title)
-        run_plots.plot_error(out_dir / "error.png", state.errors, title)
+        records.write_history(out_dir / HISTORY, state.history)
+        records.write_arrays(out_dir / COLLOCATION, state.collocation)
+        if state.residual_maps:  # the grid as (n_1, ..., n_d, d), then one map per round
+            points, shape = trainer.grid
+            grid = points.cpu().numpy().reshape(*shape, -1)
+            records.write_arrays(out_dir / RESIDUAL, {"grid": grid, **state.residual_maps})
+            last_map = state.residual_maps[f"residual_round_{state.round_index}"]
+            run_plots.plot_residual(out_dir / PLOTS["residual"], grid, last_map,
+                                    state.collocation[f"round_{state.round_index}"], labels,
+                                    title)  # fmt: skip
+        run_plots.plot_loss(out_dir / PLOTS["loss"], pd.DataFrame(state.history), title)
+        run_plots.plot_error(out_dir / PLOTS["error"], errors, title)
         if state.collocation:
-            run_plots.plot_points(out_dir / "points.png", state.collocation, labels, title)
-        if state.errors:  # a model trained for at least one round: show what it predicts
+            run_plots.plot_points(out_dir / PLOTS["points"], state.collocation, labels, title)
+        if errors:  # a model trained for at least one round: show what it predicts
             last = state.collocation[f"round_{state.round_index}"]
-            run_plots.plot_solution(out_dir / "solution.png", trainer.x_test.cpu().numpy(),
+            run_plots.plot_solution(out_dir / PLOTS["solution"], trainer.x_test.cpu().numpy(),
                                     trainer.u_test.cpu().numpy(),
                                     trainer.predict_test().cpu().numpy(), last, labels,
                                     title)  # fmt: skip

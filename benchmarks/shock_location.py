@@ -1,0 +1,70 @@
+"""Where a Burgers run's points and residual are, round by round: in the formed shock
+(|x| < 0.05, t > 0.4) or where it forms (|x| < 0.1, 0.25 < t < 0.4, around t = 1/pi).
+
+    python benchmarks/shock_location.py outputs/RUN_A outputs/RUN_B ...
+
+Reads each run's collocation.npz and residual.npz (written by every Burgers run) and prints,
+per round, the enrichment of the collocation points in each region (their share there divided
+by the region's share of the domain: 1 is what uniform points give) and the share of the
+top-5 % residual region (on the grid) that lies in each region, with the run's concentration
+metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pinn_exp.io import record
+
+#: (name, predicate on x and t, the region's share of [-1, 1] x [0, 1])
+REGIONS = (
+    ("formed shock", lambda x, t: (np.abs(x) < 0.05) & (t > 0.4), 0.1 * 0.6 / 2),
+    ("formation zone", lambda x, t: (np.abs(x) < 0.1) & (t > 0.25) & (t < 0.4), 0.2 * 0.15 / 2),
+)
+
+
+def rows(run: Path) -> list[dict]:
+    """One row per round of the run in ``run``."""
+    metrics = json.loads((run / record.METRICS).read_text())
+    points = np.load(run / record.COLLOCATION)
+    maps = np.load(run / record.RESIDUAL)
+    grid = maps["grid"].reshape(-1, 2)
+    out = []
+    for k in range(len(points.files)):
+        p = points[f"round_{k}"]
+        eps = maps[f"residual_round_{k}"].reshape(-1)
+        top = eps >= np.quantile(eps, 0.95)
+        row = {"run": run.name, "seed": metrics["seed"], "round": k,
+               "l2_rel_error": metrics["l2_rel_error_per_round"][k],
+               "concentration": metrics["concentration_per_round"][k]}  # fmt: skip
+        for name, inside, area in REGIONS:
+            row[f"points in {name} / uniform"] = float(inside(p[:, 0], p[:, 1]).mean() / area)
+            row[f"top-5% residual in {name}"] = float(inside(*grid[top].T).mean())
+        out.append(row)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    table = [row for run in args.runs for row in rows(run)]
+    keys = list(table[0])
+    print("| " + " | ".join(keys) + " |")
+    print("|" + " --- |" * len(keys))
+    for row in table:
+        print("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v)
+                               for v in row.values()) + " |")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The run record: the fields of ``metrics.json`` and the names of a run's files, in one place.
+
+The runner fills a :class:`RunRecord`, the report reads its columns and their formats from
+here, and ``pinn_exp.load_run`` finds the files by these names. The metric fields (the final
+value of every metric of :mod:`pinn_exp.metrics.registry` and its ``NAME_per_round`` list) are
+added by :meth:`RunRecord.to_json` after ``dtype``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pinn_exp.metrics import registry
+
+# ---------------------------------------------------------------------------- a run's files
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+COLLOCATION = "collocation.npz"
+#: |residual| on a regular grid after each round (``residual_round_k``), 1-D and 2-D domains
+RESIDUAL = "residual.npz"
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config_resolved.yaml"
+HYDRA_CONFIG = ".hydra/config.yaml"
+#: the run's plots: loss per step, error per round, the points, the solution
+PLOTS = {"loss": "loss.png", "error": "error.png", "points": "points.png",
+         "solution": "solution.png", "residual": "residual.png"}  # fmt: skip
+
+#: every status a record can have (``running`` until the run ends)
+STATUSES = ("running", "ok", "failed", "diverged", "oom")
+
+PLAIN, SCIENTIFIC, TEXT = "plain", "scientific", "text"
+
+
+def _field(default: Any = None, fmt: str = TEXT, column: bool = False, **kwargs):
+    """A record field; ``column``: a column of the report's per-run table, ``fmt``: how the
+    report formats it."""
+    return field(default=default, metadata={"format": fmt, "column": column}, **kwargs)
+
+
+@dataclass
+class RunRecord:
+    """``metrics.json``: written when a run starts (status ``running``), and again, whatever
+    happens, when it ends."""
+
+    status: str = _field("running")
+    error: str | None = _field(column=True)  # the failure's message
+    # what ran
+    pde: str | None = _field(column=True)
+    sampler: str | None = _field(column=True)  # the config option (rad_50k, rsmote_paper)
+    sampler_class: str | None = _field()
+    dim: int | None = _field(fmt=PLAIN, column=True)
+    n_points: int | None = _field(fmt=PLAIN, column=True)
+    ratio: float | None = _field(fmt=PLAIN, column=True)  # RSmote's lambda, None elsewhere
+    seed: int | None = _field(fmt=PLAIN, column=True)
+    device: str | None = _field(column=True)
+    dtype: str | None = _field(column=True)
+    # what it measured
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    metrics_per_round: dict[str, list[float]] = field(default_factory=dict)
+    peak_gpu_mem_mb: float | None = _field(fmt=PLAIN, column=True)
+    peak_gpu_mem_mb_train: float | None = _field(fmt=PLAIN, column=True)
+    peak_gpu_mem_mb_sampling: float | None = _field(fmt=PLAIN, column=True)
+    peak_gpu_reserved_mb: float | None = _field(fmt=PLAIN, column=True)  # allocator's reserve
+    peak_cpu_rss_mb: float | None = _field(fmt=PLAIN, column=True)
+    wall_time_s: float | None = _field(fmt=PLAIN, column=True)
+    time_train_s: float | None = _field(fmt=PLAIN, column=True)
+    time_sampling_s: float | None = _field(fmt=PLAIN, column=True)
+    n_residual_evals: int = _field(0, fmt=PLAIN, column=True)
+    versions: dict[str, str | None] = field(default_factory=dict)
+    # where it stopped
+    rounds: int | None = _field(fmt=PLAIN)
+    round: int | None = _field(fmt=PLAIN)
+    step: int | None = _field(fmt=PLAIN)
+    phase: str | None = _field()
+    last_completed_round: int | None = _field(fmt=PLAIN)
+    laplacian: str | None = _field()
+    overrides: list[str] = field(default_factory=list)
+    round_stats: list[dict] = field(default_factory=list)
+
+    def update(self, **values: Any) -> RunRecord:
+        """Sets fields by name; a metric's name sets that metric. Returns the record."""
+        for key, value in values.items():
+            if key in registry.METRICS:
+                self.metrics[key] = value
+            elif key in _NAMES:
+                setattr(self, key, value)
+            else:
+                raise KeyError(f"{key!r} is not a field of the run record")
+        return self
+
+    def __getitem__(self, key: str) -> Any:
+        """A field or a metric by name, as in ``metrics.json``."""
+        return self.to_json()[key]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of ``metrics.json``: the fields in order, every registered metric
+        (final value, then per round) after ``dtype``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "metrics":
+                for name in registry.METRICS:
+                    out[name] = self.metrics.get(name)
+                    out[registry.per_round(name)] = list(
+                        self.metrics_per_round.get(name, [])
+                    )
+            elif f.name != "metrics_per_round":
+                out[f.name] = getattr(self, f.name)
+        return out
+
+
+_NAMES = {f.name for f in fields(RunRecord)} - {"metrics", "metrics_per_round"}
+
+
+def columns() -> list[str]:
+    """The record's scalar columns of the report's per-run table, in order (metrics after
+    ``dtype``)."""
+    out: list[str] = []
+    for f in fields(RunRecord):
+        if f.name == "metrics":
+            out.extend(registry.METRICS)
+        elif f.metadata.get("column"):
+            out.append(f.name)
+    return out
+
+
+def per_round_fields() -> list[str]:
+    """The fields that hold a list with one value per round (``l2_rel_error_per_round``)."""
+    return [registry.per_round(name) for name in registry.METRICS]
+
+
+def is_scientific(column: str) -> bool:
+    """True for columns shown in scientific notation: the registered metrics that say so and
+    the losses; the record's other numbers (memory, times, counts) are shown plainly.
+
+    Columns that are neither (a user's own) are scientific when their name says error or loss.
+    """
+    if column in registry.METRICS:
+        return registry.METRICS[column].scientific
+    if column in _NAMES:
+        return False
+    return "error" in column or "loss" in column

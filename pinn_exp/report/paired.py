@@ -1,0 +1,424 @@
+"""Paired comparison of samplers against a baseline sampler.
+
+Runs with the same seed share the initial network and the first collocation set across
+samplers, so two samplers can be compared run by run: for each group of the table's columns
+(the PDE and the other column keys) and each sampler, its runs are paired with the baseline's
+runs of the same seed and the same value of every other config key that differs across the
+group (``n_points`` in a table over two set sizes), apart from the sampler's own keys. Of each
+pair the report gives the error ratio sampler / baseline; over the pairs the geometric mean of
+the ratios with a 95 % bootstrap confidence interval (on the log ratios), the number of pairs
+where the sampler's error is smaller (ratio < 1), and a two-sided Wilcoxon signed-rank p-value
+on the log ratios. Runs without a partner are left out and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pinn_exp.report.runs import config_columns, numeric, ok_runs
+from pinn_exp.report.stats import (
+    ALPHA,
+    bootstrap_mean_ci,
+    smallest_exact_p,
+    wilcoxon_p,
+)
+from pinn_exp.report.tables import (
+    group_labels,
+    md_escape,
+    norm_label,
+    sort_key,
+    split_keys,
+)
+
+#: the baseline when none is configured, if it has runs
+DEFAULT_BASELINE = "rad"
+#: config keys that do not change what a run computes; never a reason to keep runs apart
+NOT_PAIRED_ON = ("progress", "resume", "report.")
+#: the columns of ``PairedComparison.table`` after the group keys
+COLUMNS = (
+    "sampler",
+    "baseline",
+    "metric",
+    "paired_by",
+    "pairs",
+    "seeds",
+    "unpaired_sampler",
+    "unpaired_baseline",
+    "ratios",
+    "geo_mean_ratio",
+    "ci_low",
+    "ci_high",
+    "wins",
+    "p_value",
+)
+
+
+@dataclass
+class PairedComparison:
+    """The paired comparison of every sampler against one baseline.
+
+    Attributes:
+        baseline: the baseline sampler; None when there is none (see ``notes``).
+        metric: the compared column.
+        group_keys: the columns that split the runs into groups (``pde`` first).
+        table: one row per (group, sampler): the group keys, then ``COLUMNS``; ``ratios``
+            maps each pair's label (its seed, or the values of ``paired_by``) to its ratio.
+        notes: why the comparison, or a group of it, was skipped.
+    """
+
+    baseline: str | None
+    metric: str
+    group_keys: list[str]
+    table: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_sampler_key(column: str) -> bool:
+    return column == "sampler" or column.startswith("sampler.")
+
+
+def _ignored(column: str) -> bool:
+    return any(column == k or (k.endswith(".") and column.startswith(k)) for k in NOT_PAIRED_ON)
+
+
+def usable_runs(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The ok runs with a finite, positive ``metric`` (a ratio needs both).
+
+    Args:
+        frame: the runs.
+        metric: the compared column.
+
+    Returns:
+        Those rows, with the value as float in column ``_value``.
+    """
+    ok = ok_runs(frame)
+    values = numeric(ok, metric)
+    keep = values.notna() & np.isfinite(values) & (values > 0)
+    return ok[keep].assign(_value=values[keep])
+
+
+def choose_baseline(
+    frame: pd.DataFrame, baseline: str | None, metric: str = "l2_rel_error"
+) -> tuple[str | None, str | None]:
+    """The baseline sampler: ``baseline`` when given, else ``rad`` if it has runs.
+
+    Args:
+        frame: the runs.
+        baseline: the configured baseline (``report.baseline``, ``--baseline``), or None.
+        metric: the compared column.
+
+    Returns:
+        ``(name, None)``, or ``(None, note)`` saying why there is no baseline.
+    """
+    runs = usable_runs(frame, metric)
+    present = set(runs["sampler"].dropna().astype(str)) if "sampler" in runs.columns else set()
+    if baseline is not None:
+        if baseline in present:
+            return baseline, None
+        return None, (
+            f"No paired comparison: the baseline `{baseline}` has no ok run with a value of "
+            f"`{metric}`."
+        )
+    if DEFAULT_BASELINE in present:
+        return DEFAULT_BASELINE, None
+    return None, (
+        f"No paired comparison: no baseline set (`report.baseline`, `--baseline`) and the "
+        f"default `{DEFAULT_BASELINE}` has no ok run with a value of `{metric}`."
+    )
+
+
+def _arms(runs: pd.DataFrame, sampler_keys: list[str]) -> pd.Series:
+    """Each run's arm: its sampler, with the sampler keys that vary among that sampler's runs
+    (``rsmote (sampler.ratio=0.3)``), so variants of one sampler are not mixed."""
+    names = pd.Series([str(norm_label(v)) for v in runs["sampler"]], index=runs.index, dtype=object)
+    arms = names.copy()
+    for name in names.unique():
+        mine = runs[names == name]
+        varying = [k for k in sampler_keys if len({norm_label(v) for v in mine[k]}) > 1]
+        if varying:
+            labels = group_labels(mine, varying)
+            arms[mine.index] = [
+                f"{name} ({', '.join(f'{k}={v}' for k, v in zip(varying, label))})"
+                for label in labels
+            ]
+    return arms
+
+
+def _pair_label(label: tuple) -> str:
+    """The text of a pair's label: ``0`` for seed 0, ``0, 2000`` with more keys."""
+    return ", ".join(str(v) for v in label)
+
+
+def _by_pair(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, float]:
+    """The value of each pairing label; repeated runs of one label by their geometric mean."""
+    logs: dict[tuple, list[float]] = {}
+    for label, value in zip(group_labels(runs, keys), runs["_value"]):
+        logs.setdefault(label, []).append(math.log(value))
+    return {label: math.exp(float(np.mean(v))) for label, v in logs.items()}
+
+
+def compare_pairs(sampler: dict[tuple, float], baseline: dict[tuple, float]) -> dict:
+    """The statistics of one sampler against the baseline, paired by label.
+
+    Args:
+        sampler: the sampler's value per pairing label.
+        baseline: the baseline's value per pairing label.
+
+    Returns:
+        ``pairs``, ``unpaired_sampler``, ``unpaired_baseline``, ``ratios`` (label -> ratio, in
+        label order), ``geo_mean_ratio``, ``ci_low``, ``ci_high`` (NaN below 2 pairs),
+        ``wins`` (ratios < 1) and ``p_value`` (NaN below 2 pairs).
+    """
+    common = sorted(set(sampler) & set(baseline), key=sort_key)
+    ratios = {label: sampler[label] / baseline[label] for label in common}
+    logs = np.log(np.array(list(ratios.values()), dtype=float))
+    interval = bootstrap_mean_ci(logs)
+    return {
+        "pairs": len(common),
+        "unpaired_sampler": len(set(sampler) - set(baseline)),
+        "unpaired_baseline": len(set(baseline) - set(sampler)),
+        "ratios": ratios,
+        "geo_mean_ratio": math.exp(float(np.mean(logs))) if len(logs) else math.nan,
+        "ci_low": math.exp(interval[0]) if interval else math.nan,
+        "ci_high": math.exp(interval[1]) if interval else math.nan,
+        "wins": int(np.sum(logs < 0)),
+        "p_value": wilcoxon_p(logs),
+    }
+
+
+def paired_comparison(
+    frame: pd.DataFrame,
+    baseline: str | None = None,
+    cols: str | list[str] = "pde",
+    metric: str = "l2_rel_error",
+    pair_keys: list[str] | None = None,
+) -> PairedComparison:
+    """Every sampler against ``baseline``, run by run, per group of the table's columns.
+
+    Args:
+        frame: the runs (as from ``runs.collect_runs``).
+        baseline: the baseline sampler (a value of the ``sampler`` column); None: ``rad`` when
+            it has runs, else no comparison (a note says so).
+        cols: the table's column keys; the groups are ``pde`` and these (the sampler's own
+            keys and ``seed`` aside).
+        metric: the compared column (smaller is better).
+        pair_keys: the keys runs are paired on besides ``seed``; None: every config key
+            (``runs.config_columns``) that differs across the group, except the sampler's own
+            keys, the group keys and the keys that do not change a run (``progress``,
+            ``resume``, ``report.*``).
+
+    Returns:
+        The comparison; its table is empty when there is no baseline.
+    """
+    group_keys = ["pde"] + [
+        k for k in split_keys(cols) if k not in ("pde", "seed") and not _is_sampler_key(k)
+    ]
+    name, note = choose_baseline(frame, baseline, metric)
+    empty = pd.DataFrame(columns=[*group_keys, *COLUMNS])
+    if name is None:
+        return PairedComparison(None, metric, group_keys, empty, [note] if note else [])
+    runs = usable_runs(frame, metric)
+    configs = config_columns(frame)
+    sampler_keys = [c for c in configs if c.startswith("sampler.")]
+    if "seed" not in runs.columns:
+        notes = ["No paired comparison: the runs have no `seed`."]
+        return PairedComparison(name, metric, group_keys, empty, notes)
+    runs = runs.assign(_arm=_arms(runs, sampler_keys), _group=group_labels(runs, group_keys))
+    rows, notes = [], []
+    for group in sorted(set(runs["_group"]), key=sort_key):
+        part = runs[runs["_group"] == group]
+        where = ", ".join(f"{k} = {v}" for k, v in zip(group_keys, group))
+        arms = sorted(set(part["_arm"]))
+        base_arms = [a for a in arms if a == name or a.startswith(f"{name} (")]
+        if len(base_arms) != 1:
+            notes.append(
+                f"{where}: no ok run of `{name}`, not compared."
+                if not base_arms
+                else f"{where}: `{name}` has several variants ({', '.join(base_arms)}), "
+                "not compared."
+            )
+            continue
+        keys = ["seed", *_pairing_keys(part, configs, group_keys, pair_keys)]
+        base = _by_pair(part[part["_arm"] == base_arms[0]], keys)
+        for arm in arms:
+            if arm == base_arms[0]:
+                continue
+            stats = compare_pairs(_by_pair(part[part["_arm"] == arm], keys), base)
+            rows.append(
+                {
+                    **dict(zip(group_keys, group)),
+                    "sampler": arm,
+                    "baseline": name,
+                    "metric": metric,
+                    "paired_by": ", ".join(keys),
+                    "seeds": _seed_count(stats["ratios"]),
+                    **stats,
+                }
+            )
+    table = pd.DataFrame(rows, columns=[*group_keys, *COLUMNS]) if rows else empty
+    return PairedComparison(name, metric, group_keys, table, notes)
+
+
+def _pairing_keys(
+    part: pd.DataFrame, configs: list[str], group_keys: list[str], given: list[str] | None
+) -> list[str]:
+    """The keys besides ``seed`` that pair runs within one group."""
+    if given is not None:
+        return [k for k in given if k != "seed"]
+    return [
+        c
+        for c in configs
+        if c != "seed"
+        and c not in group_keys
+        and not _is_sampler_key(c)
+        and not _ignored(c)
+        and len({norm_label(v) for v in part[c]}) > 1
+    ]
+
+
+def _seed_count(ratios: dict[tuple, float]) -> int:
+    """The number of distinct seeds among the pairs (the first value of each label)."""
+    return len({label[0] for label in ratios})
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _num(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _ratios_text(ratios: dict[tuple, float]) -> str:
+    return "; ".join(f"{_pair_label(label)}: {_num(r)}" for label, r in ratios.items()) or "-"
+
+
+def _n_text(pairs: int, seeds: int) -> str:
+    """``n = 3 seeds``, or ``n = 6 pairs (3 seeds)`` when a seed pairs more than once."""
+    noun = "seed" if seeds == 1 else "seeds"
+    if pairs == seeds:
+        return f"n = {pairs} {noun}"
+    return f"n = {pairs} pair{'s' if pairs != 1 else ''} ({seeds} {noun})"
+
+
+def pairs_needed(alpha: float = ALPHA) -> int:
+    """The fewest pairs with which a two-sided exact Wilcoxon test can reach p < ``alpha``.
+
+    Args:
+        alpha: the significance level.
+
+    Returns:
+        The smallest n with 2 / 2**n < alpha (6 at 5 %).
+    """
+    n = 1
+    while smallest_exact_p(n) >= alpha:
+        n += 1
+    return n
+
+
+def significance_sentence(row: dict | pd.Series, where: str, alpha: float = ALPHA) -> str | None:
+    """The sentence on a row whose difference is not significant at ``alpha``.
+
+    Args:
+        row: a row of ``PairedComparison.table``.
+        where: the group in words (``pde = burgers``).
+        alpha: the significance level.
+
+    Returns:
+        The sentence, or None when p < ``alpha``.
+    """
+    pairs, seeds, p = int(row["pairs"]), int(row["seeds"]), float(row["p_value"])
+    head = f"`{row['sampler']}` against `{row['baseline']}` ({where})"
+    level = f"{alpha * 100:g} %"
+    if pairs == 0:
+        return f"{head}: no pairs; no run of the two has the same {row['paired_by']}."
+    if pairs < 2:
+        return (
+            f"{head}: not significant at {_n_text(pairs, seeds)}: a Wilcoxon test needs at "
+            "least 2 pairs."
+        )
+    if not math.isfinite(p):
+        return f"{head}: no test at {_n_text(pairs, seeds)}: every ratio is 1."
+    if p < alpha:
+        return None
+    smallest = smallest_exact_p(pairs)
+    text = f"{head}: not significant at {level} (p = {_num(p)}) at {_n_text(pairs, seeds)}"
+    if smallest >= alpha:
+        return (
+            f"{text}: the smallest p-value a two-sided exact Wilcoxon test can reach with "
+            f"{pairs} pairs is {_num(smallest)}, so no difference can be shown at {level} "
+            f"with fewer than {pairs_needed(alpha)} pairs."
+        )
+    return f"{text}."
+
+
+def markdown_section(result: PairedComparison) -> list[str]:
+    """The section ``Paired comparison against BASELINE`` of ``summary.md``.
+
+    Args:
+        result: the comparison.
+
+    Returns:
+        The lines (a one-line note when there is no baseline).
+    """
+    if result.baseline is None:
+        return ["## Paired comparison", "", *result.notes, ""]
+    metric, base = result.metric, result.baseline
+    lines = [
+        f"## Paired comparison against `{base}`",
+        "",
+        f"Ratio: `{metric}` of the sampler's run divided by that of `{base}`'s run with the same "
+        "seed (and the same value of each key in *paired by*); below 1 the sampler is better. "
+        "Geometric mean of the ratios with its 95 % percentile-bootstrap confidence interval "
+        "(over the log ratios; n/a below 2 pairs); wins: pairs with a ratio below 1; p: "
+        "two-sided Wilcoxon signed-rank test on the log ratios (exact for small n; n/a below "
+        "2 pairs); unpaired: ok runs of the sampler / of the baseline without a partner, left "
+        "out. Only runs with status `ok` counted.",
+        "",
+    ]
+    table = result.table
+    if table.empty:
+        return [*lines, "_no sampler to compare_", "", *[f"- {n}" for n in result.notes], ""]
+    keys = result.group_keys
+    header = [*keys, "sampler", "paired by", "pairs", "ratio per pair",
+              "geometric mean [95 % CI]", "wins", "p", "unpaired"]  # fmt: skip
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    sentences = []
+    for _, row in table.iterrows():
+        ci = f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+        ci = "[n/a]" if ci == "[n/a, n/a]" else ci
+        cells = [*(str(row[k]) for k in keys), str(row["sampler"]), str(row["paired_by"]),
+                 str(row["pairs"]), _ratios_text(row["ratios"]),
+                 f"{_num(row['geo_mean_ratio'])} {ci}", f"{row['wins']}/{row['pairs']}",
+                 _num(row["p_value"]),
+                 f"{row['unpaired_sampler']} / {row['unpaired_baseline']}"]  # fmt: skip
+        lines.append("| " + " | ".join(map(md_escape, cells)) + " |")
+        where = ", ".join(f"{k} = {row[k]}" for k in keys)
+        sentence = significance_sentence(row, where)
+        if sentence:
+            sentences.append(f"- {sentence}")
+    lines.append("")
+    if sentences or result.notes:
+        lines += [*sentences, *[f"- {n}" for n in result.notes], ""]
+    return lines
+
+
+def csv_text(result: PairedComparison) -> str:
+    """``summary_paired.csv``: the comparison's table, ``ratios`` as a JSON object.
+
+    Args:
+        result: the comparison.
+
+    Returns:
+        The CSV text.
+    """
+    out = result.table.copy()
+    out["ratios"] = [
+        json.dumps({_pair_label(label): r for label, r in ratios.items()})
+        for ratios in out["ratios"]
+    ]
+    return out.to_csv(index=False)
