@@ -1,13 +1,14 @@
 """Where a Burgers run's points and residual are, round by round: in the formed shock
 (|x| < 0.05, t > 0.4) or where it forms (|x| < 0.1, 0.25 < t < 0.4, around t = 1/pi).
 
-    python benchmarks/shock_location.py outputs/RUN_A outputs/RUN_B ...
+    python benchmarks/shock_location.py outputs/RUN_A outputs/RUN_B ... [--figure F.png]
 
 Reads each run's collocation.npz and residual.npz (written by every Burgers run) and prints,
 per round, the enrichment of the collocation points in each region (their share there divided
 by the region's share of the domain: 1 is what uniform points give) and the share of the
 top-5 % residual region (on the grid) that lies in each region, with the run's concentration
-metric.
+metric. ``--figure`` draws, per run, the last residual map with the last points and the two
+regions outlined.
 """
 
 from __future__ import annotations
@@ -49,10 +50,42 @@ def rows(run: Path) -> list[dict]:
     return out
 
 
+def figure(runs: list[Path], path: Path) -> None:
+    """One panel per run: |residual| after the last round (log colours), the last points on
+    top, the formed shock and the formation zone outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    from pinn_exp.report.png import save_png
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 4), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        maps, points = np.load(run / record.RESIDUAL), np.load(run / record.COLLOCATION)
+        last = len(points.files) - 1
+        grid, eps = maps["grid"], maps[f"residual_round_{last}"]
+        floor = eps.max() * 1e-6
+        ax.pcolormesh(grid[..., 0], grid[..., 1], np.maximum(eps, floor), shading="auto",
+                      norm=LogNorm(vmin=floor, vmax=eps.max()))  # fmt: skip
+        p = points[f"round_{last}"]
+        ax.scatter(p[:, 0], p[:, 1], s=0.5, c="w", edgecolors="none", alpha=0.8)
+        ax.add_patch(Rectangle((-0.05, 0.4), 0.1, 0.6, fill=False, ec="r", lw=1))
+        ax.add_patch(Rectangle((-0.1, 0.25), 0.2, 0.15, fill=False, ec="orange", lw=1))
+        seed = json.loads((run / record.METRICS).read_text())["seed"]
+        ax.set_title(f"seed {seed}, round {last}")
+        ax.set_xlabel("x")
+        ax.set_ylabel("t")
+    save_png(fig, path, "|residual| and points; red: formed shock, orange: formation zone")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--figure", type=Path)
     args = parser.parse_args(argv)
     table = [row for run in args.runs for row in rows(run)]
     keys = list(table[0])
@@ -63,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                                for v in row.values()) + " |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
+    if args.figure:
+        figure(args.runs, args.figure)
     return 0
 
 

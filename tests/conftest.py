@@ -11,25 +11,25 @@ from support import CONF, DATA, ROOT, TINY, compose_config
 from threadpoolctl import threadpool_limits
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def root() -> Path:
     """The project's root folder (run.py, conf/, examples/)."""
     return ROOT
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def conf_dir() -> Path:
     """The project's config folder."""
     return CONF
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny() -> list[str]:
-    """Overrides for a run of seconds on the CPU (a fresh list: tests may extend it)."""
+    """Overrides for a run of seconds on the CPU (shared: extend a copy, ``[*tiny, ...]``)."""
     return list(TINY)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def compose():
     """``compose(overrides)``: conf/config.yaml composed with ``overrides``."""
     return compose_config

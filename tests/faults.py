@@ -11,15 +11,20 @@ from pinn_exp.pdes import Burgers
 
 
 class CountingBurgers(Burgers):
-    """Burgers that counts its residual evaluations and calls ``fault`` on each."""
+    """Burgers that counts the residual evaluations of training (one per optimizer step and
+    L-BFGS evaluation) and calls ``fault`` on each; scoring (parameters frozen: the sampler's
+    and the metrics') is neither counted nor faulted."""
 
     def __init__(self, dim=None):
         super().__init__(dim)
         self.calls = 0
 
     def residual(self, u, x, laplacian):
+        r = super().residual(u, x, laplacian)
+        if not any(p.requires_grad for p in u.parameters()):
+            return r
         self.calls += 1
-        return self.fault(super().residual(u, x, laplacian))
+        return self.fault(r)
 
     def fault(self, r):
         return r

@@ -82,7 +82,7 @@ def test_resume_with_cuda_graphs_reaches_the_uninterrupted_result(tmp_path, root
     """A run on the captured path killed inside round 2 and resumed ends where the
     uninterrupted run ends (float64; GPU reductions may differ in the last bits). Captured
     steps call the residual only while warming up and capturing (4 calls per stage, plus
-    L-BFGS's start and the sampler's scoring), so the 22nd call is in round 2's Adam stage."""
+    L-BFGS's start; scoring is not counted), so the 22nd call is in round 2's Adam stage."""
     import json
     import os
     import subprocess
