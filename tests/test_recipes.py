@@ -39,6 +39,9 @@ class Shrink(Sampler):
             raise ValueError(f"sampler.factor={factor!r} is not allowed; it must be in (0, 1]")
         self.factor = factor
 
+    def record_fields(self):
+        return {"factor": self.factor}
+
     def update(self, points, residual, round_index):
         eps = residual(points)
         target = points[torch.argmax(eps)]
@@ -62,6 +65,7 @@ def test_add_a_sampler_from_outside_the_package(tmp_path, tiny, root):
     metrics = json.loads((run_dir / record.METRICS).read_text())
     assert metrics["status"] == "ok" and metrics["sampler"] == "shrink"
     assert metrics["sampler_class"] == "Shrink"
+    assert metrics["factor"] == 0.5 and metrics["ratio"] is None  # its own field; no lambda
     # what update returned is in each sampling round's statistics, and the points moved
     stats = metrics["round_stats"]
     assert [("max_eps" in s) for s in stats] == [False] + [True] * (len(stats) - 1)

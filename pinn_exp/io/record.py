@@ -76,17 +76,20 @@ class RunRecord:
     last_completed_round: int | None = _field(fmt=PLAIN)
     laplacian: str | None = _field()
     overrides: list[str] = field(default_factory=list)
+    #: fields of a user's sampler (``Sampler.record_fields``) that the record does not declare
+    extra: dict[str, Any] = field(default_factory=dict)
     round_stats: list[dict] = field(default_factory=list)
 
     def update(self, **values: Any) -> RunRecord:
-        """Sets fields by name; a metric's name sets that metric. Returns the record."""
+        """Sets fields by name; a metric's name sets that metric, any other name goes to
+        ``extra`` (written as a field of its own). Returns the record."""
         for key, value in values.items():
             if key in registry.METRICS:
                 self.metrics[key] = value
             elif key in _NAMES:
                 setattr(self, key, value)
             else:
-                raise KeyError(f"{key!r} is not a field of the run record")
+                self.extra[key] = value
         return self
 
     def __getitem__(self, key: str) -> Any:
@@ -104,12 +107,14 @@ class RunRecord:
                     out[registry.per_round(name)] = list(
                         self.metrics_per_round.get(name, [])
                     )
+            elif f.name == "extra":
+                out.update({k: v for k, v in self.extra.items() if k not in out})
             elif f.name != "metrics_per_round":
                 out[f.name] = getattr(self, f.name)
         return out
 
 
-_NAMES = {f.name for f in fields(RunRecord)} - {"metrics", "metrics_per_round"}
+_NAMES = {f.name for f in fields(RunRecord)} - {"metrics", "metrics_per_round", "extra"}
 
 
 def columns() -> list[str]:

@@ -115,8 +115,8 @@ class Sampler(ABC):
 
     def record_fields(self) -> dict[str, Any]:
         """The sampler's parameters that the run's record (``metrics.json``) keeps as fields of
-        their own, e.g. RSmote's ``{"ratio": 0.1}``; none by default. Every key must be a field
-        of :class:`pinn_exp.io.record.RunRecord`."""
+        their own, e.g. RSmote's ``{"ratio": 0.1}``; none by default. A key that is not a
+        field of :class:`pinn_exp.io.record.RunRecord` is written after the declared fields."""
         return {}
 
     def fresh(self, n: int) -> torch.Tensor:
