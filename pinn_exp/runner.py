@@ -45,9 +45,15 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+#: the record fields that the command line can fill from the config alone
+META_FIELDS = ("pde", "sampler", "dim", "n_points", "ratio", "seed", "device", "dtype",
+               "rounds", "laplacian", "overrides")  # fmt: skip
+
+
 def base_record(built: Built | None, meta: dict) -> RunRecord:
     """The fields known before training; ``meta`` supplies them when nothing could be built."""
     known = {key: meta.get(key) for key in META_FIELDS}
+    known["overrides"] = list(meta.get("overrides") or [])
     record = RunRecord(versions=versions(), **known)
     if built is not None:
         record.update(
@@ -66,11 +72,6 @@ def base_record(built: Built | None, meta: dict) -> RunRecord:
             laplacian=built.laplacian.method,
         )
     return record
-
-
-#: the record fields that the command line can fill from the config alone
-META_FIELDS = ("pde", "sampler", "dim", "n_points", "ratio", "seed", "device", "dtype",
-               "rounds", "laplacian", "overrides")  # fmt: skip
 
 
 def write(out_dir: Path, record: RunRecord) -> None:
