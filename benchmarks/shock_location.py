@@ -53,31 +53,22 @@ def rows(run: Path) -> list[dict]:
 def figure(runs: list[Path], path: Path) -> None:
     """One panel per run: |residual| after the last round (log colours), the last points on
     top, the formed shock and the formation zone outlined."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
     from pinn_exp.report.png import save_png
+    from pinn_exp.report.run_plots import draw_residual_map
 
     fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 4), squeeze=False)
     for ax, run in zip(axes[0], runs):
         maps, points = np.load(run / record.RESIDUAL), np.load(run / record.COLLOCATION)
         last = len(points.files) - 1
-        grid, eps = maps["grid"], maps[f"residual_round_{last}"]
-        floor = eps.max() * 1e-6
-        ax.pcolormesh(grid[..., 0], grid[..., 1], np.maximum(eps, floor), shading="auto",
-                      norm=LogNorm(vmin=floor, vmax=eps.max()))  # fmt: skip
-        p = points[f"round_{last}"]
-        ax.scatter(p[:, 0], p[:, 1], s=0.5, c="w", edgecolors="none", alpha=0.8)
+        draw_residual_map(ax, maps["grid"], maps[f"residual_round_{last}"],
+                          points[f"round_{last}"], ("x", "t"))  # fmt: skip
         ax.add_patch(Rectangle((-0.05, 0.4), 0.1, 0.6, fill=False, ec="r", lw=1))
         ax.add_patch(Rectangle((-0.1, 0.25), 0.2, 0.15, fill=False, ec="orange", lw=1))
         seed = json.loads((run / record.METRICS).read_text())["seed"]
         ax.set_title(f"seed {seed}, round {last}")
-        ax.set_xlabel("x")
-        ax.set_ylabel("t")
     save_png(fig, path, "|residual| and points; red: formed shock, orange: formation zone")
 
 

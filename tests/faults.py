@@ -10,6 +10,11 @@ import torch
 from pinn_exp.pdes import Burgers
 
 
+def scoring(u) -> bool:
+    """True when ``u``'s parameters are frozen: a residual scored, not trained on."""
+    return not any(p.requires_grad for p in u.parameters())
+
+
 class CountingBurgers(Burgers):
     """Burgers that counts the residual evaluations of training (one per optimizer step and
     L-BFGS evaluation) and calls ``fault`` on each; scoring (parameters frozen: the sampler's
@@ -21,7 +26,7 @@ class CountingBurgers(Burgers):
 
     def residual(self, u, x, laplacian):
         r = super().residual(u, x, laplacian)
-        if not any(p.requires_grad for p in u.parameters()):
+        if scoring(u):
             return r
         self.calls += 1
         return self.fault(r)
@@ -44,8 +49,7 @@ class OomBurgers(Burgers):
     in one pass: RAD's unchunked dense set (the metrics score in chunks of 4,096)."""
 
     def residual(self, u, x, laplacian):
-        scoring = not any(p.requires_grad for p in u.parameters())  # parameters frozen
-        if scoring and len(x) > 20_000:
+        if scoring(u) and len(x) > 20_000:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
         return super().residual(u, x, laplacian)
 

@@ -20,6 +20,7 @@ from pinn_exp import runner
 from pinn_exp.factory import build
 from pinn_exp.io import record
 from pinn_exp.metrics import registry
+from pinn_exp.metrics.residual import TOP_SHARE
 from pinn_exp.report.runs import collect_runs
 from pinn_exp.report.tables import mean_std_table
 
@@ -131,6 +132,6 @@ def test_concentration_counts_points_in_the_top_region():
     # the threshold is the 0.95 quantile, 0.95: 501 of the 10,001 points reach it
     assert registry.get("concentration").fn(ev) == pytest.approx(501 / 10_001 / 0.05)
     ev.points = torch.full((100, 1), 0.99)
-    assert registry.get("concentration").fn(ev) == pytest.approx(1 / registry.TOP_SHARE)
+    assert registry.get("concentration").fn(ev) == pytest.approx(1 / TOP_SHARE)
     ev.points = torch.full((100, 1), 0.5)
     assert registry.get("concentration").fn(ev) == 0.0

@@ -92,10 +92,6 @@ class RunRecord:
                 self.extra[key] = value
         return self
 
-    def __getitem__(self, key: str) -> Any:
-        """A field or a metric by name, as in ``metrics.json``."""
-        return self.to_json()[key]
-
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``metrics.json``: the fields in order, every registered metric
         (final value, then per round) after ``dtype``."""

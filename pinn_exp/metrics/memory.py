@@ -85,19 +85,18 @@ class PhaseMeter:
 
     def peak(self, name: str | None = None) -> float | None:
         """Peak GPU MiB of one phase, or of all phases; None on the CPU."""
-        if not self.cuda:
-            return None
-        if name is None:
-            return max(self.peak_mb.values(), default=0.0)
-        return self.peak_mb.get(name, 0.0)
+        return self._largest(self.peak_mb, name)
 
     def reserved(self, name: str | None = None) -> float | None:
         """Peak MiB the caching allocator reserved in one phase, or in all; None on the CPU."""
+        return self._largest(self.reserved_mb, name)
+
+    def _largest(self, per_phase: dict[str, float], name: str | None) -> float | None:
         if not self.cuda:
             return None
         if name is None:
-            return max(self.reserved_mb.values(), default=0.0)
-        return self.reserved_mb.get(name, 0.0)
+            return max(per_phase.values(), default=0.0)
+        return per_phase.get(name, 0.0)
 
     def state_dict(self) -> dict:
         return {"time_s": dict(self.time_s), "peak_mb": dict(self.peak_mb),

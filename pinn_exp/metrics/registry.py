@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from pinn_exp.metrics.error import l2_relative_error
-from pinn_exp.metrics.residual import TOP_SHARE, concentration  # noqa: F401
+from pinn_exp.metrics.residual import concentration
 
 #: the metric of a run's headline number, the report's default table and ``run.py``'s return
 PRIMARY = "l2_rel_error"

@@ -83,24 +83,38 @@ def plot_residual(
         points: the collocation set to draw, (N, d).
     """
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    floor = max(float(np.nanmax(residual)) * 1e-6, np.finfo(float).tiny)
-    values = np.maximum(residual, floor)
     if grid.shape[-1] == 1:
+        values = np.maximum(residual, max(float(np.nanmax(residual)) * 1e-6, np.finfo(float).tiny))
         ax.semilogy(grid[:, 0], values)
         if points is not None:
             ax.plot(points[:, 0], np.full(len(points), values.min()), "|", color="k", ms=6)
         ax.set_xlabel(labels[0])
         ax.set_ylabel("|residual|")
     else:
-        norm = LogNorm(vmin=floor, vmax=float(values.max()))
-        mesh = ax.pcolormesh(grid[..., 0], grid[..., 1], values, norm=norm, shading="auto")
+        mesh = draw_residual_map(ax, grid, residual, points, labels)
         fig.colorbar(mesh, ax=ax, label="|residual|")
-        if points is not None:
-            ax.scatter(points[:, 0], points[:, 1], s=1, c="w", edgecolors="none", alpha=0.8)
-        ax.set_xlabel(labels[0])
-        ax.set_ylabel(labels[1])
     ax.set_title("|residual| after the last round; dots: the collocation set")
     _save(fig, path, title)
+
+
+def draw_residual_map(
+    ax: plt.Axes,
+    grid: np.ndarray,
+    residual: np.ndarray,
+    points: np.ndarray | None = None,
+    labels: tuple[str, ...] = ("x_1", "x_2"),
+):
+    """Draws a 2-D |residual| map (log colours, floored at 1e-6 of its maximum) on ``ax``, the
+    points on top in white; returns the colour mesh (for a colour bar)."""
+    floor = max(float(np.nanmax(residual)) * 1e-6, np.finfo(float).tiny)
+    values = np.maximum(residual, floor)
+    norm = LogNorm(vmin=floor, vmax=float(values.max()))
+    mesh = ax.pcolormesh(grid[..., 0], grid[..., 1], values, norm=norm, shading="auto")
+    if points is not None:
+        ax.scatter(points[:, 0], points[:, 1], s=1, c="w", edgecolors="none", alpha=0.8)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    return mesh
 
 
 def plot_solution(
