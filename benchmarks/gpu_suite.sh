@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The prepared GPU check: run from the project root on a CUDA machine; results under $OUT.
-#   ../shared/gpu/fetch-wheels.sh       (on the development machine, once: the Hydra and
-#                                        imbalanced-learn wheels into .whl/, carried along)
+#   bash benchmarks/fetch_wheels.sh     (where PyPI is reachable, once: the Hydra and
+#                                        imbalanced-learn wheels into .whl/, copied along
+#                                        with the project when the GPU machine has no index)
 #   bash benchmarks/gpu_suite.sh        (on the GPU machine; give it ~600 s)
 # STEPS picks the steps (default: the throughput steps, "tests throughput runs concurrency
 # reference"); "laplacian memory_phases elliptic_d100 memory_vs_dim" are the memory and
 # Laplacian steps whose H100 results are in docs/performance.md.
 # Each step is bounded by `timeout` (and BUDGET for all of them, which should stay ~60 s under
-# the machine's time limit) and writes its own files into $WORK; after each step the small
+# the time the GPU machine is available) and writes its own files into $WORK; after each step the small
 # files are packed into $OUT/results.tar.gz, so a late failure or a cut-off keeps the earlier
 # results. The tables are printed to stdout.
 #   DEVICE=cpu QUICK=1 bash benchmarks/gpu_suite.sh   checks the script itself on a CPU.
