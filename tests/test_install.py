@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, root) -> Path:
-    """A fresh venv (seeing this interpreter's packages for torch, Hydra, ...) with the
+    """A fresh venv (seeing the packages of the interpreter running the suite) with the
     project's wheel installed into it; returns its bin directory."""
     pytest.importorskip("hatchling", reason="the dev extra installs hatchling")
     tmp = tmp_path_factory.mktemp("install")
@@ -24,13 +26,27 @@ def installed(tmp_path_factory, root) -> Path:
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp / "dist").glob("pinn_exp-*.whl")
-    venv.create(tmp / "venv", system_site_packages=True, with_pip=True)
+    venv.create(tmp / "venv", with_pip=True)
     bin_dir = tmp / "venv" / "bin"
+    _see_this_interpreters_packages(bin_dir / "python")
     install = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q",
                               "--no-deps", "--no-index", str(wheel)],
                              capture_output=True, text=True, timeout=300)  # fmt: skip
     assert install.returncode == 0, install.stderr
     return bin_dir
+
+
+def _see_this_interpreters_packages(python: Path) -> None:
+    """Lets the nested venv import what this interpreter has (torch, Hydra, ...) through a
+    ``.pth`` file. ``system_site_packages`` would point at the base interpreter, which lacks
+    them when the suite itself runs from a venv. The lines are appended to ``sys.path`` after
+    the venv's own site-packages, so the wheel's copy of pinn_exp wins over any editable
+    install, whose own ``.pth`` files are not processed from there."""
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = subprocess.run([str(python), "-c", where], capture_output=True, text=True,
+                             check=True).stdout.strip()  # fmt: skip
+    ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib"), *site.getsitepackages()}
+    (Path(purelib) / "_parent_packages.pth").write_text("\n".join(sorted(ours)) + "\n")
 
 
 def _env() -> dict:
