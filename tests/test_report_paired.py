@@ -1,6 +1,7 @@
 """The report's paired comparison against a baseline sampler, its confidence intervals, and
 the layout of the report package. The expected numbers are computed here from the formulas
-(ratio, geometric mean, exact Wilcoxon distribution by enumeration), not by the report's code."""
+(ratio, geometric mean, t-interval, exact Wilcoxon distribution by enumeration), not by the
+report's code."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ FACTORS = {
 }
 UNIFORM_SEED_5 = 1e-2  # ... and a seed the baseline did not run
 CLASSES = {"rad": "RAD", "rsmote": "RSmote", "uniform": "Uniform"}
+# the 0.975 quantile of Student's t by degrees of freedom (printed tables)
+T975 = {2: 4.302652729749464, 3: 3.182446305284263, 5: 2.570581835636314}
 
 
 def _runs() -> list[tuple[str, str, int, float]]:
@@ -86,11 +89,15 @@ def test_ratios_geometric_mean_wins_and_p_value(report, pde, sampler):
     assert list(row["ratios"].values()) == pytest.approx([factors[s] for s in sorted(factors)])
     expected_gm = math.prod(factors.values()) ** (1 / len(factors))
     assert row["geo_mean_ratio"] == pytest.approx(expected_gm, rel=1e-12)
-    assert row["ci_low"] <= row["geo_mean_ratio"] <= row["ci_high"]
+    logs = np.log([factors[s] for s in sorted(factors)])
+    half = T975[len(logs) - 1] * np.std(logs, ddof=1) / math.sqrt(len(logs))
+    assert row["ci_low"] == pytest.approx(expected_gm * math.exp(-half), rel=1e-9)
+    assert row["ci_high"] == pytest.approx(expected_gm * math.exp(half), rel=1e-9)
     assert row["wins"] == sum(f < 1 for f in factors.values())
     assert row["pairs"] == row["seeds"] == len(factors)
-    logs = [math.log(factors[s]) for s in sorted(factors)]
-    assert row["p_value"] == pytest.approx(_exact_wilcoxon_p(logs), rel=1e-12)
+    assert row["p_value"] == pytest.approx(_exact_wilcoxon_p(list(logs)), rel=1e-12)
+    assert row["significant"] == (row["p_value"] < 0.05)
+    assert row["nonzero"] == row["pairs"]
     assert row["paired_by"] == "seed"
 
 
@@ -187,15 +194,74 @@ def test_fewer_than_two_pairs_is_not_a_test():
     assert "needs at least 2 pairs" in text
 
 
+def _frame(ratios: list[float]) -> pd.DataFrame:
+    """A baseline and one sampler ``x`` over seeds 0.., the sampler's error ``ratio`` times the
+    baseline's (powers of two: each ratio is recovered exactly, so equal ratios tie)."""
+    base = [2.0 ** -(s + 5) for s in range(len(ratios))]
+    rows = [("rad", s, e) for s, e in enumerate(base)]
+    rows += [("x", s, r * e) for s, (r, e) in enumerate(zip(ratios, base))]
+    frame = pd.DataFrame(rows, columns=["sampler", "seed", "l2_rel_error"])
+    return frame.assign(status="ok", pde="p")
+
+
+def test_pairs_with_ratio_one_are_dropped_from_the_test_and_the_floor():
+    """Six seeds, one with the same error in both: five wins of five non-zero differences,
+    p = 2/32 exactly (not significant), and the floor said is that of 5, not of 6 pairs."""
+    result = paired.paired_comparison(_frame([1.0, 0.5, 0.6, 0.7, 0.8, 0.9]))
+    row = result.table.iloc[0]
+    assert (row["pairs"], row["nonzero"], row["wins"]) == (6, 5, 5)
+    assert row["p_value"] == pytest.approx(0.0625, rel=1e-12)
+    assert not row["significant"]
+    text = "\n".join(paired.markdown_section(result))
+    assert "| 6 (1 at ratio 1) |" in text and "| 0.0625 |" in text
+    sentence = paired.significance_sentence(row, "pde = p")
+    assert "not significant at 5 % (p = 0.0625) at n = 6 seeds" in sentence
+    assert "1 of the 6 pairs has a ratio of exactly 1" in sentence
+    assert "with the other 5 is 0.0625" in sentence and "0.031" not in sentence
+
+
+def test_tied_ratios_give_the_exact_p():
+    """Five equal ratios (tied log ratios): p = 2/32, never the normal approximation's 0.025."""
+    row = paired.paired_comparison(_frame([0.5] * 5)).table.iloc[0]
+    assert row["p_value"] == pytest.approx(0.0625, rel=1e-12)
+    assert not row["significant"]
+    assert row["ci_low"] == row["ci_high"] == pytest.approx(0.5)  # no spread: a point
+    # one ratio of 2 among four of 0.5: |log| all tied, W+ = 3 of 15, p = 2 * 6/32
+    mixed = paired.paired_comparison(_frame([0.5, 0.5, 2.0, 0.5, 0.5])).table.iloc[0]
+    assert mixed["p_value"] == pytest.approx(0.375, rel=1e-12)
+    seven = paired.paired_comparison(_frame([1.0, 1.0, 0.5, 0.5, 0.6, 0.6, 0.7])).table.iloc[0]
+    assert (seven["nonzero"], seven["p_value"]) == (5, pytest.approx(0.0625, rel=1e-12))
+    assert not seven["significant"]
+
+
+def test_significant_only_where_the_floor_allows():
+    assert paired.is_significant(0.03, 6) and not paired.is_significant(0.03, 5)
+    assert not paired.is_significant(0.06, 6) and not paired.is_significant(math.nan, 6)
+    # a row whose p is below 5 % but whose non-zero pairs cannot reach it gets a sentence
+    row = {"sampler": "x", "baseline": "rad", "paired_by": "seed", "pairs": 6, "seeds": 6,
+           "nonzero": 5, "p_value": 0.04}  # fmt: skip
+    assert "not significant" in paired.significance_sentence(row, "pde = p")
+
+
+def test_section_states_the_methods(report):
+    section = (report / "summary.md").read_text().split("## Paired comparison", 1)[1]
+    assert "95 % t-interval on the log ratios" in section
+    assert "geometric mean [95 % t-interval]" in section
+    assert "exact (all sign flips of the ranks" in section and "bootstrap" not in section
+
+
 # ----------------------------------------------------------------------------- table cells
 
 
-def test_cell_confidence_interval_is_deterministic_and_brackets_the_mean():
+def test_cell_confidence_interval_is_the_t_interval_of_the_mean():
     values = [1e-2, 2e-2, 1.5e-2, 3e-2]
     cell = tables.format_cell(values, scientific=True, ci=True)
-    assert cell == tables.format_cell(values, scientific=True, ci=True)
     low, high = (float(x) for x in cell.split("[", 1)[1].rstrip("]").split(", "))
-    assert min(values) <= low <= np.mean(values) <= high <= max(values)
+    half = T975[3] * np.std(values, ddof=1) / 2  # t(0.975, 3) · s / √4
+    expected = (np.mean(values) - half, np.mean(values) + half)
+    assert (low, high) == pytest.approx(expected, abs=5e-4)  # printed to 2 digits
+    assert low < min(values) and high > max(values)  # at n = 4 wider than the range
+    assert "t-interval" in tables.CI_NOTE
     assert cell.startswith(f"{np.mean(values):.2e} ± {np.std(values, ddof=1):.1e} (4) [")
     assert tables.format_cell([3e-2], scientific=True, ci=True) == "3.00e-02 ± n/a (1) [n/a]"
     assert tables.format_cell([3e-2], scientific=True) == "3.00e-02 ± n/a (1)"

@@ -5,7 +5,7 @@ Modules, each importing only those above it:
 - ``png``: the one atomic PNG writer of every plot.
 - ``run_plots``: the plots of one run (written by the runner).
 - ``runs``: finding run folders and reading them into one frame (``collect_runs``).
-- ``stats``: bootstrap confidence intervals, the Wilcoxon signed-rank test.
+- ``stats``: Student-t confidence intervals, the exact Wilcoxon signed-rank test.
 - ``tables``: grouping, mean ± std tables, markdown and LaTeX.
 - ``paired``: the comparison of each sampler with a baseline, seed by seed.
 - ``plots``: the plots over many runs (``PLOTS``, ``make_plots``).

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if table.empty:
         print(f"no ok runs with a value for {args.metric}")
     else:
-        print(f"\n{args.metric}: mean ± std over seeds (n) [95 % bootstrap CI of the mean], "
+        print(f"\n{args.metric}: mean ± std over seeds (n) [95 % t-interval of the mean], "
               "std with ddof=1\n")  # fmt: skip
         print(to_markdown(table))
     return 0

@@ -6,9 +6,12 @@ samplers, so two samplers can be compared run by run: for each group of the tabl
 runs of the same seed and the same value of every other config key that differs across the
 group (``n_points`` in a table over two set sizes), apart from the sampler's own keys. Of each
 pair the report gives the error ratio sampler / baseline; over the pairs the geometric mean of
-the ratios with a 95 % bootstrap confidence interval (on the log ratios), the number of pairs
+the ratios with a 95 % Student-t confidence interval (on the log ratios), the number of pairs
 where the sampler's error is smaller (ratio < 1), and a two-sided Wilcoxon signed-rank p-value
-on the log ratios. Runs without a partner are left out and counted.
+on the log ratios, exact (sign-flip distribution, ties sharing their average rank, pairs with a
+ratio of exactly 1 dropped). A difference is called significant only when p is below the level
+and the number of pairs whose ratio is not 1 can reach such a p. Runs without a partner are left
+out and counted.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import pandas as pd
 from pinn_exp.report.runs import config_columns, numeric, ok_runs
 from pinn_exp.report.stats import (
     ALPHA,
-    bootstrap_mean_ci,
+    nonzero_count,
     smallest_exact_p,
+    t_mean_ci,
     wilcoxon_p,
 )
 from pinn_exp.report.tables import (
@@ -46,6 +50,7 @@ COLUMNS = (
     "metric",
     "paired_by",
     "pairs",
+    "nonzero",
     "seeds",
     "unpaired_sampler",
     "unpaired_baseline",
@@ -55,6 +60,7 @@ COLUMNS = (
     "ci_high",
     "wins",
     "p_value",
+    "significant",
 )
 
 
@@ -155,11 +161,16 @@ def _pair_label(label: tuple) -> str:
 
 
 def _by_pair(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, float]:
-    """The value of each pairing label; repeated runs of one label by their geometric mean."""
-    logs: dict[tuple, list[float]] = {}
+    """The value of each pairing label; repeated runs of one label by their geometric mean (a
+    single run by its value as recorded: exp(log(x)) may differ from x in the last digit, and
+    equal ratios must stay equal for the test's ties)."""
+    values: dict[tuple, list[float]] = {}
     for label, value in zip(group_labels(runs, keys), runs["_value"]):
-        logs.setdefault(label, []).append(math.log(value))
-    return {label: math.exp(float(np.mean(v))) for label, v in logs.items()}
+        values.setdefault(label, []).append(float(value))
+    return {
+        label: v[0] if len(v) == 1 else math.exp(float(np.mean(np.log(v))))
+        for label, v in values.items()
+    }
 
 
 def compare_pairs(sampler: dict[tuple, float], baseline: dict[tuple, float]) -> dict:
@@ -170,16 +181,21 @@ def compare_pairs(sampler: dict[tuple, float], baseline: dict[tuple, float]) -> 
         baseline: the baseline's value per pairing label.
 
     Returns:
-        ``pairs``, ``unpaired_sampler``, ``unpaired_baseline``, ``ratios`` (label -> ratio, in
-        label order), ``geo_mean_ratio``, ``ci_low``, ``ci_high`` (NaN below 2 pairs),
-        ``wins`` (ratios < 1) and ``p_value`` (NaN below 2 pairs).
+        ``pairs``, ``nonzero`` (pairs whose ratio is not exactly 1: those the Wilcoxon test
+        uses), ``unpaired_sampler``, ``unpaired_baseline``, ``ratios`` (label -> ratio, in
+        label order), ``geo_mean_ratio``, ``ci_low``, ``ci_high`` (the 95 % t-interval of the
+        mean log ratio, exponentiated; NaN below 2 pairs), ``wins`` (ratios < 1) and
+        ``p_value`` (exact; NaN below 2 pairs or when every ratio is 1) and ``significant``
+        (``is_significant`` at ``ALPHA``).
     """
     common = sorted(set(sampler) & set(baseline), key=sort_key)
     ratios = {label: sampler[label] / baseline[label] for label in common}
     logs = np.log(np.array(list(ratios.values()), dtype=float))
-    interval = bootstrap_mean_ci(logs)
+    interval = t_mean_ci(logs)
+    p_value = wilcoxon_p(logs)
     return {
         "pairs": len(common),
+        "nonzero": nonzero_count(logs),
         "unpaired_sampler": len(set(sampler) - set(baseline)),
         "unpaired_baseline": len(set(baseline) - set(sampler)),
         "ratios": ratios,
@@ -187,7 +203,8 @@ def compare_pairs(sampler: dict[tuple, float], baseline: dict[tuple, float]) -> 
         "ci_low": math.exp(interval[0]) if interval else math.nan,
         "ci_high": math.exp(interval[1]) if interval else math.nan,
         "wins": int(np.sum(logs < 0)),
-        "p_value": wilcoxon_p(logs),
+        "p_value": p_value,
+        "significant": is_significant(p_value, nonzero_count(logs)),
     }
 
 
@@ -264,6 +281,22 @@ def paired_comparison(
     return PairedComparison(name, metric, group_keys, table, notes)
 
 
+def is_significant(p_value: float, nonzero: int, alpha: float = ALPHA) -> bool:
+    """Whether a row's difference is called significant: p below ``alpha``, and ``nonzero``
+    differences can reach such a p at all (with the exact test they always can when p is
+    below ``alpha``; the second condition keeps the verdict from ever contradicting the floor).
+
+    Args:
+        p_value: the Wilcoxon p-value (NaN: no test).
+        nonzero: the number of pairs whose ratio is not 1.
+        alpha: the significance level.
+
+    Returns:
+        True when significant.
+    """
+    return bool(math.isfinite(p_value) and p_value < alpha and smallest_exact_p(nonzero) < alpha)
+
+
 def _pairing_keys(
     part: pd.DataFrame, configs: list[str], group_keys: list[str], given: list[str] | None
 ) -> list[str]:
@@ -297,6 +330,13 @@ def _ratios_text(ratios: dict[tuple, float]) -> str:
     return "; ".join(f"{_pair_label(label)}: {_num(r)}" for label, r in ratios.items()) or "-"
 
 
+def _pairs_text(row: dict | pd.Series) -> str:
+    """``6``, or ``6 (1 at ratio 1)`` when some pairs have a ratio of exactly 1."""
+    pairs = int(row["pairs"])
+    at_one = pairs - int(row.get("nonzero", pairs))
+    return f"{pairs} ({at_one} at ratio 1)" if at_one else str(pairs)
+
+
 def _n_text(pairs: int, seeds: int) -> str:
     """``n = 3 seeds``, or ``n = 6 pairs (3 seeds)`` when a seed pairs more than once."""
     noun = "seed" if seeds == 1 else "seeds"
@@ -306,7 +346,8 @@ def _n_text(pairs: int, seeds: int) -> str:
 
 
 def pairs_needed(alpha: float = ALPHA) -> int:
-    """The fewest pairs with which a two-sided exact Wilcoxon test can reach p < ``alpha``.
+    """The fewest pairs with which a two-sided exact Wilcoxon test can reach p < ``alpha``
+    (pairs whose ratio is not 1: the test drops the others).
 
     Args:
         alpha: the significance level.
@@ -329,9 +370,10 @@ def significance_sentence(row: dict | pd.Series, where: str, alpha: float = ALPH
         alpha: the significance level.
 
     Returns:
-        The sentence, or None when p < ``alpha``.
+        The sentence, or None when the difference is significant (``is_significant``).
     """
     pairs, seeds, p = int(row["pairs"]), int(row["seeds"]), float(row["p_value"])
+    nonzero = int(row.get("nonzero", pairs))
     head = f"`{row['sampler']}` against `{row['baseline']}` ({where})"
     level = f"{alpha * 100:g} %"
     if pairs == 0:
@@ -343,17 +385,25 @@ def significance_sentence(row: dict | pd.Series, where: str, alpha: float = ALPH
         )
     if not math.isfinite(p):
         return f"{head}: no test at {_n_text(pairs, seeds)}: every ratio is 1."
-    if p < alpha:
+    if is_significant(p, nonzero, alpha):
         return None
-    smallest = smallest_exact_p(pairs)
+    smallest = smallest_exact_p(nonzero)
     text = f"{head}: not significant at {level} (p = {_num(p)}) at {_n_text(pairs, seeds)}"
-    if smallest >= alpha:
+    if smallest < alpha:
+        return f"{text}."
+    if nonzero == pairs:
         return (
             f"{text}: the smallest p-value a two-sided exact Wilcoxon test can reach with "
             f"{pairs} pairs is {_num(smallest)}, so no difference can be shown at {level} "
             f"with fewer than {pairs_needed(alpha)} pairs."
         )
-    return f"{text}."
+    dropped = pairs - nonzero
+    return (
+        f"{text}: {dropped} of the {pairs} pairs {'has' if dropped == 1 else 'have'} a ratio "
+        f"of exactly 1, which the test drops; the smallest p-value a two-sided exact Wilcoxon "
+        f"test can reach with the other {nonzero} is {_num(smallest)}, so no difference can "
+        f"be shown at {level} with fewer than {pairs_needed(alpha)} pairs whose ratio is not 1."
+    )
 
 
 def markdown_section(result: PairedComparison) -> list[str]:
@@ -373,11 +423,15 @@ def markdown_section(result: PairedComparison) -> list[str]:
         "",
         f"Ratio: `{metric}` of the sampler's run divided by that of `{base}`'s run with the same "
         "seed (and the same value of each key in *paired by*); below 1 the sampler is better. "
-        "Geometric mean of the ratios with its 95 % percentile-bootstrap confidence interval "
-        "(over the log ratios; n/a below 2 pairs); wins: pairs with a ratio below 1; p: "
-        "two-sided Wilcoxon signed-rank test on the log ratios (exact for small n; n/a below "
-        "2 pairs); unpaired: ok runs of the sampler / of the baseline without a partner, left "
-        "out. Only runs with status `ok` counted.",
+        "Geometric mean of the ratios with the 95 % t-interval on the log ratios (Student-t "
+        "interval of the mean log ratio, exponentiated; n/a below 2 pairs); wins: pairs with "
+        "a ratio below 1; p: two-sided Wilcoxon signed-rank test on the log ratios, exact "
+        "(all sign flips of the ranks, ties at their average rank; pairs with a ratio of "
+        "exactly 1 dropped, shown in *pairs* as *at ratio 1*; n/a below 2 pairs); with m pairs "
+        "whose ratio is not 1 no p can be below 2 / 2^m. Below 5 % a difference is "
+        "significant; a sentence under the table names every row that is not. unpaired: ok "
+        "runs of the sampler / of the baseline without a partner, left out. Only runs with "
+        "status `ok` counted.",
         "",
     ]
     table = result.table
@@ -385,14 +439,14 @@ def markdown_section(result: PairedComparison) -> list[str]:
         return [*lines, "_no sampler to compare_", "", *[f"- {n}" for n in result.notes], ""]
     keys = result.group_keys
     header = [*keys, "sampler", "paired by", "pairs", "ratio per pair",
-              "geometric mean [95 % CI]", "wins", "p", "unpaired"]  # fmt: skip
+              "geometric mean [95 % t-interval]", "wins", "p", "unpaired"]  # fmt: skip
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     sentences = []
     for _, row in table.iterrows():
         ci = f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
         ci = "[n/a]" if ci == "[n/a, n/a]" else ci
         cells = [*(str(row[k]) for k in keys), str(row["sampler"]), str(row["paired_by"]),
-                 str(row["pairs"]), _ratios_text(row["ratios"]),
+                 _pairs_text(row), _ratios_text(row["ratios"]),
                  f"{_num(row['geo_mean_ratio'])} {ci}", f"{row['wins']}/{row['pairs']}",
                  _num(row["p_value"]),
                  f"{row['unpaired_sampler']} / {row['unpaired_baseline']}"]  # fmt: skip

@@ -1,34 +1,37 @@
-"""The report's statistics: bootstrap confidence intervals of a mean and the Wilcoxon
-signed-rank test, both deterministic (the bootstrap's random generator has a fixed seed)."""
+"""The report's statistics: the Student-t confidence interval of a mean and the two-sided
+Wilcoxon signed-rank test with its exact sign-flip distribution.
+
+Both are computed here from their formulas (scipy only for the t quantile and the ranks), so
+the report gives the same numbers on every supported scipy: before 1.15
+``scipy.stats.wilcoxon`` used the normal approximation for tied or zero differences, which
+gives p-values below what the exact test can reach at small n.
+"""
 
 from __future__ import annotations
 
-import inspect
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-#: the bootstrap's resamples and seed: the same runs always give the same interval
-N_RESAMPLES = 9999
-BOOTSTRAP_SEED = 0
 #: significance level of the statements in the summary
 ALPHA = 0.05
+#: the most non-zero differences whose exact sign-flip distribution is computed; above, the
+#: normal approximation with the tie correction (far beyond the report's numbers of seeds)
+EXACT_MAX_N = 400
 
-# scipy >= 1.15 takes the generator as ``rng``; older releases as ``random_state``
-_RNG_KEYWORD = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
 
-
-def bootstrap_mean_ci(
+def t_mean_ci(
     values: Sequence[float], confidence: float = CONFIDENCE
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap confidence interval of the mean of ``values``.
+    """Student-t confidence interval of the mean of ``values``.
 
-    ``scipy.stats.bootstrap`` with ``N_RESAMPLES`` resamples drawn by a generator seeded with
-    ``BOOTSTRAP_SEED``, so the interval is the same on every call with the same values.
+    ``mean ± t(1 - (1 - confidence) / 2, n - 1) · s / √n`` with ``s`` the sample standard
+    deviation (ddof=1). Exact for normal samples at every n; unlike a bootstrap of the mean,
+    which only resamples the values that ran, it widens as n shrinks (a percentile bootstrap
+    covers the mean about 76 % of the time at n = 3, 84 % at n = 5).
 
     Args:
         values: the sample (NaN not allowed).
@@ -38,28 +41,56 @@ def bootstrap_mean_ci(
         ``(low, high)``, or None for fewer than two values.
     """
     data = np.asarray(values, dtype=float)
-    if len(data) < 2:
+    n = len(data)
+    if n < 2:
         return None
-    if np.all(data == data[0]):  # every resample has the same mean
+    if np.all(data == data[0]):  # no spread (the mean's rounding aside): the interval is a point
         return float(data[0]), float(data[0])
-    result = stats.bootstrap(
-        (data,),
-        np.mean,
-        n_resamples=N_RESAMPLES,
-        confidence_level=confidence,
-        method="percentile",
-        vectorized=True,
-        **{_RNG_KEYWORD: np.random.default_rng(BOOTSTRAP_SEED)},
-    )
-    interval = result.confidence_interval
-    return float(interval.low), float(interval.high)
+    mean = float(np.mean(data))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * float(np.std(data, ddof=1))
+    half /= math.sqrt(n)
+    return mean - half, mean + half
+
+
+def nonzero_count(differences: Sequence[float]) -> int:
+    """The number of non-zero differences, those the signed-rank test uses.
+
+    Args:
+        differences: the paired differences.
+
+    Returns:
+        How many are not exactly zero.
+    """
+    return int(np.count_nonzero(np.asarray(differences, dtype=float)))
+
+
+def _signed_rank_counts(doubled_ranks: np.ndarray) -> np.ndarray:
+    """How many of the 2**n sign patterns give each value of the doubled positive-rank sum.
+
+    Entry ``s`` is the number of subsets of the (doubled, integer) ranks that sum to ``s``:
+    each rank's sign is flipped independently with probability 1/2 under the null hypothesis.
+    Counted in float64: exact up to 2**53, to 16 digits and without overflow far beyond
+    ``EXACT_MAX_N``.
+    """
+    counts = np.zeros(int(doubled_ranks.sum()) + 1)
+    counts[0] = 1.0
+    top = 0
+    for rank in doubled_ranks.astype(int):
+        counts[rank : top + rank + 1] += counts[: top + 1].copy()
+        top += rank
+    return counts
 
 
 def wilcoxon_p(differences: Sequence[float]) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of paired differences (``scipy.stats.wilcoxon``).
+    """Two-sided Wilcoxon signed-rank p-value of paired differences, exact for ties and zeros.
 
-    scipy uses the exact distribution for small samples without zeros or ties, the normal
-    approximation otherwise; zero differences are dropped (``zero_method="wilcox"``).
+    Zero differences are dropped (``zero_method="wilcox"``: a pair that did not change says
+    nothing about the direction); the others are ranked by absolute value, tied values sharing
+    their average rank. The p-value is that of the exact sign-flip (permutation) distribution
+    of the sum of positive ranks W+ over all 2**m sign patterns of the m non-zero differences:
+    ``min(1, 2 · min(P(W+ <= w), P(W+ >= w)))`` (the distribution is symmetric). Above
+    ``EXACT_MAX_N`` non-zero differences the normal approximation with the tie correction is
+    used instead.
 
     Args:
         differences: the paired differences (here the log error ratios).
@@ -68,23 +99,38 @@ def wilcoxon_p(differences: Sequence[float]) -> float:
         The p-value; NaN for fewer than two differences or when all are zero.
     """
     data = np.asarray(differences, dtype=float)
-    if len(data) < 2 or not np.any(data != 0):
+    if len(data) < 2 or not np.all(np.isfinite(data)):
         return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy's notes on ties and small samples
-        try:
-            p = float(stats.wilcoxon(data).pvalue)
-        except ValueError:
-            return math.nan
-    return p if math.isfinite(p) else math.nan
+    data = data[data != 0]
+    m = len(data)
+    if m == 0:
+        return math.nan
+    doubled = np.rint(2 * stats.rankdata(np.abs(data))).astype(int)  # average ranks: k / 2
+    w_plus = int(doubled[data > 0].sum())
+    total = int(doubled.sum())
+    if m > EXACT_MAX_N:
+        return _normal_p(w_plus, total, doubled)
+    counts = _signed_rank_counts(doubled)
+    below = counts[: w_plus + 1].sum()
+    above = counts[w_plus:].sum()
+    return float(min(1.0, 2 * min(below, above) / 2.0**m))
+
+
+def _normal_p(w_plus: int, total: int, doubled: np.ndarray) -> float:
+    """Two-sided normal approximation of the signed-rank test on doubled ranks (tie-corrected:
+    the variance of W+ is the sum of the squared ranks over 4, for ranks and sums doubled)."""
+    sd = math.sqrt(float(np.sum(doubled.astype(float) ** 2)) / 4)
+    z = (w_plus - total / 2) / sd
+    return float(min(1.0, 2 * stats.norm.sf(abs(z))))
 
 
 def smallest_exact_p(n: int) -> float:
     """The smallest p-value a two-sided exact Wilcoxon signed-rank test can give with ``n``
-    pairs: all differences of one sign, probability 2 / 2**n.
+    non-zero differences: all of one sign, probability 2 / 2**n (ties or not). Zero
+    differences are dropped by the test and do not count.
 
     Args:
-        n: the number of pairs (non-zero differences).
+        n: the number of non-zero differences (``nonzero_count``).
 
     Returns:
         ``min(1, 2 ** (1 - n))``; 1 for ``n < 1``.

@@ -1,4 +1,4 @@
-"""Tables over runs: grouping, mean ± std (with a bootstrap confidence interval of the mean)
+"""Tables over runs: grouping, mean ± std (with a Student-t confidence interval of the mean)
 per group, and their markdown and LaTeX text. Numbers are formatted as the run record says
 (``record.is_scientific``: errors in scientific notation, memory and times plainly)."""
 
@@ -12,13 +12,11 @@ import pandas as pd
 
 from pinn_exp.io import record
 from pinn_exp.report.runs import numeric, ok_runs
-from pinn_exp.report.stats import bootstrap_mean_ci
+from pinn_exp.report.stats import t_mean_ci
 
 MISSING_LABEL = "none"
 STD_NOTE = "std is the sample standard deviation (ddof=1); only runs with status `ok` counted"
-CI_NOTE = (
-    "in brackets the 95 % percentile-bootstrap confidence interval of the mean (n/a below 2 runs)"
-)
+CI_NOTE = "in brackets the 95 % t-interval of the mean (Student-t; n/a below 2 runs)"
 
 # ----------------------------------------------------------------------------- grouping
 
@@ -116,8 +114,8 @@ def format_cell(values: Sequence[float], scientific: bool, ci: bool = False) -> 
     Args:
         values: the numbers of one table cell.
         scientific: errors: mean with 3 and std with 2 significant digits (``1.23e-02 ± 4.5e-03``).
-        ci: append ``[low, high]``, the 95 % bootstrap confidence interval of the mean
-            (``stats.bootstrap_mean_ci``; ``[n/a]`` below two values).
+        ci: append ``[low, high]``, the 95 % Student-t confidence interval of the mean
+            (``stats.t_mean_ci``; ``[n/a]`` below two values).
 
     Returns:
         The cell text; ``"-"`` when ``values`` is empty.
@@ -132,7 +130,7 @@ def format_cell(values: Sequence[float], scientific: bool, ci: bool = False) -> 
     std_text = "n/a" if math.isnan(std) else fmt_std(std)
     text = f"{fmt_mean(mean)} ± {std_text} ({len(data)})"
     if ci:
-        interval = bootstrap_mean_ci(data)
+        interval = t_mean_ci(data)
         bounds = "n/a" if interval is None else ", ".join(fmt_std(b) for b in interval)
         text += f" [{bounds}]"
     return text
@@ -152,7 +150,7 @@ def mean_std_table(
         rows: column(s) whose values label the table rows; comma-separated or a list.
         cols: column(s) whose values label the table columns.
         metric: the numeric column to summarize.
-        ci: also give each cell's 95 % bootstrap confidence interval of the mean.
+        ci: also give each cell's 95 % Student-t confidence interval of the mean.
 
     Returns:
         A frame of strings ``"mean ± std (n)"`` (``"-"`` for empty cells; with ``ci``,
