@@ -18,7 +18,7 @@ from pinn_exp.factory import Built
 from pinn_exp.io import records
 from pinn_exp.io.record import COLLOCATION, HISTORY, METRICS, PLOTS, RESIDUAL, RunRecord
 from pinn_exp.metrics import registry as metrics
-from pinn_exp.metrics.memory import is_allocation_failure, peak_rss_mb, reset_peak_rss
+from pinn_exp.metrics.memory import HWM, is_allocation_failure, peak_rss_mb, reset_peak_rss
 from pinn_exp.report import run_plots
 from pinn_exp.training.trainer import Diverged, Trainer
 
@@ -153,7 +153,8 @@ def run(
     finally:
         built.device.release()
         record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
-        record.peak_cpu_rss_mb = peak_rss_mb()
+        record.update(peak_cpu_rss_mb=peak_rss_mb(), cpu_rss_start_mb=HWM.start_mb,
+                      peak_cpu_rss_increase_mb=HWM.increase_mb(), cpu_peak_method=HWM.label)
         if trainer is not None:
             _fill(record, trainer)
         write(out_dir, record)  # first: it must never be lost
@@ -198,6 +199,7 @@ def _fill(record: RunRecord, trainer: Trainer) -> None:
         peak_gpu_mem_mb_train=meter.peak("train"),
         peak_gpu_mem_mb_sampling=meter.peak("sampling"),
         peak_gpu_reserved_mb=meter.reserved(),
+        **meter.record_fields(),
         time_train_s=meter.time_s.get("train", 0.0),
         time_sampling_s=meter.time_s.get("sampling", 0.0),
         n_residual_evals=trainer.scorer.n_evals,

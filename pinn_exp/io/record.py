@@ -62,7 +62,23 @@ class RunRecord:
     peak_gpu_mem_mb_train: float | None = _field(fmt=PLAIN, column=True)
     peak_gpu_mem_mb_sampling: float | None = _field(fmt=PLAIN, column=True)
     peak_gpu_reserved_mb: float | None = _field(fmt=PLAIN, column=True)  # allocator's reserve
-    peak_cpu_rss_mb: float | None = _field(fmt=PLAIN, column=True)
+    # how much the reserve grew within each phase (peak reserve minus the reserve at its start)
+    peak_gpu_reserved_growth_mb_train: float | None = _field(fmt=PLAIN, column=True)
+    peak_gpu_reserved_growth_mb_sampling: float | None = _field(fmt=PLAIN, column=True)
+    peak_gpu_mem_mb_evaluation: float | None = _field(fmt=PLAIN)
+    peak_gpu_reserved_growth_mb_evaluation: float | None = _field(fmt=PLAIN)
+    peak_cpu_rss_mb: float | None = _field(fmt=PLAIN, column=True)  # the process's, whole run
+    cpu_rss_start_mb: float | None = _field(fmt=PLAIN, column=True)  # RSS when the run began
+    # peak RSS minus the run's starting RSS: the whole run, then per phase (null where the
+    # peak cannot be reset, see cpu_peak_method)
+    peak_cpu_rss_increase_mb: float | None = _field(fmt=PLAIN, column=True)
+    peak_cpu_rss_increase_mb_setup: float | None = _field(fmt=PLAIN)  # build to first phase
+    peak_cpu_rss_increase_mb_train: float | None = _field(fmt=PLAIN, column=True)
+    peak_cpu_rss_increase_mb_sampling: float | None = _field(fmt=PLAIN, column=True)
+    peak_cpu_rss_increase_mb_evaluation: float | None = _field(fmt=PLAIN)
+    #: how CPU peaks were taken (pinn_exp.metrics.memory): ``clear_refs`` (VmHWM reset per
+    #: phase), ``lifetime_vmhwm`` or ``lifetime_ru_maxrss`` (no reset: the process's peak)
+    cpu_peak_method: str | None = _field()
     wall_time_s: float | None = _field(fmt=PLAIN, column=True)
     time_train_s: float | None = _field(fmt=PLAIN, column=True)
     time_sampling_s: float | None = _field(fmt=PLAIN, column=True)

@@ -1,13 +1,28 @@
 """Peak memory and time per phase.
 
 GPU memory is ``torch.cuda.max_memory_allocated`` (tensors allocated by PyTorch, not the
-caching allocator's reserve), reset at the start of each phase, in MiB. CPU memory is the
-process's peak resident set size (``VmHWM``), reset at the start of each run through
-``/proc/self/clear_refs`` on Linux; elsewhere it is the process's lifetime peak (``ru_maxrss``).
+caching allocator's reserve), reset at the start of each phase, in MiB. The reserve is
+reported as its growth within the phase (``max_memory_reserved`` minus the reserve at the
+phase's start): the blocks an earlier phase left in the cache are not the phase's own.
+
+CPU memory is the process's resident set size. A run records the RSS at its start and, per
+phase, the peak RSS (``VmHWM``) during the phase minus that starting RSS: what the process held
+before the run (the interpreter, torch, the config) is not counted. Linux resets ``VmHWM`` to
+the current RSS when ``5`` is written to ``/proc/self/clear_refs``; each phase starts with such
+a reset, and the run's peak is the largest of the phases' peaks and of the gaps between them.
+Before each reset the heap's free pages are returned to the OS (glibc's ``malloc_trim``), as
+``device.retain_cpu_memory`` keeps them resident: otherwise a phase's peak would include what
+an earlier phase freed.
+Where the reset is refused or has no effect (``VmHWM`` does not drop), or where there is no
+``/proc`` (macOS: ``ru_maxrss``), only the process's lifetime peak is known: the record's
+``cpu_peak_method`` says which, and the per-phase figures are then left empty.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import platform
 import resource
 import sys
 import time
@@ -17,57 +32,228 @@ from pathlib import Path
 
 import torch
 
+log = logging.getLogger(__name__)
+
 MIB = 2**20
 
+#: ``cpu_peak_method``: VmHWM reset at the run's start and at each phase's start
+CLEAR_REFS = "clear_refs"
+#: ``/proc`` is there but the reset was refused or had no effect: the process's lifetime peak
+LIFETIME_VMHWM = "lifetime_vmhwm"
+#: no ``/proc`` (macOS, BSD): ``getrusage``'s lifetime peak
+LIFETIME_RU_MAXRSS = "lifetime_ru_maxrss"
 
-def reset_peak_rss() -> bool:
-    """Resets the process's peak RSS counter; returns False where the OS does not allow it."""
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+#: VmHWM may exceed VmRSS by this much right after a reset (pages touched in between)
+_RESET_SLACK_MB = 1.0
+
+
+def _status_mb(*keys: str) -> dict[str, float] | None:
+    """The named ``kB`` fields of ``/proc/self/status`` in MiB, read at once; None without it."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
+        text = _STATUS.read_text()
     except OSError:
-        return False
+        return None
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name in keys:
+            out[name] = int(value.split()[0]) / 1024
+    return out if len(out) == len(keys) else None
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (since the last reset, on Linux)."""
+def rss_mb() -> float | None:
+    """The process's resident set size now, in MiB; None without ``/proc``."""
+    status = _status_mb("VmRSS")
+    return status["VmRSS"] if status else None
+
+
+def _glibc_malloc_trim():
+    """glibc's ``malloc_trim``, or None where the process's malloc is not glibc's."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+        process, glibc = ctypes.CDLL(None), ctypes.CDLL("libc.so.6")
+        in_use, glibc_malloc = (ctypes.cast(lib.malloc, ctypes.c_void_p).value
+                                for lib in (process, glibc))  # fmt: skip
+        trim = glibc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    if in_use != glibc_malloc:  # jemalloc or tcmalloc preloaded
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()
+
+
+def trim_heap() -> bool:
+    """Returns the heap's free pages to the OS (glibc's ``malloc_trim(0)``); False where the
+    allocator is not glibc's.
+
+    ``device.retain_cpu_memory`` keeps freed blocks resident, so without a trim a phase's peak
+    RSS would hold what earlier phases freed. It costs about 0.15 s per GiB freed, once per
+    phase, and the next phase faults in again the pages it needs.
+    """
+    return bool(_MALLOC_TRIM is not None and _MALLOC_TRIM(0) >= 0)
+
+
+def _hwm_mb() -> float:
+    """The process's peak RSS since the last reset (``VmHWM``), or its lifetime peak, in MiB."""
+    status = _status_mb("VmHWM")
+    if status:
+        return status["VmHWM"]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / MIB if sys.platform == "darwin" else rss / 1024
 
 
+class HighWaterMark:
+    """The process's peak RSS over a run whose phases each reset ``VmHWM``.
+
+    ``VmHWM`` belongs to the process, so there is one of these per process (:data:`HWM`): a
+    reset for a phase folds the peak so far into the run's peak before clearing it.
+    """
+
+    def __init__(self) -> None:
+        self.method: str | None = None  # one of CLEAR_REFS, LIFETIME_*; None before a run
+        self.reason: str | None = None  # why the reset is not available
+        self.start_mb: float | None = None  # RSS at the run's start
+        self._folded_mb = 0.0  # the largest peak before the last reset, since the run's start
+        self._warned = False  # the reset's failure is logged once per process
+        self.trimmed = False  # the heap's free pages go back to the OS at each reset
+
+    def start(self) -> bool:
+        """Starts a run: resets ``VmHWM`` and records the RSS now. Returns True where the
+        reset works."""
+        self.method, self.reason = CLEAR_REFS, None
+        self.trimmed = _MALLOC_TRIM is not None
+        self.reset()
+        self._folded_mb = 0.0
+        self.start_mb = rss_mb()
+        if self.start_mb is None:
+            self.method, self.reason = LIFETIME_RU_MAXRSS, "no /proc/self/status"
+        return self.method == CLEAR_REFS
+
+    def reset(self) -> float:
+        """Folds the peak so far into the run's peak and resets ``VmHWM`` to the current RSS.
+
+        Returns:
+            The peak RSS (MiB) since the previous reset.
+        """
+        before = _hwm_mb()
+        self._folded_mb = max(self._folded_mb, before)
+        if self.method != CLEAR_REFS:
+            return before
+        if self.trimmed:
+            trim_heap()
+        try:
+            _CLEAR_REFS.write_text("5")
+        except OSError as exc:  # a read-only /proc, a sandbox without it
+            self._fail(f"writing /proc/self/clear_refs: {type(exc).__name__}: {exc}")
+            return before
+        after = _status_mb("VmHWM", "VmRSS")
+        if after is None:
+            self._fail("no VmHWM in /proc/self/status")
+        elif (after["VmHWM"] > after["VmRSS"] + _RESET_SLACK_MB
+              and after["VmHWM"] > before - _RESET_SLACK_MB):  # fmt: skip
+            # a reset sets VmHWM to VmRSS: one that stays at the old peak was ignored
+            self._fail(f"VmHWM stayed at {after['VmHWM']:.0f} MiB after the reset, above "
+                       f"VmRSS {after['VmRSS']:.0f} MiB")  # fmt: skip
+        return before
+
+    def _fail(self, reason: str) -> None:
+        if self.reason is None and not self._warned:
+            self._warned = True
+            log.warning("peak RSS cannot be reset (%s): per-phase CPU peaks are not measured, "
+                        "only the process's lifetime peak", reason)  # fmt: skip
+        self.method, self.reason = LIFETIME_VMHWM, reason
+
+    def peak_mb(self) -> float:
+        """The run's peak RSS so far (MiB): the lifetime peak where the reset does not work."""
+        return max(self._folded_mb, _hwm_mb())
+
+    @property
+    def label(self) -> str | None:
+        """The record's ``cpu_peak_method``: the method, ``+malloc_trim`` where the heap's
+        free pages are returned to the OS at each phase's start."""
+        if self.method == CLEAR_REFS and self.trimmed:
+            return f"{CLEAR_REFS}+malloc_trim"
+        return self.method
+
+    def increase_mb(self) -> float | None:
+        """The run's peak RSS minus its starting RSS (MiB); None where the peak cannot be
+        reset (it would include what the process held before the run)."""
+        return self.peak_mb() - self.start_mb if self.per_phase else None
+
+    @property
+    def per_phase(self) -> bool:
+        """True where phases' peaks are their own (the reset works and a run has started)."""
+        return self.method == CLEAR_REFS and self.start_mb is not None
+
+
+#: the process's one high-water mark (``VmHWM`` is per process)
+HWM = HighWaterMark()
+
+
+def reset_peak_rss() -> bool:
+    """Starts a run's CPU memory accounting (:meth:`HighWaterMark.start`); returns False where
+    the OS does not allow resetting the peak."""
+    return HWM.start()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB since :func:`reset_peak_rss` (on Linux;
+    elsewhere the lifetime peak), phase resets included."""
+    return HWM.peak_mb()
+
+
 class PhaseMeter:
-    """Accumulates wall time and peak GPU memory per phase (``train``, ``sampling``).
+    """Accumulates wall time and peak memory per phase (``train``, ``sampling``, ...).
+
+    Per phase, the largest over the phase's occurrences of: on CUDA, the allocated peak
+    (``peak_mb``) and the reserve's growth (``reserved_growth_mb``); on every device, where
+    :data:`HWM` can reset, the CPU peak RSS minus the run's starting RSS
+    (``cpu_increase_mb``). The time between the run's start and the first phase is ``setup``.
 
     Args:
         device: the run's device; GPU memory is measured only on CUDA.
+        cuda_api: the ``torch.cuda`` functions used (tests pass a fake); default ``torch.cuda``.
     """
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, cuda_api=None):
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
+        self.api = cuda_api if cuda_api is not None else torch.cuda
         self.time_s: dict[str, float] = defaultdict(float)
         self.peak_mb: dict[str, float] = defaultdict(float)
         #: the caching allocator's peak reserve per phase (``max_memory_reserved``)
         self.reserved_mb: dict[str, float] = defaultdict(float)
-        self.last_peak_mb: float | None = None  # peak of the most recent phase block
+        #: the reserve's growth within the phase (peak reserve minus the reserve at its start)
+        self.reserved_growth_mb: dict[str, float] = defaultdict(float)
+        #: peak RSS within the phase minus the run's starting RSS
+        self.cpu_increase_mb: dict[str, float] = defaultdict(float)
+        self.last_peak_mb: float | None = None  # GPU peak of the most recent phase block
+        self.last_cpu_increase_mb: float | None = None  # CPU increase of the most recent block
         self.current: str | None = None
+        self._phases_begun = 0
 
     def _sync(self) -> None:
         if self.cuda:
-            torch.cuda.synchronize(self.device)
+            self.api.synchronize(self.device)
 
     @contextmanager
     def phase(self, name: str):
-        """Times the block and records its peak GPU memory under ``name``."""
+        """Times the block and records its peak memory under ``name``."""
         self._sync()
         if self.cuda:
-            torch.cuda.reset_peak_memory_stats(self.device)
+            self.api.reset_peak_memory_stats(self.device)
+            reserved_start = self.api.memory_reserved(self.device)
+        before = HWM.reset()
+        if not self._phases_begun:
+            self._add_cpu("setup", before)
+        self._phases_begun += 1
         self.current = name
         start = time.perf_counter()
         try:
@@ -76,12 +262,22 @@ class PhaseMeter:
             self._sync()
             self.time_s[name] += time.perf_counter() - start
             if self.cuda:
-                peak = torch.cuda.max_memory_allocated(self.device) / MIB
+                peak = self.api.max_memory_allocated(self.device) / MIB
                 self.peak_mb[name] = max(self.peak_mb[name], peak)
                 self.last_peak_mb = peak
-                reserved = torch.cuda.max_memory_reserved(self.device) / MIB
-                self.reserved_mb[name] = max(self.reserved_mb[name], reserved)
+                reserved = self.api.max_memory_reserved(self.device)
+                self.reserved_mb[name] = max(self.reserved_mb[name], reserved / MIB)
+                growth = (reserved - reserved_start) / MIB
+                self.reserved_growth_mb[name] = max(self.reserved_growth_mb[name], growth)
+            self.last_cpu_increase_mb = self._add_cpu(name, _hwm_mb())
             self.current = None
+
+    def _add_cpu(self, name: str, peak_mb: float) -> float | None:
+        if not HWM.per_phase:
+            return None
+        increase = peak_mb - HWM.start_mb
+        self.cpu_increase_mb[name] = max(self.cpu_increase_mb.get(name, increase), increase)
+        return increase
 
     def peak(self, name: str | None = None) -> float | None:
         """Peak GPU MiB of one phase, or of all phases; None on the CPU."""
@@ -90,6 +286,28 @@ class PhaseMeter:
     def reserved(self, name: str | None = None) -> float | None:
         """Peak MiB the caching allocator reserved in one phase, or in all; None on the CPU."""
         return self._largest(self.reserved_mb, name)
+
+    def reserved_growth(self, name: str) -> float | None:
+        """How much the caching allocator's reserve grew within one phase (MiB, its largest
+        over the phase's occurrences); None on the CPU."""
+        return self._largest(self.reserved_growth_mb, name)
+
+    def cpu_increase(self, name: str) -> float | None:
+        """Peak RSS in one phase minus the run's starting RSS (MiB, the largest over the
+        phase's occurrences); None where the peak cannot be reset or the phase did not run."""
+        if not HWM.per_phase:
+            return None
+        return self.cpu_increase_mb.get(name)
+
+    def record_fields(self) -> dict[str, float | None]:
+        """The record's per-phase memory fields beyond the allocated GPU peaks: the reserve's
+        growth and the CPU peak increase per phase (``pinn_exp.io.record.RunRecord``)."""
+        out: dict[str, float | None] = {"peak_gpu_mem_mb_evaluation": self.peak("evaluation")}
+        for name in ("train", "sampling", "evaluation"):
+            out[f"peak_gpu_reserved_growth_mb_{name}"] = self.reserved_growth(name)
+        for name in ("setup", "train", "sampling", "evaluation"):
+            out[f"peak_cpu_rss_increase_mb_{name}"] = self.cpu_increase(name)
+        return out
 
     def _largest(self, per_phase: dict[str, float], name: str | None) -> float | None:
         if not self.cuda:
@@ -100,12 +318,16 @@ class PhaseMeter:
 
     def state_dict(self) -> dict:
         return {"time_s": dict(self.time_s), "peak_mb": dict(self.peak_mb),
-                "reserved_mb": dict(self.reserved_mb)}  # fmt: skip
+                "reserved_mb": dict(self.reserved_mb),
+                "reserved_growth_mb": dict(self.reserved_growth_mb),
+                "cpu_increase_mb": dict(self.cpu_increase_mb)}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self.time_s.update(state["time_s"])
         self.peak_mb.update(state["peak_mb"])
         self.reserved_mb.update(state.get("reserved_mb", {}))
+        self.reserved_growth_mb.update(state.get("reserved_growth_mb", {}))
+        self.cpu_increase_mb.update(state.get("cpu_increase_mb", {}))
 
 
 def is_allocation_failure(exc: BaseException) -> bool:

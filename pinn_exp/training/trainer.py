@@ -416,15 +416,19 @@ class Trainer:
                 sampling_s = time.perf_counter() - sampling_began
             self.state.points = update.points.detach()
             self._stage_updates = 0
+            sampling_peak = self.meter.last_peak_mb if round_index else None
+            sampling_cpu = self.meter.last_cpu_increase_mb
             # where the sampler put the points, judged by the residual it saw (the metric
             # ``concentration`` judges them again after the stage's training)
             self.phase = "evaluation"
-            at_sampling = concentration(self.uncounted_residual, self.state.points, self.probes)
-            sampling_peak = self.meter.last_peak_mb if round_index else None
+            with self.meter.phase("evaluation"):
+                at_sampling = concentration(self.uncounted_residual, self.state.points,
+                                            self.probes)  # fmt: skip
             steps = self.schedule.pretrain_steps if round_index == 0 else self.schedule.adam_steps
             self.train_stage(round_index, steps)
             self.phase = "evaluation"
-            measured = self.evaluate()
+            with self.meter.phase("evaluation"):
+                measured = self.evaluate()
             for name, value in measured.items():
                 self.state.metrics.setdefault(name, []).append(value)
             self.state.round_index = round_index
@@ -443,6 +447,7 @@ class Trainer:
                     "time_sampling_s": sampling_s,
                     "n_residual_evals": self.scorer.n_evals - evals_before,
                     "peak_gpu_mem_mb_sampling": sampling_peak,
+                    "peak_cpu_rss_increase_mb_sampling": sampling_cpu,
                     "concentration_at_sampling": at_sampling,
                     **({"n_stage_updates": self._stage_updates} if self._period else {}),
                     **update.stats,
