@@ -6,7 +6,13 @@ from typing import Any
 
 import torch
 
-from pinn_exp.samplers.base import ResidualScorer, Sampler, Update, rad_probabilities
+from pinn_exp.samplers.base import (
+    ResidualScorer,
+    Sampler,
+    Update,
+    rad_log_weights,
+    rad_probabilities,
+)
 
 
 def _check_dense(n_dense: int, chunk_size: int | None, k: float, c: float) -> None:
@@ -52,8 +58,23 @@ class DenseSetSampler(Sampler):
     def draw_rad(self, dense: torch.Tensor, eps: torch.Tensor, n: int) -> torch.Tensor:
         """``n`` points of S drawn without replacement with the RAD density."""
         p = rad_probabilities(eps, self.k, self.c)
-        index = torch.multinomial(p, n, replacement=False, generator=self.generator)
+        if int((p > 0).sum()) >= n:
+            index = torch.multinomial(p, n, replacement=False, generator=self.generator)
+        else:  # c = 0 with a large k or zero residuals: too few weights are representable
+            index = self._draw_by_keys(rad_log_weights(eps, self.k, self.c), n)
         return dense[index.to(dense.device)]
+
+    def _draw_by_keys(self, log_p: torch.Tensor, n: int) -> torch.Tensor:
+        """``n`` indices drawn without replacement with weights exp(``log_p``), from the log
+        weights: the largest log p + Gumbel noise (Efraimidis and Spirakis' keys), exact where
+        exp underflows; points of weight 0 come last, in random order."""
+        positive = torch.isfinite(log_p).nonzero().reshape(-1)
+        u = torch.rand(len(positive), generator=self.generator, dtype=torch.float64)
+        keys = log_p[positive] - torch.log(-torch.log(u))
+        first = positive[torch.argsort(keys, descending=True)]
+        zero = (~torch.isfinite(log_p)).nonzero().reshape(-1)
+        rest = zero[torch.randperm(len(zero), generator=self.generator)]
+        return torch.cat([first, rest])[:n]
 
 
 class RAD(DenseSetSampler):

