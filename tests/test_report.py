@@ -157,10 +157,14 @@ def test_markdown_mean_std_matches_numpy(sweep, summary):
     text = (sweep / "summary.md").read_text()
     assert "ddof=1" in text
     assert "ok: 9, failed: 1, oom: 1, incomplete: 2" in text
-    row = next(line for line in text.splitlines() if line.startswith("| rsmote |"))
-    assert _expected_cell(_errors("rsmote")) in row
-    row = next(line for line in text.splitlines() if line.startswith("| uniform |"))
-    assert _expected_cell(_errors("uniform")) in row
+    # a cell pools runs that differ in seed alone: lambda and the dimension label the rows
+    for sampler, key, value in [("rsmote", "sampler.ratio", 0.3), ("rsmote", "sampler.ratio", 0.6),
+                                ("uniform", "pde.dim", 2)]:  # fmt: skip
+        head = f"| {sampler} ({key}={value}) |"
+        row = next(line for line in text.splitlines() if line.startswith(head))
+        index = 3 if key == "sampler.ratio" else 1
+        errors = [r[6] for r in RUNS if r[2] == sampler and r[5] == "ok" and r[index] == value]
+        assert _expected_cell(errors) in row
     assert "## `peak_gpu_mem_mb`" in text and "## `wall_time_s`" in text
 
 
@@ -175,15 +179,22 @@ def test_failed_runs_are_listed(sweep, summary):
 
 def test_grouping_by_config_columns(sweep):
     frame = collect_runs([sweep])
-    table = mean_std_table(frame, "sampler", "pde.dim", "l2_rel_error")
+    table = mean_std_table(frame, "sampler,sampler.ratio", "pde.dim", "l2_rel_error")
     assert list(table.columns) == [2, 5]
-    assert table.loc["uniform", 2] == _expected_cell(_errors("uniform", 2))
-    assert table.loc["uniform", 5] == "3.00e-02 ± n/a (1)"
-    assert table.loc["rsmote", 5] == "-"  # the only dim-5 rsmote run ran out of memory
+    assert table.index.names == ["sampler", "sampler.ratio", "final N"]
+    table = table.droplevel("final N")
+    assert table.loc[("uniform", "none"), 2] == _expected_cell(_errors("uniform", 2))
+    assert table.loc[("uniform", "none"), 5] == "3.00e-02 ± n/a (1)"
+    assert table.loc[("rsmote", 0.3), 5] == "-"  # the only dim-5 rsmote run ran out of memory
     multi = mean_std_table(frame, "sampler,sampler.ratio", "pde", "l2_rel_error")
+    multi = multi.droplevel("final N")
     expected = [r[6] for r in RUNS if r[2] == "rsmote" and r[3] == 0.6]
     assert multi.loc[("rsmote", 0.6), "poisson"] == _expected_cell(expected)
-    assert multi.loc[("uniform", "none"), "poisson"] == _expected_cell(_errors("uniform"))
+    # uniform ran at two dimensions: not pooled, the dimension labels the rows
+    assert multi.loc[("uniform", "none (pde.dim=2)"), "poisson"] == _expected_cell(
+        _errors("uniform", 2)
+    )
+    assert multi.loc[("uniform", "none (pde.dim=5)"), "poisson"] == "3.00e-02 ± n/a (1)"
 
 
 def test_plots_written_when_data_supports_them(sweep, summary):
@@ -212,8 +223,9 @@ def test_main_cols_dim_latex_and_exit_codes(sweep, tmp_path, capsys):
     assert main([str(sweep), "--cols", "pde.dim", "--latex", "--out", str(out), "--no-plots"]) == 0
     printed = capsys.readouterr().out
     assert str(out / "summary.md") in printed
-    assert _expected_cell(_errors("rsmote", 2)) in printed
-    assert _expected_cell(_errors("rsmote", 2)) in (out / "summary.md").read_text()
+    lambda_03 = [r[6] for r in RUNS if r[2] == "rsmote" and r[3] == 0.3 and r[5] == "ok"]
+    assert f"| rsmote (sampler.ratio=0.3) | 60 | {_expected_cell(lambda_03)}" in printed
+    assert _expected_cell(lambda_03) in (out / "summary.md").read_text()
     tex = (out / "summary.tex").read_text()
     assert r"\pm" in tex and "rsmote" in tex
     assert not list(out.glob("*.png"))
@@ -281,7 +293,12 @@ def test_points_by_sampler_says_which_seed_it_shows(sweep, summary):
     ok = frame[frame["status"] == "ok"]
     for title in titles:
         sampler, rest = title.split(", seed ", 1)
-        lowest = int(ok.loc[ok["sampler"] == sampler, "seed"].min())
+        name, _, settings = sampler.partition(" (")
+        mine = ok["sampler"] == name
+        for pair in filter(None, settings.rstrip(")").split(", ")):  # a panel per setting
+            key, value = pair.split("=")
+            mine &= ok[key] == float(value)
+        lowest = int(ok.loc[mine, "seed"].min())
         assert rest.startswith(f"{lowest}:"), title
     assert "lowest seed" in fig._suptitle.get_text()
 

@@ -1,4 +1,9 @@
-"""``python -m pinn_exp.report DIR [DIR ...]``: summarize the runs below the folders."""
+"""``python -m pinn_exp.report DIR [DIR ...]``: summarize the runs below the folders.
+
+Exit status 0 when the report is written; 2, with one line on stderr naming what and why and
+nothing written, when a folder does not exist, the output folder cannot be written or is a
+file, ``--baseline`` names a sampler without ok runs, or the output folder holds the summary
+of runs this report would not cover (``--overwrite`` replaces it)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from pathlib import Path
 
 from pinn_exp.metrics import registry
 from pinn_exp.report.runs import status_counts
-from pinn_exp.report.summary import write_summary
+from pinn_exp.report.summary import ReportRefused, duplicate_count, write_summary
 from pinn_exp.report.tables import mean_std_table, to_markdown
 
 
@@ -59,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-plots", dest="plots", action="store_false", help="do not draw the plots"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a summary in the output folder that lists runs this report does not cover",
+    )
     return parser
 
 
@@ -76,27 +86,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (``sys.argv[1:]`` when None).
 
     Returns:
-        0 on success, 2 when a folder does not exist.
+        0 on success, 2 when the report is refused (one line on stderr says why).
     """
     args = build_parser().parse_args(argv)
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         print(f"error: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    frame = write_summary(
-        args.dirs,
-        args.out,
-        rows=args.rows,
-        cols=args.cols,
-        metric=args.metric,
-        latex=args.latex,
-        plots=args.plots,
-        baseline=args.baseline,
+    out = args.out if args.out is not None else args.dirs[0]
+    try:
+        frame = write_summary(
+            args.dirs,
+            out,
+            rows=args.rows,
+            cols=args.cols,
+            metric=args.metric,
+            latex=args.latex,
+            plots=args.plots,
+            baseline=args.baseline,
+            require_baseline=True,
+            overwrite=args.overwrite,
+        )
+    except ReportRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write that failed after the checks (a full disk)
+        print(f"error: {out}: cannot write the report: {exc}", file=sys.stderr)
+        return 2
+    duplicates = duplicate_count(frame)
+    print(
+        f"{len(frame)} runs"
+        + (f" ({status_counts(frame)})" if len(frame) else "")
+        + (f"; {duplicates} duplicate run(s) not counted (see summary.md)" if duplicates else "")
     )
-    print(f"{len(frame)} runs" + (f" ({status_counts(frame)})" if len(frame) else ""))
     _warn_unknown_columns(frame, [*args.rows.split(","), *args.cols.split(","), args.metric])
     for path in frame.attrs.get("outputs", []):
         print(f"wrote {path}")
+    for path in frame.attrs.get("removed", []):
+        print(f"removed {path} (from an earlier report)")
     table = mean_std_table(frame, args.rows, args.cols, args.metric, ci=True)
     if table.empty:
         print(f"no ok runs with a value for {args.metric}")

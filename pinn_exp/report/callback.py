@@ -1,9 +1,11 @@
-"""Writes the sweep's summary when a multirun ends (registered in conf/config.yaml)."""
+"""Writes the sweep's summary when a multirun ends (registered in conf/config.yaml), says which
+jobs did not finish ok, and makes the sweep exit with status 1 when none did."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
+
+#: the exit status of a sweep in which no job finished ok
+ALL_FAILED = 1
+#: at most this many failed jobs are named on the sweep's last line
+NAMED_FAILURES = 10
 
 
 def swept_keys(config: DictConfig) -> list[str]:
@@ -90,8 +97,65 @@ class SummaryCallback(Callback):
 
         sweep_ended()
         sweep_dir = Path(config.hydra.sweep.dir)
+        frame = None
         try:
             frame = write_sweep_summary(config)
             print(f"summary of {len(frame)} runs: {sweep_dir / 'summary.md'}")
-        except Exception:  # noqa: BLE001 - the sweep's runs are on disk; never fail here
-            log.exception("could not write the summary of %s", sweep_dir)
+        except Exception as exc:  # noqa: BLE001 - the sweep's runs are on disk; never fail here
+            log.error("could not write the summary of %s: %s", sweep_dir, exc)
+        failed, total = failed_jobs(sweep_dir, frame)
+        line = failure_line(failed, total)
+        if line is None:
+            return
+        print(line, file=sys.stderr)
+        if total and len(failed) == total:
+            # Hydra's callbacks swallow exceptions, not SystemExit: this sets the exit status
+            raise SystemExit(ALL_FAILED)
+
+
+def failed_jobs(sweep_dir: Path, frame=None) -> tuple[list[tuple[str, str]], int]:
+    """The jobs of a sweep that did not finish ok, and the number of jobs.
+
+    Args:
+        sweep_dir: the sweep's folder.
+        frame: its runs as the summary read them (``runs.collect_runs``); read here when None.
+
+    Returns:
+        ``([(job folder, status), ...], number of jobs)``; jobs that never started count as
+        ``incomplete``.
+    """
+    if frame is None:
+        from pinn_exp.report.runs import collect_runs
+
+        try:
+            frame = collect_runs([sweep_dir], relative_to=sweep_dir)
+        except Exception:  # noqa: BLE001 - no listing is better than a failed sweep end
+            log.debug("cannot list the jobs of %s", sweep_dir, exc_info=True)
+            return [], 0
+    if frame.empty or "status" not in frame.columns:
+        return [], 0
+    bad = frame[frame["status"] != "ok"]
+    names = [Path(str(d)).name for d in bad["run_dir"]]
+    return list(zip(names, bad["status"].astype(str))), len(frame)
+
+
+def failure_line(failed: list[tuple[str, str]], total: int) -> str | None:
+    """The sweep's last line about jobs that did not finish ok (None when all did).
+
+    Args:
+        failed: ``(job folder, status)`` of each job that did not finish ok.
+        total: the number of jobs.
+
+    Returns:
+        ``"sweep: all 4 jobs failed: ..."`` or ``"sweep: 1 of 4 jobs did not finish ok: ..."``.
+    """
+    if not failed:
+        return None
+    named = ", ".join(f"{name} ({status})" for name, status in failed[:NAMED_FAILURES])
+    more = f", and {len(failed) - NAMED_FAILURES} more" if len(failed) > NAMED_FAILURES else ""
+    head = (
+        f"sweep: all {total} jobs failed"
+        if len(failed) == total
+        else f"sweep: {len(failed)} of {total} jobs did not finish ok"
+    )
+    return f"{head}: {named}{more} (see summary.md)"

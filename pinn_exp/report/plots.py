@@ -22,7 +22,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from pinn_exp.io import record  # noqa: E402
 from pinn_exp.metrics import registry  # noqa: E402
 from pinn_exp.report.png import save_png  # noqa: E402
-from pinn_exp.report.runs import memory_metric, numeric, ok_runs  # noqa: E402
+from pinn_exp.report.runs import memory_metric, numeric, ok_runs, setting_keys  # noqa: E402
+from pinn_exp.report.tables import display_label, setting_labels  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ MEMORY_LABELS = {
 METRIC_LABELS = {registry.PRIMARY: "relative L2 error"}
 #: the class name (``sampler_class`` of the record) of the sampler whose lambda is plotted
 RSMOTE_CLASS = "RSmote"
+#: the config keys of the lambda axis
+LAMBDA_KEYS = ("sampler.ratio",)
 #: a plot: ``draw(frame, base, metric)`` returns the figure, or None when the data lacks it
 Plot = Callable[[pd.DataFrame, Path, str], "plt.Figure | None"]
 
@@ -42,6 +45,26 @@ def _names(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame.columns:
         return pd.Series("none", index=frame.index, dtype=object)
     return frame[column].astype(object).where(frame[column].notna(), "none").astype(str)
+
+
+def _line_names(
+    runs: pd.DataFrame, by: str, x: pd.Series | None = None, axis_keys: tuple[str, ...] = ()
+) -> pd.Series:
+    """The line of each run: its value of ``by``, with the settings that differ among the runs
+    of one line at one ``x`` (``rsmote (n_points=300)``), so a line never pools settings.
+
+    Args:
+        runs: the runs of one panel.
+        by: the column that names the lines (``sampler``, ``pde``).
+        x: the x value of each run (None: one point per line, a curve over rounds).
+        axis_keys: config keys that the x axis shows (not added to the names).
+    """
+    if runs.empty:
+        return pd.Series(dtype=object, index=runs.index)
+    candidates = [k for k in setting_keys(runs) if k not in axis_keys]
+    frame = runs.assign(_x=x) if x is not None else runs
+    items = setting_labels(frame, [by], ["_x"] if x is not None else [], candidates)
+    return pd.Series([str(display_label(*item)[0]) for item in items], index=runs.index)
 
 
 def _either(frame: pd.DataFrame, first: str, second: str) -> pd.Series:
@@ -64,8 +87,8 @@ def _round_matrix(curves: list[list[float]]) -> np.ndarray:
 
 def _draw_rounds(ax, runs: pd.DataFrame, column: str, label: str) -> None:
     """Median over seeds of a per-round list, with a min-max band (light) and a 25-75 %
-    band (dark), one line per sampler; log y."""
-    samplers = _names(runs, "sampler")
+    band (dark), one line per sampler and setting; log y."""
+    samplers = _line_names(runs, "sampler")
     for sampler in sorted(samplers.unique()):
         matrix = _round_matrix(list(runs.loc[samplers == sampler, column]))
         rounds = np.arange(matrix.shape[1])
@@ -159,9 +182,12 @@ def _rsmote_runs(frame: pd.DataFrame) -> pd.DataFrame | None:
     return runs if runs["_lambda"].nunique() >= 2 else None
 
 
-def _errorbars(ax, runs: pd.DataFrame, x: pd.Series, y: pd.Series, by: str) -> None:
-    """Mean ± std (ddof=1) of ``y`` per value of ``x``, one line per value of ``runs[by]``."""
-    groups = _names(runs, by)
+def _errorbars(
+    ax, runs: pd.DataFrame, x: pd.Series, y: pd.Series, by: str, axis_keys: tuple[str, ...] = ()
+) -> None:
+    """Mean ± std (ddof=1) of ``y`` per value of ``x``, one line per value of ``runs[by]`` and
+    setting (``_line_names``; ``axis_keys``: the config keys of the x axis)."""
+    groups = _line_names(runs, by, x, axis_keys)
     data = pd.DataFrame({"x": x, "y": y, "g": groups}).dropna(subset=["x", "y"])
     for name, part in data.groupby("g", sort=True):
         stats = part.groupby("x")["y"].agg(["mean", "std"]).sort_index()
@@ -196,7 +222,7 @@ def plot_error_vs_lambda(
     if runs is None or numeric(runs, metric).notna().sum() == 0:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    _errorbars(ax, runs, runs["_lambda"], numeric(runs, metric), "pde")
+    _errorbars(ax, runs, runs["_lambda"], numeric(runs, metric), "pde", LAMBDA_KEYS)
     if (numeric(runs, metric) > 0).all():
         ax.set_yscale("log")
     ax.set_xlabel("λ (sampler.ratio)")
@@ -225,7 +251,7 @@ def plot_memory_vs_lambda(
     if numeric(runs, column).notna().sum() == 0:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    _errorbars(ax, runs, runs["_lambda"], numeric(runs, column), "pde")
+    _errorbars(ax, runs, runs["_lambda"], numeric(runs, column), "pde", LAMBDA_KEYS)
     ax.set_xlabel("λ (sampler.ratio)")
     ax.set_ylabel(MEMORY_LABELS.get(column, column))
     ax.set_title("RSmote: peak memory against λ (mean ± std)")
@@ -286,7 +312,7 @@ def plot_memory_vs_dim(
         return None
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ok = frame[ok_mask]
-    _errorbars(ax, ok, dims[ok_mask], memory[ok_mask], "sampler")
+    _errorbars(ax, ok, dims[ok_mask], memory[ok_mask], "sampler", ("pde.dim",))
     if oom_mask.any():
         ax.set_ylim(top=max(ax.get_ylim()[1], 1.0) * 1.15)
         _mark_oom(ax, frame[oom_mask], dims[oom_mask])
@@ -336,11 +362,11 @@ def _axis_labels(pde: object) -> tuple[str, str]:
 def _sampler_points(
     frame: pd.DataFrame, base: Path
 ) -> list[tuple[str, pd.Series, str, np.ndarray]]:
-    """For each sampler, the last collocation set of its first ok run (lowest seed, then run
-    directory) that saved one, with that run's row."""
+    """For each sampler and setting (``_line_names``), the last collocation set of its first
+    ok run (lowest seed, then run directory) that saved one, with that run's row."""
     ok = ok_runs(frame)
     ok = ok.sort_values([c for c in ("seed", "run_dir") if c in ok.columns])
-    samplers = _names(ok, "sampler")
+    samplers = _line_names(ok, "sampler")
     panels = []
     for sampler in sorted(samplers.unique()):
         for _, row in ok[samplers == sampler].iterrows():

@@ -5,6 +5,11 @@ run. A run without a readable ``metrics.json`` is listed with status ``incomplet
 report can be made at any time, also while a sweep is still running or after parts of it failed;
 so are the jobs of a sweep that never started. The record's fields and file names come from
 :mod:`pinn_exp.io.record`; records written before a field existed read as missing values there.
+
+Two runs are the same *setting* when they agree on every key of ``setting_keys`` (the PDE and
+sampler options and every config key except ``seed`` and the keys that do not change what a run
+computes, ``IGNORED``); a table cell pools only runs of one setting. Two ok runs of one setting
+and one seed are duplicates: the newest record counts, the others get ``duplicate_of``.
 """
 
 from __future__ import annotations
@@ -31,17 +36,26 @@ HYDRA_FILE = ".hydra/hydra.yaml"
 INCOMPLETE = "incomplete"
 #: the order of the status counts: the record's final statuses, then runs without one
 STATUS_ORDER = (*(s for s in record.STATUSES if s != "running"), INCOMPLETE)
-HYDRA_SPECIAL_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+HYDRA_SPECIAL_KEYS = {"_partial_", "_convert_", "_recursive_", "_args_"}
 # Record columns an incomplete run can take from its config: column -> dotted config key.
 CONFIG_FALLBACKS = {"dim": "pde.dim", "ratio": "sampler.ratio"}
 #: ``frame.attrs`` key of the flattened config keys of the runs (set by ``collect_runs``)
 CONFIG_COLUMNS = "config_columns"
+#: config keys (or prefixes ending in ".") that never make two runs different settings
+IGNORED = ("seed", "resume", "progress", "report.", "hydra.")
+#: the record's option names that are settings too, ahead of the config keys
+SETTING_NAMES = ("pde", "sampler")
+#: the size of the collocation set after the last round (RAR-D grows from N/2)
+FINAL_N = "final_n_points"
+#: the run whose result counts in place of this one (same setting, same seed)
+DUPLICATE_OF = "duplicate_of"
+TARGET = "_target_"
 
 
 # ----------------------------------------------------------------------------- discovery
 
 
-def _is_run_dir(path: Path) -> bool:
+def is_run_dir(path: Path) -> bool:
     """True when ``path`` holds a metrics file or a Hydra config."""
     return any((path / name).is_file() for name in (record.METRICS, *CONFIG_FILES))
 
@@ -60,7 +74,7 @@ def find_run_dirs(dirs: Iterable[Path]) -> list[Path]:
         for current, subdirs, _files in os.walk(root):
             subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
             path = Path(current)
-            if _is_run_dir(path):
+            if is_run_dir(path):
                 found.add(path.resolve())
                 subdirs[:] = []  # a run's own subfolders are not runs
     return sorted(found)
@@ -139,7 +153,9 @@ def flatten_config(tree: dict, prefix: str = "") -> dict:
         prefix: prepended to every key (used in the recursion).
 
     Returns:
-        ``{"pde.dim": 10, "sampler.ratio": 0.45, ...}``; lists become JSON strings.
+        ``{"pde.dim": 10, "sampler.ratio": 0.45, ...}``; lists become JSON strings. The
+        ``_target_`` classes are kept (``sampler._target_``); ``collect_runs`` drops those that
+        the option names already tell apart.
     """
     flat: dict = {}
     for key, value in tree.items():
@@ -191,6 +207,39 @@ def _fill_from_config(row: dict, tree: dict, flat: dict, run_dir: Path) -> None:
             row[column] = flat[key]
 
 
+def _last_round_size(path: Path) -> int | None:
+    """The number of points of the last ``round_K`` array of a ``collocation.npz``."""
+    try:
+        with np.load(path) as data:
+            rounds = [k for k in data.files if k.startswith("round_") and k[6:].isdigit()]
+            if not rounds:
+                return None
+            return int(data[max(rounds, key=lambda k: int(k[6:]))].shape[0])
+    except (OSError, ValueError, EOFError, IndexError) as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        return None
+
+
+def final_n_points(data: dict, run_dir: Path) -> int | None:
+    """The size of the collocation set after the run's last round.
+
+    Args:
+        data: the run's record.
+        run_dir: the run's folder.
+
+    Returns:
+        ``n_points`` of the record's last ``round_stats`` entry; for records without it, the
+        size of the last round of ``collocation.npz``; None when neither is there.
+    """
+    stats = data.get("round_stats")
+    if isinstance(stats, list) and stats and isinstance(stats[-1], dict):
+        size = stats[-1].get("n_points")
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size
+    path = run_dir / record.COLLOCATION
+    return _last_round_size(path) if path.is_file() else None
+
+
 def load_run(run_dir: Path) -> tuple[dict, dict]:
     """Reads one run folder.
 
@@ -199,10 +248,13 @@ def load_run(run_dir: Path) -> tuple[dict, dict]:
 
     Returns:
         ``(metrics, config)``: the flat record columns (with ``status``; ``incomplete`` and an
-        ``error`` message when ``metrics.json`` is missing or unreadable) and the flattened config.
+        ``error`` message when ``metrics.json`` is missing or unreadable; ``final_n_points``)
+        and the flattened config.
     """
     data, problem = _read_metrics(run_dir)
     row = _metric_scalars(data)
+    if problem is None:
+        row[FINAL_N] = final_n_points(data, run_dir)
     tree = _read_config_tree(run_dir)
     flat = flatten_config(tree)
     if problem is not None:
@@ -317,6 +369,17 @@ def _parse_value(text: str):
     return text
 
 
+def _record_columns() -> list[str]:
+    """The leading columns of the runs' frame: ``run_dir``, ``status``, the record's columns
+    with ``final_n_points`` after ``n_points``."""
+    out = ["run_dir", "status"]
+    for column in record.columns():
+        out.append(column)
+        if column == "n_points":
+            out.append(FINAL_N)
+    return out
+
+
 def collect_runs(dirs: Sequence[Path], relative_to: Path | None = None) -> pd.DataFrame:
     """One row per run below ``dirs``, finished, failed or incomplete.
 
@@ -326,17 +389,16 @@ def collect_runs(dirs: Sequence[Path], relative_to: Path | None = None) -> pd.Da
 
     Returns:
         Columns ``run_dir``, ``status``, the record's columns (``record.columns()``; missing
-        values where an older record lacks a field) and its other scalars, the per-round lists
-        (``record.per_round_fields()``), then the flattened config columns (``pde.dim``,
-        ``sampler.ratio``, ...), whose names are in ``frame.attrs["config_columns"]``.
+        values where an older record lacks a field; ``final_n_points`` after ``n_points``) and
+        its other scalars, the per-round lists (``record.per_round_fields()``), then the
+        flattened config columns (``pde.dim``, ``sampler.ratio``, ...), whose names are in
+        ``frame.attrs["config_columns"]``, and ``duplicate_of`` (see ``mark_duplicates``).
     """
-    loaded = [(path, *_safe_load_run(path)) for path in find_run_dirs(Path(d) for d in dirs)]
+    paths = find_run_dirs(Path(d) for d in dirs)
+    loaded = [(path, *_safe_load_run(path)) for path in paths]
     per_round = record.per_round_fields()
     metric_cols = (
-        ordered_union(
-            (k for _, m, _ in loaded for k in m if k not in per_round),
-            ("run_dir", "status", *record.columns()),
-        )
+        ordered_union((k for _, m, _ in loaded for k in m if k not in per_round), _record_columns())
         + per_round
     )
     config_keys = ordered_union(k for _, _, c in loaded for k in c)
@@ -351,8 +413,130 @@ def collect_runs(dirs: Sequence[Path], relative_to: Path | None = None) -> pd.Da
     extra = [k for k in ordered_union(k for r in rows for k in r) if k not in metric_cols]
     config_cols += [k for k in extra if k not in config_cols]
     frame = _integer_columns(pd.DataFrame(rows, columns=metric_cols + config_cols), rows)
-    frame.attrs[CONFIG_COLUMNS] = config_keys
+    frame = _drop_implied_targets(frame)
+    frame.attrs[CONFIG_COLUMNS] = [k for k in config_keys if k in frame.columns]
+    ages = [_record_time(path) for path in paths] + [math.nan] * (len(frame) - len(paths))
+    frame[DUPLICATE_OF] = mark_duplicates(frame, ages, has_config=[bool(c) for *_, c in loaded])
     return frame
+
+
+def _record_time(run_dir: Path) -> float:
+    """The modification time of the run's record (NaN without one)."""
+    try:
+        return (run_dir / record.METRICS).stat().st_mtime
+    except OSError:
+        return math.nan
+
+
+def _drop_implied_targets(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drops the ``GROUP._target_`` columns whose class the option names already tell (the
+    same class for every run of one ``sampler``/``pde`` option, or for every run); a class
+    overridden on the command line (``pde._target_=my.Pde``) stays a column."""
+    drop = []
+    for column in [c for c in frame.columns if str(c).endswith(f".{TARGET}")]:
+        group = str(column)[: -len(TARGET) - 1]
+        by = [group] if group in SETTING_NAMES and group in frame.columns else []
+        if not varying(frame, [column], by):
+            drop.append(column)
+    return frame.drop(columns=drop)
+
+
+def _label(value):
+    """A hashable label of a cell (None for missing values, ``10`` for ``10.0``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def ignored(column: str) -> bool:
+    """True for a config key that does not change what a run computes (``IGNORED``).
+
+    Args:
+        column: a config key.
+
+    Returns:
+        Whether two runs that differ in it alone are the same setting.
+    """
+    return any(column == k or (k.endswith(".") and column.startswith(k)) for k in IGNORED)
+
+
+def setting_keys(frame: pd.DataFrame) -> list[str]:
+    """The columns that define a run's setting: ``pde``, ``sampler`` and every config key
+    but ``seed`` and the ``IGNORED`` ones.
+
+    Args:
+        frame: the runs.
+
+    Returns:
+        The columns, in that order.
+    """
+    names = [c for c in SETTING_NAMES if c in frame.columns]
+    return names + [c for c in config_columns(frame) if c not in names and not ignored(c)]
+
+
+def varying(runs: pd.DataFrame, keys: Sequence[str], by: Sequence[str] = ()) -> list[str]:
+    """The ``keys`` whose values differ among ``runs``, or among the runs of one value of
+    ``by`` (a missing value counts as a value of its own).
+
+    Args:
+        runs: some runs.
+        keys: candidate columns (absent ones never vary).
+        by: columns that split the runs first.
+
+    Returns:
+        The varying keys, in the order of ``keys``.
+    """
+    if runs.empty:
+        return []
+    if by:
+        parts = [part for _, part in runs.groupby(list(by), dropna=False, sort=False)]
+    else:
+        parts = [runs]
+    out = []
+    for key in keys:
+        if key in runs.columns and any(len({_label(v) for v in p[key]}) > 1 for p in parts):
+            out.append(key)
+    return out
+
+
+def mark_duplicates(
+    frame: pd.DataFrame, ages: Sequence[float], has_config: Sequence[bool] | None = None
+) -> list[str | None]:
+    """For every ok run of the same setting and seed as a newer ok run: that run's
+    ``run_dir``; None for the others. Such a run is not counted (``ok_runs`` leaves it out).
+
+    Args:
+        frame: the runs.
+        ages: the time of each row's record (a later one counts); NaN sorts first.
+        has_config: per row, whether its config was read (a run without one is never called
+            a duplicate: its setting is unknown); all True when None.
+
+    Returns:
+        One value per row of ``frame``.
+    """
+    out: list[str | None] = [None] * len(frame)
+    if frame.empty or "status" not in frame.columns:
+        return out
+    keys = [*setting_keys(frame), *(["seed"] if "seed" in frame.columns else [])]
+    known = list(has_config) if has_config is not None else [True] * len(frame)
+    known += [False] * (len(frame) - len(known))  # rows of jobs that never started
+    groups: dict[tuple, list[int]] = {}
+    for i, (status, row) in enumerate(zip(frame["status"], frame[keys].itertuples(index=False))):
+        if status == "ok" and known[i]:
+            groups.setdefault(tuple(_label(v) for v in row), []).append(i)
+    run_dirs = frame["run_dir"].astype(str).tolist() if "run_dir" in frame.columns else []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        newest = max(members, key=lambda i: (np.nan_to_num(ages[i], nan=-np.inf), i))
+        for i in members:
+            if i != newest:
+                out[i] = run_dirs[newest] if run_dirs else str(newest)
+    return out
 
 
 def _integer_columns(frame: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
@@ -383,7 +567,7 @@ def numeric(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows with status ``ok``.
+    """The rows with status ``ok`` that count: duplicates (``duplicate_of`` set) left out.
 
     Args:
         frame: the runs.
@@ -393,7 +577,10 @@ def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """
     if "status" not in frame.columns:
         return frame.iloc[0:0]
-    return frame[frame["status"] == "ok"]
+    keep = frame["status"] == "ok"
+    if DUPLICATE_OF in frame.columns:
+        keep &= frame[DUPLICATE_OF].isna()
+    return frame[keep]
 
 
 def memory_metric(frame: pd.DataFrame) -> str:

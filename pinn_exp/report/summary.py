@@ -1,12 +1,21 @@
 """Writes a sweep's summary: ``summary.csv`` (one row per run), ``summary.md`` (status counts,
-mean ± std tables, the paired comparison against a baseline, the runs that did not finish ok),
-``summary_paired.csv``, optionally ``summary.tex``, and the plots."""
+mean ± std tables, the paired comparison against a baseline, the runs that did not finish ok,
+duplicates), ``summary_paired.csv``, optionally ``summary.tex``, and the plots.
+
+A report replaces the previous report in its folder as a whole: files of the earlier report
+that this one does not write (a ``summary_paired.csv`` without a baseline now, a plot the data
+no longer supports) are removed. It refuses (``ReportRefused``, before writing anything) to
+write where it cannot, and to replace a summary of runs it does not cover itself (a report
+over one run of a sweep, written into the sweep's folder)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,9 +25,18 @@ from pinn_exp.io import record
 from pinn_exp.io.records import atomic_write
 from pinn_exp.metrics import registry
 from pinn_exp.report import paired
-from pinn_exp.report.runs import collect_runs, memory_metric, ordered_union, status_counts
+from pinn_exp.report.runs import (
+    DUPLICATE_OF,
+    collect_runs,
+    find_run_dirs,
+    is_run_dir,
+    memory_metric,
+    ordered_union,
+    status_counts,
+)
 from pinn_exp.report.tables import (
     CI_NOTE,
+    SETTINGS_NOTE,
     STD_NOTE,
     md_escape,
     mean_std_table,
@@ -33,6 +51,22 @@ SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
 SUMMARY_TEX = "summary.tex"
 PAIRED_CSV = "summary_paired.csv"
+NOT_STARTED = "(not started)"
+
+
+class ReportRefused(Exception):
+    """A report that is not written; the message (one line) names the path or option and why."""
+
+
+def report_files() -> list[str]:
+    """The names of every file a report may write into its folder.
+
+    Returns:
+        The summary files and the plots' files.
+    """
+    from pinn_exp.report.plots import PLOTS  # matplotlib only when needed
+
+    return [SUMMARY_CSV, SUMMARY_MD, SUMMARY_TEX, PAIRED_CSV, *PLOTS]
 
 
 # ----------------------------------------------------------------------------- summary.md
@@ -44,7 +78,7 @@ def _table_section(frame: pd.DataFrame, rows, cols, metric: str) -> list[str]:
         f"## `{metric}`: mean ± std over seeds (n = number of runs) [95 % CI of the mean]",
         "",
         f"Rows: `{', '.join(split_keys(rows))}`; columns: `{', '.join(split_keys(cols))}`; "
-        f"{STD_NOTE}; {CI_NOTE}.",
+        f"{STD_NOTE}; {CI_NOTE}; {SETTINGS_NOTE}.",
         "",
     ]
     absent = [k for k in [*split_keys(rows), *split_keys(cols), metric] if k not in frame.columns]
@@ -78,6 +112,34 @@ def _problem_section(frame: pd.DataFrame) -> list[str]:
     for run_dir, status, error in zip(bad["run_dir"], bad["status"], errors):
         lines.append(f"- `{run_dir}`: **{status}**: {md_escape(_short(error))}")
     return [*lines, ""]
+
+
+def _duplicate_section(frame: pd.DataFrame) -> list[str]:
+    """The ok runs not counted because a newer run has the same setting and seed."""
+    if DUPLICATE_OF not in frame.columns or frame[DUPLICATE_OF].isna().all():
+        return []
+    lines = [
+        "## Duplicate runs, not counted",
+        "",
+        "Ok runs with the same config and seed as a newer run; only the newest counts.",
+        "",
+    ]
+    dups = frame[frame[DUPLICATE_OF].notna()]
+    for run_dir, kept in zip(dups["run_dir"], dups[DUPLICATE_OF]):
+        lines.append(f"- `{run_dir}`: same as `{kept}`")
+    return [*lines, ""]
+
+
+def duplicate_count(frame: pd.DataFrame) -> int:
+    """The number of runs not counted as duplicates.
+
+    Args:
+        frame: the runs.
+
+    Returns:
+        How many rows have ``duplicate_of`` set.
+    """
+    return int(frame[DUPLICATE_OF].notna().sum()) if DUPLICATE_OF in frame.columns else 0
 
 
 def _compare(
@@ -122,13 +184,15 @@ def summary_markdown(
     if frame.empty:
         return "\n".join([*lines, f"no runs found in {where or 'the given folders'}", ""])
     lines += [f"{len(frame)} runs in {where}" if where else f"{len(frame)} runs", ""]
-    lines += [f"Status: {status_counts(frame)}", ""]
+    duplicates = duplicate_count(frame)
+    note = f" ({duplicates} duplicate run(s) not counted)" if duplicates else ""
+    lines += [f"Status: {status_counts(frame)}{note}", ""]
     for name in ordered_union([metric, memory_metric(frame), "wall_time_s"]):
         lines += _table_section(frame, rows, cols, name)
     if comparison is None:
         comparison = _compare(frame, baseline, cols, metric)
     lines += paired.markdown_section(comparison)
-    return "\n".join(lines + _problem_section(frame))
+    return "\n".join(lines + _problem_section(frame) + _duplicate_section(frame))
 
 
 # ----------------------------------------------------------------------------- writing
@@ -159,6 +223,99 @@ def csv_text(frame: pd.DataFrame) -> str:
     return out.to_csv(index=False)
 
 
+def check_out_dir(out: Path) -> None:
+    """Creates ``out`` if needed and checks that files can be written there.
+
+    Args:
+        out: the report's folder.
+
+    Raises:
+        ReportRefused: ``out`` is a file, cannot be created, or cannot be written to.
+    """
+    if out.exists() and not out.is_dir():
+        raise ReportRefused(f"{out}: exists and is not a folder; give a folder to --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportRefused(f"{out}: cannot create the folder: {exc.strerror or exc}") from None
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".report-", dir=out)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ReportRefused(f"{out}: cannot write there: {exc.strerror or exc}") from None
+
+
+def _summarized_runs(out: Path) -> set[Path]:
+    """The run folders that the summary already in ``out`` lists (empty without one)."""
+    path = out / SUMMARY_CSV
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            names = [row.get("run_dir") or "" for row in csv.DictReader(handle)]
+    except (OSError, ValueError, csv.Error):
+        return set()
+    return {(out / name).resolve() for name in names if name and not name.endswith(NOT_STARTED)}
+
+
+def check_not_clobbering(out: Path, dirs: Sequence[Path]) -> None:
+    """Refuses to replace a summary that lists runs which still exist and which this report
+    would not cover (a report over one run of a sweep, written into the sweep's folder).
+
+    Args:
+        out: the report's folder.
+        dirs: the folders this report searches.
+
+    Raises:
+        ReportRefused: naming the summary, how many of its runs would be lost, and one of them.
+    """
+    earlier = _summarized_runs(out)
+    if not earlier:
+        return
+    covered = set(find_run_dirs(dirs))
+    lost = sorted(p for p in earlier - covered if p.is_dir() and is_run_dir(p))
+    if lost:
+        raise ReportRefused(
+            f"{out / SUMMARY_CSV}: summarizes {len(lost)} run(s) that this report does not "
+            f"cover (e.g. {lost[0]}); give another --out, or --overwrite to replace it"
+        )
+
+
+def check_baseline(frame: pd.DataFrame, baseline: str, metric: str) -> None:
+    """Refuses a baseline sampler without ok runs.
+
+    Args:
+        frame: the runs.
+        baseline: the requested baseline sampler.
+        metric: the compared metric.
+
+    Raises:
+        ReportRefused: naming the baseline and the samplers that have ok runs.
+    """
+    if paired.choose_baseline(frame, baseline, metric)[0] is not None:
+        return
+    runs = paired.usable_runs(frame, metric)
+    names = sorted(set(runs["sampler"].dropna().astype(str))) if "sampler" in runs else []
+    raise ReportRefused(
+        f"--baseline {baseline}: no ok run of sampler {baseline!r} with a value of {metric}; "
+        f"samplers with such runs: {', '.join(names) or 'none'}"
+    )
+
+
+def _remove_stale(out: Path, written: list[Path]) -> list[Path]:
+    """Removes the files of an earlier report in ``out`` that this report did not write."""
+    removed = []
+    kept = {p.name for p in written}
+    for name in report_files():
+        path = out / name
+        if name not in kept and path.is_file():
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError as exc:
+                log.warning("cannot remove %s of an earlier report: %s", path, exc)
+    return removed
+
+
 def write_summary(
     dirs: Sequence[Path] | Path | str,
     out_dir: Path | str | None = None,
@@ -168,9 +325,12 @@ def write_summary(
     latex: bool = False,
     plots: bool = True,
     baseline: str | None = None,
+    require_baseline: bool = False,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Writes ``summary.csv``, ``summary.md``, ``summary_paired.csv`` (when there is a
-    baseline), optionally ``summary.tex``, and the plots.
+    baseline), optionally ``summary.tex``, and the plots; removes the files of an earlier
+    report in the folder that this one does not write.
 
     Args:
         dirs: folders to search for runs.
@@ -182,14 +342,27 @@ def write_summary(
         plots: also write the plots the data supports.
         baseline: the paired comparison's baseline sampler; None: ``rad`` when it has runs,
             else the comparison is skipped with a note.
+        require_baseline: refuse when ``baseline`` has no ok run (else a note says so).
+        overwrite: replace a summary in ``out_dir`` that lists runs this report does not cover.
 
     Returns:
         The runs (as from ``runs.collect_runs``); ``frame.attrs["outputs"]`` lists the written
-        files.
+        files, ``frame.attrs["removed"]`` the earlier report's files that were removed.
+
+    Raises:
+        ReportRefused: before anything is written, see ``check_out_dir``,
+            ``check_not_clobbering`` and ``check_baseline``.
     """
     dirs = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
     out = Path(out_dir) if out_dir is not None else (dirs[0] if dirs else Path.cwd())
+    if out.exists() and not out.is_dir():
+        check_out_dir(out)  # refuses
     frame = collect_runs(dirs, relative_to=out)
+    if require_baseline and baseline is not None:
+        check_baseline(frame, baseline, metric)
+    if not overwrite:
+        check_not_clobbering(out, dirs)
+    check_out_dir(out)
     comparison = _compare(frame, baseline, cols, metric)
     text = summary_markdown(frame, rows, cols, metric, dirs, baseline, comparison)
     written = [_write_text(out / SUMMARY_CSV, csv_text(frame)), _write_text(out / SUMMARY_MD, text)]
@@ -202,5 +375,6 @@ def write_summary(
         from pinn_exp.report.plots import make_plots  # matplotlib only when plotting
 
         written += make_plots(frame, out, metric=metric)
+    frame.attrs["removed"] = [str(p) for p in _remove_stale(out, written)]
     frame.attrs["outputs"] = [str(p) for p in written]
     return frame

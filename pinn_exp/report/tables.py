@@ -1,6 +1,11 @@
 """Tables over runs: grouping, mean ± std (with a Student-t confidence interval of the mean)
 per group, and their markdown and LaTeX text. Numbers are formatted as the run record says
-(``record.is_scientific``: errors in scientific notation, memory and times plainly)."""
+(``record.is_scientific``: errors in scientific notation, memory and times plainly).
+
+A cell pools only runs that differ in ``seed`` alone (and in keys that do not change a run,
+``runs.IGNORED``): a setting that differs inside a cell (``n_points``, ``rounds``,
+``sampler.n_dense``, ...) is added to the row's label, ``rsmote (n_points=300, rounds=3)``,
+and each row names the final size of the collocation set (``final N``)."""
 
 from __future__ import annotations
 
@@ -11,10 +16,17 @@ import numpy as np
 import pandas as pd
 
 from pinn_exp.io import record
-from pinn_exp.report.runs import numeric, ok_runs
+from pinn_exp.report.runs import FINAL_N, SETTING_NAMES, numeric, ok_runs, setting_keys
 from pinn_exp.report.stats import t_mean_ci
 
 MISSING_LABEL = "none"
+#: the name of the row level that gives the final size of the collocation set
+FINAL_N_LEVEL = "final N"
+SETTINGS_NOTE = (
+    "a cell pools only runs that differ in `seed`; where runs of one row differ in another "
+    "setting, the row's label names it, e.g. `rsmote (n_points=300, rounds=3)`; `final N`: "
+    "the size of the collocation set after the last round"
+)
 STD_NOTE = "std is the sample standard deviation (ddof=1); only runs with status `ok` counted"
 CI_NOTE = "in brackets the 95 % t-interval of the mean (Student-t; n/a below 2 runs)"
 
@@ -100,6 +112,93 @@ def _index(labels: list[tuple], keys: list[str]) -> pd.Index:
     return pd.MultiIndex.from_arrays(arrays, names=keys or None)
 
 
+def _differing(labels: dict[str, list], members: list[int], candidates: list[str]) -> set[str]:
+    """The candidate keys whose values differ among the runs ``members``; a key of a group
+    (``sampler.n_dense``) counts only among runs of one option of that group (``sampler``)."""
+    out = set()
+    for key in candidates:
+        group = key.split(".", 1)[0]
+        by = labels.get(group) if "." in key and group in SETTING_NAMES else None
+        seen: dict = {}
+        for i in members:
+            seen.setdefault(by[i] if by is not None else None, set()).add(labels[key][i])
+        if any(len(values) > 1 for values in seen.values()):
+            out.add(key)
+    return out
+
+
+def setting_labels(
+    runs: pd.DataFrame,
+    keys: list[str],
+    cell_keys: Sequence[str] = (),
+    candidates: Sequence[str] | None = None,
+) -> list[tuple[tuple, tuple]]:
+    """Each run's group label, split further by the settings that differ inside a group.
+
+    The runs are grouped by ``keys`` and ``cell_keys`` (a table's rows and columns); every
+    candidate key whose value differs inside some group of one ``keys`` label is added to all
+    labels of that ``keys`` label, so that a group holds runs of one setting only.
+
+    Args:
+        runs: the runs.
+        keys: the grouping columns that get the extra settings (a table's rows).
+        cell_keys: further grouping columns (a table's columns).
+        candidates: the setting keys; None: ``runs.setting_keys`` of ``runs`` without
+            ``keys`` and ``cell_keys``.
+
+    Returns:
+        Per run, ``(label, settings)``: the ``keys`` label and a tuple of ``(key, value)``
+        pairs (empty when nothing differs).
+    """
+    base = group_labels(runs, keys)
+    cells = list(zip(base, group_labels(runs, list(cell_keys))))
+    if candidates is None:
+        candidates = setting_keys(runs)
+    candidates = [c for c in candidates if c in runs.columns and c not in (*keys, *cell_keys)]
+    if not candidates or runs.empty:
+        return [(label, ()) for label in base]
+    needed = set(candidates) | {g for g in SETTING_NAMES if g in runs.columns}
+    labels = {k: [norm_label(v) for v in runs[k].tolist()] for k in needed}
+    members: dict[tuple, list[int]] = {}
+    for i, cell in enumerate(cells):
+        members.setdefault(cell, []).append(i)
+    extra: dict[tuple, set[str]] = {}
+    for (label, _), rows in members.items():
+        extra.setdefault(label, set()).update(_differing(labels, rows, candidates))
+    out = []
+    for i, label in enumerate(base):
+        shown = [k for k in candidates if k in extra[label]]
+        out.append((label, tuple((k, labels[k][i]) for k in shown)))
+    return out
+
+
+def display_label(label: tuple, settings: tuple) -> tuple:
+    """A label with its settings appended to its last value: ``("rsmote (n_points=300)",)``.
+
+    Args:
+        label: the group label.
+        settings: ``(key, value)`` pairs; missing values are not shown.
+
+    Returns:
+        The label unchanged when there is nothing to show.
+    """
+    shown = [f"{k}={v}" for k, v in settings if v != MISSING_LABEL]
+    if not shown:
+        return label
+    return (*label[:-1], f"{label[-1]} ({', '.join(shown)})")
+
+
+def _setting_sort_key(item: tuple[tuple, tuple]) -> tuple:
+    label, settings = item
+    return sort_key(label) + sort_key(tuple(v for _, v in settings))
+
+
+def _final_n_text(values: list) -> str:
+    """The distinct final sizes of a row's runs, ``1100`` or ``1100, 2750``."""
+    known = sorted({v for v in values if v != MISSING_LABEL}, key=lambda v: sort_key((v,)))
+    return ", ".join(str(v) for v in known) if known else "n/a"
+
+
 # ----------------------------------------------------------------------------- formatting
 
 
@@ -143,36 +242,48 @@ def mean_std_table(
     metric: str = "l2_rel_error",
     ci: bool = False,
 ) -> pd.DataFrame:
-    """Mean ± std of ``metric`` over the ok runs of each (rows, cols) group.
+    """Mean ± std of ``metric`` over the ok runs of each (rows, cols) group of one setting.
 
     Args:
         frame: the runs (as from ``runs.collect_runs``).
         rows: column(s) whose values label the table rows; comma-separated or a list.
         cols: column(s) whose values label the table columns.
         metric: the numeric column to summarize.
-        ci: also give each cell's 95 % Student-t confidence interval of the mean.
+        ci: also give each cell's 95 % t-interval of the mean.
 
     Returns:
         A frame of strings ``"mean ± std (n)"`` (``"-"`` for empty cells; with ``ci``,
         ``"mean ± std (n) [low, high]"``); std uses ddof=1. Missing group values are labelled
-        ``"none"``.
+        ``"none"``. A setting that differs among the runs of a cell is appended to the row
+        label (``setting_labels``), and, when the runs have ``final_n_points``, the last index
+        level ``final N`` gives the row's final collocation-set size(s).
     """
     row_keys, col_keys = split_keys(rows), split_keys(cols)
+    candidates = setting_keys(frame)
     ok = ok_runs(frame)
     values = numeric(ok, metric)
     ok, values = ok[values.notna()], values[values.notna()]
-    row_labels, col_labels = group_labels(ok, row_keys), group_labels(ok, col_keys)
+    row_items = setting_labels(ok, row_keys, col_keys, candidates)
+    col_labels = group_labels(ok, col_keys)
     cells: dict[tuple, list[float]] = {}
-    for r, c, v in zip(row_labels, col_labels, values.tolist()):
+    for r, c, v in zip(row_items, col_labels, values.tolist()):
         cells.setdefault((r, c), []).append(v)
-    row_order = sorted(set(row_labels), key=sort_key)
+    row_order = sorted(set(row_items), key=_setting_sort_key)
     col_order = sorted(set(col_labels), key=sort_key)
     scientific = record.is_scientific(metric)
     data = [
         [format_cell(cells.get((r, c), []), scientific, ci) for c in col_order] for r in row_order
     ]
+    labels = [display_label(*r) for r in row_order]
+    names = row_keys or [None]
+    if FINAL_N in frame.columns:
+        sizes: dict[tuple, list] = {}
+        for r, size in zip(row_items, ok[FINAL_N].tolist()):
+            sizes.setdefault(r, []).append(norm_label(size))
+        labels = [(*label, _final_n_text(sizes[r])) for label, r in zip(labels, row_order)]
+        names = [*names, FINAL_N_LEVEL]
     return pd.DataFrame(
-        data, index=_index(row_order, row_keys), columns=_index(col_order, col_keys), dtype=object
+        data, index=_index(labels, names), columns=_index(col_order, col_keys), dtype=object
     )
 
 
