@@ -3,10 +3,14 @@
     python benchmarks/memory_phases.py --dims 10 50 100 200 1000 --device cuda --json mem.json
 
 Each configuration is one short run (initial training plus one sampling round) through the
-same Trainer as ``run.py``; the phases' peaks are ``torch.cuda.max_memory_allocated`` reset at
-the start of each phase (MiB). RAD is run unchunked (``chunk_size`` null, the reference code)
-and chunked. On a CPU, GPU memory is not available and only times are reported. An
-out-of-memory error is recorded as ``oom`` with its phase and the benchmark goes on.
+same Trainer as ``run.py``, with the run record's memory accounting
+(``pinn_exp.metrics.memory``). On a GPU, per phase: ``torch.cuda.max_memory_allocated`` reset
+at the phase's start, and the growth of the caching allocator's reserve within the phase
+(MiB). On every device, per phase: the peak resident set size minus the RSS at the run's start
+(``VmHWM`` reset at each phase's start, the heap trimmed; ``cpu_peak_method`` says how, and
+where the OS allows no reset the CPU columns stay empty). RAD is run unchunked (``chunk_size``
+null, the reference code) and chunked. An out-of-memory error is recorded as ``oom`` with its
+phase and the benchmark goes on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 
 from pinn_exp.config import compose_config
 from pinn_exp.factory import build
+from pinn_exp.metrics.memory import HWM, is_allocation_failure, reset_peak_rss
 from pinn_exp.training.trainer import Trainer
 
 
@@ -37,6 +42,7 @@ def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
         f"optimizer.lbfgs_steps={args.lbfgs}", "progress=false",
     ]))  # fmt: skip
     device = built.device
+    reset_peak_rss()  # the run's start, as in pinn_exp.runner
     device.apply()
     row = {"sampler": sampler_name, "chunk_size": chunk, "dim": dim, "n_points": args.n_points,
            "n_dense": args.n_dense if sampler_name == "rad" else None,
@@ -45,17 +51,26 @@ def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
     try:
         trainer = Trainer(built, progress=False)
         trainer.run()
-    except torch.cuda.OutOfMemoryError:
-        row.update(status="oom", phase=trainer.phase if trainer else "setup")
     except Exception as exc:  # recorded, and the benchmark goes on with the next configuration
-        row.update(status="failed", error=repr(exc), phase=trainer.phase if trainer else "setup")
+        status = "oom" if is_allocation_failure(exc) else "failed"
+        row.update(status=status, phase=trainer.phase if trainer else "setup")
+        if status == "failed":
+            row.update(error=repr(exc))
+    device.release()
+    row.update(cpu_peak_method=HWM.label, cpu_rss_start_mb=HWM.start_mb,
+               peak_cpu_increase_mb=HWM.increase_mb())  # fmt: skip
     if trainer is not None:
+        meter = trainer.meter
         row.update(
-            peak_train_mb=trainer.meter.peak("train"),
-            peak_sampling_mb=trainer.meter.peak("sampling"),
-            reserved_train_mb=trainer.meter.reserved("train"),
-            reserved_sampling_mb=trainer.meter.reserved("sampling"),
-            time_train_s=trainer.meter.time_s.get("train"),
+            peak_train_mb=meter.peak("train"),
+            peak_sampling_mb=meter.peak("sampling"),
+            reserved_train_mb=meter.reserved("train"),
+            reserved_sampling_mb=meter.reserved("sampling"),
+            reserved_growth_train_mb=meter.reserved_growth("train"),
+            reserved_growth_sampling_mb=meter.reserved_growth("sampling"),
+            **{f"cpu_increase_{name}_mb": meter.cpu_increase(name)
+               for name in ("setup", "train", "sampling", "evaluation")},  # fmt: skip
+            time_train_s=meter.time_s.get("train"),
             time_sampling_s=trainer.meter.time_s.get("sampling"),
             l2_rel_error=(trainer.state.metrics.get("l2_rel_error") or [None])[-1],
         )
@@ -70,13 +85,15 @@ def _cell(row: dict, key: str, fmt: str = "{:.0f}") -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| dim | sampler | chunk | status | peak train (MiB) | peak sampling (MiB) | "
-             "reserved train / sampling (MiB) | sampling time (s) |",
+    lines = ["| dim | sampler | chunk | status | GPU peak train / sampling (MiB) | "
+             "GPU reserve growth train / sampling (MiB) | CPU peak increase train / sampling "
+             "(MiB) | sampling time (s) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in rows:
-        reserved = f"{_cell(r, 'reserved_train_mb')} / {_cell(r, 'reserved_sampling_mb')}"
-        cells = [_cell(r, "peak_train_mb"), _cell(r, "peak_sampling_mb"), reserved,
-                 _cell(r, "time_sampling_s", "{:.2f}")]  # fmt: skip
+        pairs = [f"{_cell(r, f'{what}_train{unit}')} / {_cell(r, f'{what}_sampling{unit}')}"
+                 for what, unit in (("peak", "_mb"), ("reserved_growth", "_mb"),
+                                    ("cpu_increase", "_mb"))]  # fmt: skip
+        cells = [*pairs, _cell(r, "time_sampling_s", "{:.2f}")]
         head = f"| {r['dim']} | {r['sampler']} | {r['chunk_size']} | {r['status']} | "
         lines.append(head + " | ".join(cells) + " |")
     return "\n".join(lines)
