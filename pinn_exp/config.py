@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_class
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 # The configs: pinn_exp/conf in an installed wheel (the build copies conf/ there), else the
 # checkout's conf/ beside the package.
@@ -42,6 +42,9 @@ class Group(NamedTuple):
     #: schema name -> import path of the class it configures (also the schema's ``_target_``)
     targets: dict[str, str]
 
+
+#: the Adam-only schedule (``optimizer=adam``): a budget's ``${lbfgs:N}`` is 0 for it
+ADAM_ONLY = "pinn_exp.training.schedule.AdamOnly"
 
 GROUPS: dict[str, Group] = {
     "pde": Group(
@@ -66,7 +69,10 @@ GROUPS: dict[str, Group] = {
             "rsmote": "pinn_exp.samplers.RSmote",
         },
     ),
-    "optimizer": Group((), {"schedule": "pinn_exp.training.schedule.Schedule"}),
+    "optimizer": Group(
+        (),
+        {"schedule": "pinn_exp.training.schedule.Schedule", "adam": ADAM_ONLY},
+    ),
     "device": Group((), {"device": "pinn_exp.device.DeviceSpec"}),
     # in_dim: the PDE's dimension; out_dim: 1, the solution is scalar
     "model": Group(("in_dim", "out_dim"), {"mlp": "pinn_exp.model.MLP"}),
@@ -192,7 +198,20 @@ def register_configs() -> None:
             cs.store(group=f"schema/{group}", name=name, node=schema_of(target, supplied))
 
 
+def lbfgs_budget(steps: int, *, _parent_: DictConfig) -> int:
+    """``${lbfgs:N}`` in a budget file (conf/budget): N L-BFGS iterations for the optimizer
+    node it sits in, or 0 where that optimizer is Adam only (``optimizer=adam``), so that a
+    budget over ``optimizer=adam`` composes the Adam-only schedule it names."""
+    target = _parent_.get("_target_")
+    try:
+        adam_only = target is not None and issubclass(get_class(target), get_class(ADAM_ONLY))
+    except (ImportError, ValueError, TypeError):  # no class there: Hydra says so when building
+        adam_only = False
+    return 0 if adam_only else steps
+
+
 register_configs()
+OmegaConf.register_new_resolver("lbfgs", lbfgs_budget, replace=True)
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:

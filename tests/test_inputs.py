@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
+from support import CONF
 
 from pinn_exp.domains import Box
+from pinn_exp.factory import ConfigError, build
 from pinn_exp.samplers import RAD, RARD
 from pinn_exp.samplers.base import rad_probabilities
 
@@ -79,3 +82,42 @@ def test_rad_draw_with_zero_residuals_and_no_constant_draws_n_points():
     drawn = sampler.draw_rad(dense, eps, 100)
     assert len(torch.unique(drawn, dim=0)) == 100
     assert {tuple(x) for x in dense[:30].tolist()} <= {tuple(x) for x in drawn.tolist()}
+
+
+OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
+BUDGETS = [None, *sorted(p.stem for p in (CONF / "budget").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_under_every_budget_composes_what_it_names(optimizer, budget, compose):
+    overrides = [f"optimizer={optimizer}", "n_points=200"]
+    cfg = compose(overrides + ([f"budget={budget}"] if budget else []))
+    plain = compose(overrides)
+    if budget:  # the budget's own L-BFGS iterations, as its file states them
+        own = OmegaConf.to_container(OmegaConf.load(CONF / "budget" / f"{budget}.yaml"))
+        own = own["optimizer"]
+        lbfgs = int(own["lbfgs_steps"].removeprefix("${lbfgs:").removesuffix("}"))
+    else:
+        lbfgs = plain.optimizer.lbfgs_steps
+    schedule = build(cfg).schedule
+    if optimizer == "adam":  # Adam only, whatever the budget
+        assert cfg.optimizer.lbfgs_steps == 0 and schedule.lbfgs_steps == 0
+        assert not cfg.optimizer.get("single_stage_lbfgs_steps")
+    else:
+        assert cfg.optimizer.lbfgs_steps == lbfgs == schedule.lbfgs_steps > 0
+    if budget:
+        assert schedule.adam_steps == own["adam_steps"]
+        assert schedule.pretrain_steps == own["pretrain_steps"]
+
+
+@pytest.mark.parametrize("key", ["lbfgs_steps", "single_stage_lbfgs_steps"])
+def test_lbfgs_steps_given_to_the_adam_only_optimizer_are_refused(key, compose):
+    if key not in compose([]).optimizer:
+        pytest.skip(f"optimizer.{key} is not a key of this version")
+    cfg = compose(["optimizer=adam", f"optimizer.{key}=5", "budget=short", "n_points=200"])
+    with pytest.raises(ConfigError) as info:
+        build(cfg)
+    message = str(info.value)
+    assert message.startswith(f"optimizer.{key}=5 is not allowed") and "adam_lbfgs" in message
+    assert "\n" not in message

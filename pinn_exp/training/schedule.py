@@ -72,3 +72,24 @@ class Schedule:
             )
         if self.history_size < 1 or self.check_every < 1:
             raise ValueError("optimizer.history_size and optimizer.check_every must be >= 1")
+
+
+@dataclass
+class AdamOnly(Schedule):
+    """Adam only (``optimizer=adam``): :class:`Schedule` without L-BFGS. A budget's L-BFGS
+    steps do not apply to it (``${lbfgs:N}`` in conf/budget gives 0 here), and L-BFGS steps
+    asked for are refused, naming the key."""
+
+    pretrain_steps: int = 3000
+    adam_steps: int = 1000
+    lbfgs_steps: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("lbfgs_steps", "single_stage_lbfgs_steps"):
+            value = getattr(self, key, None)
+            if value:
+                raise ValueError(
+                    f"optimizer.{key}={value!r} is not allowed with an Adam-only optimizer "
+                    "(optimizer=adam): it must be 0; choose optimizer=adam_lbfgs for L-BFGS"
+                )
