@@ -46,6 +46,17 @@ def _meta(cfg: DictConfig, hydra_cfg) -> dict:
     }
 
 
+def _refuse(out_dir: Path, exc: guard.Refused, multirun: bool, started: bool = False) -> None:
+    """Says ``exc``; a single run exits with its code, a sweep goes on with its other jobs.
+    ``started``: the run was admitted, so what Hydra rewrote is put back."""
+    if started:
+        guard.refuse_started(out_dir, exc)
+    else:
+        guard.say(exc)
+    if not multirun:
+        sys.exit(exc.code)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
@@ -54,29 +65,63 @@ def main(cfg: DictConfig) -> float | None:
     # a sweep job that SLURM requeued (submitit's hydra.launcher.max_num_timeout) continues
     # from its checkpoint instead of starting again
     requeued = multirun and guard.requeued()
-    resume = bool(cfg.resume) or (requeued and (out_dir / record_files.CHECKPOINT).is_file())
-    if multirun and resume:  # a single run was checked before Hydra wrote anything
-        try:
-            job = OmegaConf.to_container(cfg, resolve=True)
-            guard.check_resume(out_dir, {**job, "resume": True})
-        except guard.Refused as exc:
-            guard.say(exc)
-            return None  # the sweep goes on with its other jobs
-    text = OmegaConf.to_yaml(cfg, resolve=True)
-    atomic_write(out_dir / record_files.CONFIG, lambda f: f.write(text.encode()))
+    # a single run was claimed and checked before Hydra wrote anything (guard.RunGuard); a
+    # sweep's job, or a run whose guard did not run, is claimed and checked here, before
+    # this function writes anything; an error in the checks refuses (they fail closed)
+    try:
+        job = OmegaConf.to_container(cfg, resolve=True)
+        guard.admit(out_dir, {**job, "resume": bool(cfg.resume) or requeued}, sweep=multirun)
+    except guard.Refused as exc:
+        _refuse(out_dir, exc, multirun)
+        return None
+    except Exception as exc:  # noqa: BLE001
+        _refuse(out_dir, guard.Refused(f"{out_dir} could not be checked ({type(exc).__name__}: "
+                                       f"{exc}); nothing was started"), multirun)  # fmt: skip
+        return None
+    try:
+        return _run(cfg, hydra_cfg, out_dir, job, multirun, requeued)
+    finally:
+        guard.release(out_dir)
+
+
+def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,
+         requeued: bool) -> float | None:  # fmt: skip
+    has_checkpoint = (out_dir / record_files.CHECKPOINT).is_file()
+    resume = bool(cfg.resume) or (requeued and has_checkpoint)
+    if multirun and resume and not has_checkpoint:
+        log.info("%s has no checkpoint (the job had not started): it starts now", out_dir)
+        resume = False
+    # a run being resumed is left as it was until everything below has been built
+    resuming = resume and (has_checkpoint or (out_dir / record_files.METRICS).is_file())
     meta = _meta(cfg, hydra_cfg)
     try:
         built = build(cfg)
     except ConfigError as exc:
+        if resuming:
+            _refuse(out_dir, guard.Refused(f"cannot resume {out_dir}: {exc}"), multirun, True)
+            return None
+        _write_config(out_dir, job)
         runner.write_failure(out_dir, meta, str(exc))
         print(f"error: {exc}", file=sys.stderr)
         if multirun:  # the sweep goes on; the summary lists this run as failed
             return None
         sys.exit(2)
+    except KeyboardInterrupt:
+        if resuming:
+            guard.refuse_started(out_dir, guard.Refused("interrupted before the run started"))
+        else:
+            print("error: interrupted before the run started", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - an allocation that failed while building
         if not is_allocation_failure(exc):
             raise
         message = f"{type(exc).__name__}: {exc}"
+        if resuming:
+            refusal = guard.Refused(f"cannot resume {out_dir}: out of memory while building "
+                                    f"({message})", code=1)  # fmt: skip
+            _refuse(out_dir, refusal, multirun, True)
+            return None
+        _write_config(out_dir, job)
         runner.write_failure(out_dir, meta, message, status="oom", phase="build")
         print(f"run oom while building: {message}", file=sys.stderr)
         if multirun:
@@ -92,23 +137,35 @@ def main(cfg: DictConfig) -> float | None:
         built.device.dtype_name,
         out_dir,
     )
-    record = runner.run(
-        built, out_dir, resume=resume, progress=cfg.progress and not multirun, meta=meta
-    )
+    try:
+        _write_config(out_dir, job)
+        record = runner.run(built, out_dir, resume=resume, progress=cfg.progress and not multirun,
+                            meta=meta, config=job)  # fmt: skip
+    except runner.Interrupted as exc:
+        print(f"run {exc}; record: {out_dir / record_files.METRICS} (resume=true continues it)",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(exc.code)
+    except OSError as exc:  # the run's files could not be written (a full disk, a quota)
+        print(f"error: cannot write the run's files in {out_dir}: {exc}", file=sys.stderr)
+        if multirun:
+            return None
+        sys.exit(1)
     if record["status"] == "ok":
         print(
             f"final relative L2 error: {record[PRIMARY]:.4e}  "
             f"({record['wall_time_s']:.1f} s)\noutputs: {out_dir}"
         )
     else:
-        print(
-            f"run {record['status']}: {record['error']}\n"
-            f"record: {out_dir / record_files.METRICS}",
-            file=sys.stderr,
-        )
+        print(f"run {record['status']}: {record['error']}; record: "
+              f"{out_dir / record_files.METRICS}", file=sys.stderr)  # fmt: skip
         if not multirun:
             sys.exit(1)
     return record[PRIMARY]
+
+
+def _write_config(out_dir: Path, job: dict) -> None:
+    text = OmegaConf.to_yaml(job)
+    atomic_write(out_dir / record_files.CONFIG, lambda f: f.write(text.encode()))
 
 
 if __name__ == "__main__":

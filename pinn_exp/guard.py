@@ -1,17 +1,27 @@
-"""Checks that run before Hydra writes anything into a run's directory (a Hydra callback,
-registered in conf/config.yaml), so that no command can damage a run on disk:
+"""Checks that run before anything is written into a run's directory, so that no command can
+damage a run on disk (a Hydra callback, registered in conf/config.yaml, and the task function
+in pinn_exp/cli.py, which refuses a run the callback did not admit):
 
-* a run never writes into a directory that holds another run's record, unless it resumes it;
+* a run's directory is claimed for the run's lifetime (``.run.lock``, created exclusively,
+  holding the process id): two commands started at once into one directory, or a resume of a
+  run that is still running, cannot both go on; a claim whose process died is taken over;
+* a run never writes into a directory that holds another run's record, unless it resumes it
+  (a record of a run that failed at its configuration has nothing to lose and protects
+  nothing); a run never writes into a sweep's directory, nor a sweep into a run's;
 * a sweep never writes into a sweep directory that another sweep claimed (``.sweep``, created
-  exclusively, so two sweeps started at once cannot both pass);
-* ``resume=true`` starts only when it can: the checkpoint reads, and the config equals the
-  recorded one except for the keys a resume may change (``RESUMABLE``; ``rounds`` only
-  upwards); a finished run is left alone, and said to be finished.
+  exclusively); a sweep whose jobs map to one directory is refused; a resumed sweep must have
+  the config of the sweep it resumes (its ``multirun.yaml``);
+* ``resume=true`` starts only when it can: the checkpoint reads and is a checkpoint, and the
+  config equals the recorded one (``config_resolved.yaml`` and the checkpoint's own copy)
+  except for the keys a resume may change (``RESUMABLE``; ``rounds`` only upwards); a finished
+  run is left alone, and said to be finished (unless its plots are missing: then the resume
+  writes them).
 
-A refusal prints one line and exits (status 2; 0 for a finished run), before Hydra writes
-``.hydra/`` or the log, so every file of the run stays as it was. (A sweep's job is checked
-inside the job, after Hydra has rewritten its ``.hydra/*.yaml`` and opened its log; its
-records, history, points and checkpoint stay as they were.)
+A refusal prints one line and exits (status 2; 0 for a finished run). A single run is checked
+before Hydra writes ``.hydra/`` or the log; what the task function finds wrong later (a config
+that does not build) restores ``.hydra/`` and the log as they were. A sweep's job is checked
+inside the job, after Hydra has rewritten its ``.hydra/*.yaml``; its records, history, points
+and checkpoint stay as they were. The checks fail closed: an error inside them refuses.
 """
 
 from __future__ import annotations
@@ -20,21 +30,31 @@ import atexit
 import copy
 import json
 import os
+import re
 import shlex
 import shutil
+import socket
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from pinn_exp.io.record import CHECKPOINT, CONFIG, METRICS
+from pinn_exp.io.record import CHECKPOINT, CONFIG, HISTORY, METRICS, PLOTS
 
 SWEEP_CLAIM = ".sweep"
+#: a run directory's claim: created exclusively, holds ``pid PID host HOST``
+RUN_CLAIM = ".run.lock"
 #: keys that may differ between a run and its resumption
 RESUMABLE = {"resume", "progress", "rounds", "report"}
+#: what a resume needs of a checkpoint (pinn_exp.training.trainer.Trainer.snapshot)
+CHECKPOINT_KEYS = ("state", "model", "generator", "laplacian_generator", "torch_rng",
+                   "numpy_rng", "python_rng", "meter", "n_evals")  # fmt: skip
+#: the plots a finished run has (residual.png only on 1-D and 2-D boxes)
+FINISHED_PLOTS = ("loss", "error", "points", "solution")
 
 
 class Refused(Exception):
@@ -59,60 +79,119 @@ def _job_config(config: DictConfig) -> dict:
     job = copy.deepcopy(config)
     with read_write(job), open_dict(job):
         del job["hydra"]
-    return OmegaConf.to_container(job, resolve=True)
+    try:
+        return OmegaConf.to_container(job, resolve=True)
+    except Exception as exc:  # noqa: BLE001 - an interpolation that does not resolve
+        raise Refused(f"the config cannot be resolved: {exc}".replace("\n", " ")) from None
+
+
+def _differences(before: dict, after: dict) -> list[str]:
+    """Keys of ``before`` (flattened) whose value differs in ``after``, resumable keys aside;
+    keys the recorded config lacks were added to the project after the run started."""
+    before, after = _flat(before), _flat(after)
+    return [f"{k} ({before.get(k)!r} -> {after.get(k)!r})" for k in sorted(before)
+            if k.split(".")[0] not in RESUMABLE and before.get(k) != after.get(k)]  # fmt: skip
+
+
+def _compare(run_dir: Path, recorded: dict, job: dict, source: str) -> None:
+    changed = _differences(recorded, job)
+    if changed:
+        raise Refused(
+            f"cannot resume {run_dir}: the config differs from the run's ({source}) in "
+            f"{', '.join(changed)}; only {', '.join(sorted(RESUMABLE))} may change on resume"
+        )
+    if (job.get("rounds") or 0) < (recorded.get("rounds") or 0):
+        raise Refused(
+            f"cannot resume {run_dir}: rounds={job.get('rounds')} is below the run's "
+            f"rounds={recorded.get('rounds')}; a resume may only raise it"
+        )
+
+
+def read_checkpoint(run_dir: Path) -> dict | None:
+    """The run's checkpoint (None if there is none); :class:`Refused` if it cannot be read or
+    is not a checkpoint of this project."""
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        return None
+    import torch
+
+    try:
+        snapshot = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is refused
+        raise Refused(
+            f"cannot resume {run_dir}: {CHECKPOINT} cannot be read ({type(exc).__name__}: "
+            f"{exc}); nothing was changed".replace("\n", " ")
+        ) from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(snapshot, dict) or k not in snapshot]
+    if missing or not isinstance(snapshot["state"], dict) or "round_index" not in snapshot["state"]:
+        raise Refused(
+            f"cannot resume {run_dir}: {CHECKPOINT} is not a checkpoint of a run (it lacks "
+            f"{', '.join(missing) or 'state.round_index'}); nothing was changed"
+        )
+    return snapshot
 
 
 def check_resume(run_dir: Path, job: dict) -> None:
     """Raises :class:`Refused` unless resuming ``run_dir`` with config ``job`` can start."""
     record_file = run_dir / METRICS
-    if not record_file.is_file():
-        return  # nothing there yet: the run starts from scratch (the trainer says so)
-    try:
-        record = json.loads(record_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise Refused(f"cannot resume {run_dir}: {METRICS} is unreadable ({exc})") from None
+    record: dict = {}
+    if record_file.is_file():
+        try:
+            record = json.loads(record_file.read_text())
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise Refused(f"cannot resume {run_dir}: {METRICS} is unreadable ({exc})") from None
     old_config = run_dir / CONFIG
     if old_config.is_file():
-        before = _flat(OmegaConf.to_container(OmegaConf.load(old_config), resolve=True))
-        after = _flat(job)
-        # keys the recorded config lacks were added to the project after the run started
-        changed = sorted(
-            key
-            for key in before.keys()
-            if key.split(".")[0] not in RESUMABLE and before.get(key) != after.get(key)
-        )
-        if changed:
-            shown = ", ".join(f"{k} ({before.get(k)!r} -> {after.get(k)!r})" for k in changed)
+        try:
+            recorded = OmegaConf.to_container(OmegaConf.load(old_config), resolve=True)
+            if not isinstance(recorded, dict):
+                raise ValueError("not a mapping")
+        except Exception as exc:  # noqa: BLE001 - malformed YAML, unresolvable values
             raise Refused(
-                f"cannot resume {run_dir}: the config differs from the run's in {shown}; "
-                f"only {', '.join(sorted(RESUMABLE))} may change on resume"
-            )
-        if after.get("rounds", 0) < before.get("rounds", 0):
-            raise Refused(
-                f"cannot resume {run_dir}: rounds={after.get('rounds')} is below the run's "
-                f"rounds={before.get('rounds')}; a resume may only raise it"
-            )
-    if record.get("status") == "ok" and record.get("rounds") == job.get("rounds"):
+                f"cannot resume {run_dir}: {CONFIG} is unreadable ({type(exc).__name__}: "
+                f"{exc})".replace("\n", " ")
+            ) from None
+        _compare(run_dir, recorded, job, CONFIG)
+    snapshot = read_checkpoint(run_dir)
+    if snapshot is not None and isinstance(snapshot.get("config"), dict):
+        _compare(run_dir, snapshot["config"], job, CHECKPOINT)
+    finished = record.get("status") == "ok" and record.get("rounds") == job.get("rounds")
+    plotted = all((run_dir / PLOTS[name]).is_file() for name in FINISHED_PLOTS)
+    if finished and (plotted or snapshot is None):
         raise Refused(
             f"{run_dir} finished already (status ok, {record.get('rounds')} rounds): nothing "
             "to resume; raise rounds=... to train further",
             code=0,
         )
-    checkpoint = run_dir / CHECKPOINT
-    if checkpoint.is_file():
-        import torch
-
-        try:
-            torch.load(checkpoint, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is refused
-            raise Refused(
-                f"cannot resume {run_dir}: {CHECKPOINT} cannot be read ({type(exc).__name__}: "
-                f"{exc}); nothing was changed"
-            ) from None
 
 
 #: free disk space below which a run or a sweep does not start (its files take a few MB)
 MIN_FREE_MB = 50
+
+
+def check_path(value: Any, key: str) -> Path:
+    """The directory ``key=value`` names, absolute; :class:`Refused` for an empty value (it
+    would be the current directory), a dangling symbolic link or a loop of links."""
+    text = "" if value is None else str(value)
+    if not text.strip():
+        raise Refused(f"{key} is empty: give the directory the output goes to ({key}=DIR)")
+    path = Path(os.path.abspath(text))
+    for part in [path, *path.parents]:
+        if part.is_symlink():
+            try:
+                part.resolve(strict=True)
+            except RuntimeError:
+                raise Refused(f"{key}={text}: {part} is a loop of symbolic links") from None
+            except OSError as exc:
+                if exc.errno == 40:  # ELOOP
+                    raise Refused(f"{key}={text}: {part} is a loop of symbolic links") from None
+                raise Refused(
+                    f"{key}={text}: {part} is a symbolic link to {os.readlink(part)}, which "
+                    "does not exist; create its target or choose another directory"
+                ) from None
+    return path
 
 
 def check_writable(folder: Path, key: str) -> None:
@@ -133,15 +212,210 @@ def check_writable(folder: Path, key: str) -> None:
         )
 
 
+def _is_sweep_dir(folder: Path) -> bool:
+    return (folder / SWEEP_CLAIM).exists() or (folder / "multirun.yaml").exists()
+
+
+def _is_run_dir(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (METRICS, CHECKPOINT, RUN_CLAIM))
+
+
+def check_not_in_sweep(run_dir: Path) -> None:
+    """A single run neither writes into a sweep's directory nor into a folder of one."""
+    for folder in (run_dir, run_dir.parent):
+        if _is_sweep_dir(folder):
+            raise Refused(
+                f"hydra.run.dir={run_dir} is {'' if folder == run_dir else 'inside '}a sweep's "
+                f"directory ({folder}); a sweep's jobs are resumed with -m ... resume=true "
+                f"hydra.sweep.dir={folder}, a single run goes elsewhere"
+            )
+
+
+def check_not_in_run(sweep_dir: Path) -> None:
+    """A sweep neither writes into a run's directory nor into a folder of one."""
+    for folder in (sweep_dir, sweep_dir.parent):
+        if _is_run_dir(folder):
+            raise Refused(
+                f"hydra.sweep.dir={sweep_dir} is {'' if folder == sweep_dir else 'inside '}a "
+                f"run's directory ({folder}); choose another hydra.sweep.dir"
+            )
+
+
+def _nothing_to_lose(run_dir: Path) -> bool:
+    """True for a run that failed before training (a bad value, an allocation while
+    building): a corrected command may take its directory."""
+    try:
+        record = json.loads((run_dir / METRICS).read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("status") in ("failed", "oom")
+        and record.get("phase") in ("config", "build")
+        and not (run_dir / CHECKPOINT).exists()
+        and not (run_dir / HISTORY).exists()
+    )
+
+
 def check_run_dir(run_dir: Path, job: dict) -> None:
-    """Raises :class:`Refused` unless a single run may write into ``run_dir``."""
+    """Raises :class:`Refused` unless a run may write into ``run_dir``."""
     if job.get("resume"):
         check_resume(run_dir, job)
-    elif (run_dir / METRICS).exists():
+    elif (run_dir / METRICS).exists() and not _nothing_to_lose(run_dir):
         raise Refused(
             f"{run_dir} holds another run's record ({METRICS}); choose another "
             "hydra.run.dir, or add resume=true to continue that run"
         )
+    elif (run_dir / CHECKPOINT).exists() and not (run_dir / METRICS).exists():
+        raise Refused(
+            f"{run_dir} holds another run's {CHECKPOINT}; choose another hydra.run.dir, or "
+            "add resume=true to continue that run"
+        )
+
+
+# ------------------------------------------------------------------ a run directory's claim
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _holder(text: str) -> tuple[int, str] | None:
+    match = re.fullmatch(r"pid (\d+) host (\S+)\s*", text)
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def _take_over(path: Path, stale: str) -> None:
+    """Removes a claim whose process died, unless another process renewed it meanwhile."""
+    moved = path.with_name(f"{path.name}.{os.getpid()}.stale")
+    try:
+        os.replace(path, moved)
+    except FileNotFoundError:
+        return
+    try:
+        if moved.read_text() != stale:  # a fresh claim was moved: put it back
+            try:
+                os.link(moved, path)
+            except FileExistsError:
+                pass
+    finally:
+        moved.unlink(missing_ok=True)
+
+
+class Claim:
+    """A run directory's claim (``.run.lock``), held until :meth:`release`."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.text = path, text
+
+    def release(self) -> None:
+        try:
+            if self.path.read_text() == self.text:
+                self.path.unlink()
+        except OSError:
+            pass
+
+
+def claim_run_dir(run_dir: Path) -> Claim:
+    """Claims ``run_dir`` for this process, or raises :class:`Refused` if a live process holds
+    it; a claim of a process that ended (killed, crashed) on this host is taken over."""
+    import time
+
+    path = run_dir / RUN_CLAIM
+    host = socket.gethostname()
+    text = f"pid {os.getpid()} host {host}\n"
+    deadline = time.monotonic() + 3
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held, age = path.read_text(), time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # released meanwhile
+            holder = _holder(held)
+            if holder is None and age < 5 and time.monotonic() < deadline:
+                time.sleep(0.1)  # being written by the process that created it
+                continue
+            if holder is None or (holder[1] == host and not _alive(holder[0])):
+                _take_over(path, held)
+                if time.monotonic() < deadline:
+                    continue
+            who = f"process {holder[0]} on {holder[1]}" if holder else "another process"
+            raise Refused(
+                f"{run_dir} is in use by {who} (its {RUN_CLAIM}); wait until it ends, or "
+                f"delete {path} if that process is gone"
+            ) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return Claim(path, text)
+
+
+#: runs admitted in this process: run directory -> its claim and its files before the run
+_ADMITTED: dict[str, dict[str, Any]] = {}
+
+
+def admitted(run_dir: Path) -> bool:
+    """True if this process claimed and checked ``run_dir`` (:func:`admit`)."""
+    return str(Path(run_dir).absolute()) in _ADMITTED
+
+
+def admit(run_dir: Path, job: dict, sweep: bool = False, keep: tuple[str, ...] = ()) -> None:
+    """Claims ``run_dir`` and checks that the run ``job`` may write there (raises
+    :class:`Refused` otherwise, the claim released). ``keep``: files (relative) whose
+    content is kept in memory, for :func:`refuse_started` to put back."""
+    run_dir = Path(run_dir).absolute()
+    if admitted(run_dir):
+        return
+    if not sweep:
+        check_not_in_sweep(run_dir)
+    claim = claim_run_dir(run_dir)
+    try:
+        check_run_dir(run_dir, job)
+        files = {name: (run_dir / name).read_bytes() if (run_dir / name).is_file() else None
+                 for name in keep}  # fmt: skip
+    except BaseException:
+        claim.release()
+        raise
+    _ADMITTED[str(run_dir)] = {"claim": claim, "files": files}
+
+
+def release(run_dir: Path) -> None:
+    """Releases the claim of ``run_dir`` (at the end of its run)."""
+    entry = _ADMITTED.pop(str(Path(run_dir).absolute()), None)
+    if entry is not None:
+        entry["claim"].release()
+
+
+def _release_all() -> None:
+    for run_dir in list(_ADMITTED):
+        release(Path(run_dir))
+
+
+def refuse_started(run_dir: Path, exc: Refused) -> None:
+    """A run admitted by :func:`admit` that cannot start after all: puts back the kept files
+    (``.hydra/``, the log, which Hydra rewrote), releases the claim, says ``exc``."""
+    run_dir = Path(run_dir).absolute()
+    entry = _ADMITTED.get(str(run_dir), {"files": {}})
+    for name, content in entry["files"].items():
+        try:
+            if content is None:
+                (run_dir / name).unlink(missing_ok=True)
+            else:
+                from pinn_exp.io.records import atomic_write
+
+                atomic_write(run_dir / name, lambda f, c=content: f.write(c))
+        except OSError:
+            pass
+    hydra_dir = run_dir / ".hydra"
+    if hydra_dir.is_dir() and not any(hydra_dir.iterdir()):
+        hydra_dir.rmdir()
+    release(run_dir)
+    say(exc)
 
 
 def requeued() -> bool:
@@ -149,6 +423,7 @@ def requeued() -> bool:
     return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
 
 
+# --------------------------------------------------------------------------------- sweeps
 def claim_sweep_dir(sweep_dir: Path, resume: bool) -> None:
     """Claims ``sweep_dir`` for this sweep, or raises :class:`Refused` if another has it: its
     ``.sweep`` file, created exclusively (two sweeps started at once cannot both have it), or,
@@ -172,6 +447,93 @@ def claim_sweep_dir(sweep_dir: Path, resume: bool) -> None:
         f.write(f"pid {os.getpid()}\n")
 
 
+def _overrides(config: DictConfig) -> dict[str, str]:
+    """The sweep's overrides and sweeper parameters by key (``+``/``~`` dropped)."""
+    out = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
+    for override in OmegaConf.to_container(config.hydra.overrides.task, resolve=False):
+        key, _, value = str(override).partition("=")
+        out[key.lstrip("+~")] = value
+    out["hydra.sweep.subdir"] = str(OmegaConf.to_container(config.hydra.sweep)["subdir"])
+    return out
+
+
+def _unresolved_job(config: DictConfig) -> dict:
+    job = OmegaConf.to_container(config, resolve=False)
+    job.pop("hydra", None)
+    return job
+
+
+def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
+    """A resumed sweep has the config of the sweep it resumes (its ``multirun.yaml``)."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return
+    try:
+        old = OmegaConf.load(path)
+        before, after = _overrides(old), _overrides(config)
+        old_job = _unresolved_job(old)
+    except Exception as exc:  # noqa: BLE001 - a damaged multirun.yaml
+        raise Refused(f"cannot resume the sweep {sweep_dir}: multirun.yaml is unreadable "
+                      f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None  # fmt: skip
+    changed = [
+        f"{k} ({before.get(k)!r} -> {after.get(k)!r})"
+        for k in sorted(set(before) | set(after))
+        if k.split(".")[0] not in RESUMABLE
+        and not k.startswith(("hydra.sweep.dir", "hydra/launcher", "hydra.launcher"))
+        and before.get(k) != after.get(k)
+    ]
+    changed += [d for d in _differences(old_job, _unresolved_job(config))
+                if d.split(" ")[0] not in before]  # fmt: skip
+    if changed:
+        raise Refused(
+            f"cannot resume the sweep {sweep_dir}: its config differs from the sweep's "
+            f"(multirun.yaml) in {', '.join(changed)}; only {', '.join(sorted(RESUMABLE))} may "
+            "change on resume; start a new sweep in another hydra.sweep.dir"
+        )
+
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
+    """Refuses a sweep of Hydra's basic sweeper whose jobs map to one directory (a
+    ``hydra.sweep.subdir`` that does not tell them apart). Other sweepers are left to the
+    jobs' own claims."""
+    subdir = str(OmegaConf.to_container(config.hydra.sweep)["subdir"])
+    if "hydra.job.num" in subdir or "hydra.job.id" in subdir:
+        return  # distinct by construction
+    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+        return
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    loader = GlobalHydra.instance().config_loader()
+    arguments = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    arguments += OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    seen: dict[str, int] = {}
+    before = HydraConfig.instance().cfg
+    try:
+        for num, overrides in enumerate(jobs):
+            job_config = loader.load_sweep_config(config, list(overrides))
+            with open_dict(job_config):
+                job_config.hydra.job.id, job_config.hydra.job.num = str(num), num
+            HydraConfig.instance().set_config(job_config)
+            name = str(OmegaConf.select(job_config, "hydra.sweep.subdir"))
+            if name in seen:
+                raise Refused(
+                    f"jobs {seen[name]} and {num} of the sweep both write into "
+                    f"{sweep_dir / name}: hydra.sweep.subdir={subdir} must differ between "
+                    "jobs (add ${hydra.job.num} to it)"
+                )
+            seen[name] = num
+    finally:
+        HydraConfig.instance().cfg = before
+
+
 def say(exc: Refused) -> None:
     """The refusal's one line on stderr (``error:`` unless it is no error)."""
     print(("" if exc.code == 0 else "error: ") + str(exc), file=sys.stderr)
@@ -182,6 +544,13 @@ def _refuse(exc: Refused) -> None:
     sys.exit(exc.code)
 
 
+def _unchecked(exc: Exception, key: str) -> Refused:
+    """A check that failed: the run does not start (the checks fail closed)."""
+    message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return Refused(f"the output directory ({key}) could not be checked ({message}); nothing "
+                   "was started")  # fmt: skip
+
+
 # set by on_multirun_end: a sweep that exits without it was cut short
 _SWEEP = {"config": None, "ended": False}
 
@@ -189,6 +558,32 @@ _SWEEP = {"config": None, "ended": False}
 def sweep_ended() -> None:
     """Marks the running sweep as ended normally (its summary is written by the callback)."""
     _SWEEP["ended"] = True
+
+
+_PLAIN = re.compile(r"[\w/.\-+@%]+", re.ASCII)
+
+
+def hydra_value(value: str) -> str:
+    """``value`` as a Hydra override value: as it is when plain, else quoted (spaces,
+    non-ASCII letters, ``:=,()[]{}`` and quotes survive Hydra's parser)."""
+    if _PLAIN.fullmatch(value):
+        return value
+    # in a quoted value only the quote and the backslashes before it (or at the end) escape
+    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2)
+                                                                 else ""), value)  # fmt: skip
+    return f"'{body}'"
+
+
+def finish_command(config: DictConfig, sweep_dir: Path) -> str:
+    """The shell command that finishes the sweep ``config`` (its jobs resumed)."""
+    given = OmegaConf.to_container(config.hydra.overrides, resolve=False)  # as typed
+    given = [*given.get("hydra", []), *given.get("task", [])]
+    # hydra.mode=MULTIRUN is Hydra's own record of -m
+    kept = [str(o) for o in given
+            if not str(o).startswith(("resume=", "hydra.sweep.dir=", "hydra.mode="))]  # fmt: skip
+    words = ["python", "run.py", "-m", *kept, "resume=true",
+             f"hydra.sweep.dir={hydra_value(str(sweep_dir))}"]  # fmt: skip
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _finish_cut_sweep() -> None:
@@ -211,16 +606,15 @@ def _finish_cut_sweep() -> None:
         print(f"the sweep stopped early and its summary could not be written: {exc}",
               file=sys.stderr)  # fmt: skip
         return
-    unfinished = int((frame["status"] == "incomplete").sum()) if "status" in frame else 0
-    given = [*config.hydra.overrides.hydra, *config.hydra.overrides.task]
-    overrides = " ".join(
-        shlex.quote(str(o)) for o in given if not str(o).startswith(("resume=", "hydra.sweep.dir="))
-    )
+    # every job without an ok record: those killed or never started (incomplete), and those
+    # that failed (a signal, an error), which resume=true continues from their checkpoints
+    statuses = list(frame["status"]) if "status" in frame else []
+    not_ok = Counter(status for status in statuses if status != "ok")
+    said = ", ".join(f"{n} {status}" for status, n in sorted(not_ok.items()))
     print(
-        f"the sweep stopped before it ended: {unfinished} of {len(frame)} jobs have no final "
-        f"record (summary: {sweep_dir / 'summary.md'}). To finish them (finished jobs are left "
-        f"as they are):\n  python run.py -m {overrides} resume=true "
-        f"hydra.sweep.dir={shlex.quote(str(sweep_dir))}",
+        f"the sweep stopped before it ended: {sum(not_ok.values())} of {len(frame)} jobs did not "
+        f"finish ({said or 'none'}; summary: {sweep_dir / 'summary.md'}). To finish them "
+        f"(finished jobs are left as they are):\n  {finish_command(config, sweep_dir)}",
         file=sys.stderr,
     )
 
@@ -231,18 +625,33 @@ class RunGuard(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            check_run_dir(Path(config.hydra.run.dir), _job_config(config))
-            check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+            run_dir = check_path(config.hydra.run.dir, "hydra.run.dir")
+            job = _job_config(config)
+            check_not_in_sweep(run_dir)
+            check_writable(run_dir, "hydra.run.dir")
+            log = f"{config.hydra.job.name}.log"
+            keep = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", log)
+            admit(run_dir, job, keep=keep)
+            atexit.register(_release_all)
         except Refused as exc:
             _refuse(exc)
+        except Exception as exc:  # noqa: BLE001 - the checks fail closed
+            _refuse(_unchecked(exc, "hydra.run.dir"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+            sweep_dir = check_path(config.hydra.sweep.dir, "hydra.sweep.dir")
+            check_not_in_run(sweep_dir)
             # a whole sweep requeued by SLURM goes on: its jobs resume (pinn_exp/cli.py)
             resume = bool(config.get("resume")) or requeued()
-            claim_sweep_dir(Path(config.hydra.sweep.dir), resume)
+            if resume:
+                check_same_sweep(sweep_dir, config)
+            check_distinct_jobs(config, sweep_dir)
+            check_writable(sweep_dir, "hydra.sweep.dir")
+            claim_sweep_dir(sweep_dir, resume)
         except Refused as exc:
             _refuse(exc)
+        except Exception as exc:  # noqa: BLE001 - the checks fail closed
+            _refuse(_unchecked(exc, "hydra.sweep.dir"))
         _SWEEP.update(config=copy.deepcopy(config), ended=False)
         atexit.register(_finish_cut_sweep)

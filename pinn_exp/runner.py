@@ -96,6 +96,7 @@ def run(
     progress: bool = True,
     meta: dict | None = None,
     step_hook=None,
+    config: dict | None = None,
 ) -> dict:
     """Trains, then writes metrics.json, history.csv, collocation.npz and the plots.
 
@@ -110,13 +111,18 @@ def run(
         progress: show a progress bar.
         meta: extra fields for the record (``overrides``).
         step_hook: passed to the :class:`Trainer` (fault injection in tests).
+        config: the job's resolved config, kept in the checkpoint (a resume is compared
+            with it).
 
     Returns:
         The record written to metrics.json.
+
+    Raises:
+        Interrupted: SIGTERM or SIGINT arrived; the record says so (status ``failed``,
+            unless only the files of a finished run were being written).
     """
     out_dir = Path(out_dir)
-    terminated = False
-    previous = _on_sigterm_raise()
+    signals = _Signals()
     record = base_record(built, meta or {})
     write(out_dir, record)
     reset_peak_rss()
@@ -125,22 +131,22 @@ def run(
     try:
         built.device.apply()
         trainer = Trainer(built, out_dir=out_dir, progress=progress, step_hook=step_hook)
+        trainer.run_config = config
         trainer.run(resume=resume)
         record.status = "ok"
     except Diverged as exc:
         record.update(
             status="diverged", error=str(exc), round=exc.round_index, step=exc.step, phase=exc.phase
         )
-    except KeyboardInterrupt:
-        record.update(status="failed", error="interrupted (KeyboardInterrupt)",
+    except KeyboardInterrupt:  # where no handler could be set (outside the main thread)
+        record.update(status="failed", error=ENDING[signal.SIGINT],
                       phase=trainer.phase if trainer else "setup")  # fmt: skip
         raise
-    except Terminated:
-        # SLURM's time limit and scancel send SIGTERM: record what was done, then end the
-        # process as the signal would (exit status 143), after the files below are written
-        record.update(status="failed", error="terminated (SIGTERM)",
+    except Terminated as exc:
+        # SLURM's time limit and scancel send SIGTERM, Ctrl-C SIGINT: record what was done,
+        # then end the process as the signal would (128 + its number), after the files below
+        record.update(status="failed", error=ENDING[exc.signum],
                       phase=trainer.phase if trainer else "setup")  # fmt: skip
-        terminated = True
     except Exception as exc:  # noqa: BLE001 - every failure must leave a record
         oom = is_allocation_failure(exc)
         record.update(
@@ -148,42 +154,113 @@ def run(
             error=f"{type(exc).__name__}: {exc}",
             phase=trainer.phase if trainer else "setup",
         )
-        if not oom:
+        if isinstance(exc, OSError):  # a full disk, a quota: the message says it all
+            log.error("run failed: %s", record.error)
+        elif not oom:
             log.error("run failed:\n%s", traceback.format_exc())
     finally:
+        signals.defer()  # a signal from here on is remembered: the record must be written
         built.device.release()
         record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
         record.update(peak_cpu_rss_mb=peak_rss_mb(), cpu_rss_start_mb=HWM.start_mb,
                       peak_cpu_rss_increase_mb=HWM.increase_mb(), cpu_peak_method=HWM.label)
         if trainer is not None:
             _fill(record, trainer)
-        write(out_dir, record)  # first: it must never be lost
+        _write_final(out_dir, record)  # first: it must never be lost
         if trainer is not None:
             _write_files(out_dir, trainer, record)
         if built.device.device.type == "cuda":
             torch.cuda.empty_cache()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    if terminated:
-        raise SystemExit(128 + signal.SIGTERM)
+        signals.restore()
+    if signals.received is not None:
+        signals.forward()
+        said = ENDING[signals.received]
+        raise Interrupted(said if record.status != "ok" else f"ok, then {said}", signals.received)
     return record.to_json()
 
 
+#: the signals that end a run with its record written, and what the record says
+ENDING = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGINT: "interrupted (SIGINT)",
+          # SLURM's warnings before a time limit or pre-emption (sbatch --signal; submitit's
+          # is USR2): the record is written, then the handler that was there runs (submitit's
+          # requeues the job, which resumes from its checkpoint)
+          signal.SIGUSR1: "terminated (SIGUSR1)", signal.SIGUSR2: "terminated (SIGUSR2)"}
+
+
 class Terminated(BaseException):
-    """SIGTERM arrived during a run (a BaseException, so no ``except Exception`` eats it)."""
+    """SIGTERM or SIGINT arrived during a run (a BaseException, so no ``except Exception``
+    eats it)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+class Interrupted(SystemExit):
+    """The run ended on a signal, its record and files written: exit status 128 + signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(128 + signum)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
-def _on_sigterm_raise():
-    """Turns SIGTERM into :class:`Terminated` for the run; returns the previous handler, or
-    None where handlers cannot be set (outside the main thread)."""
+class _Signals:
+    """Turns the first SIGTERM or SIGINT of a run into :class:`Terminated`; after
+    :meth:`defer` (while the record and files are written), and for a second signal, it is
+    only remembered in ``received``. Outside the main thread no handler can be set."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self.raising = True
+        self.previous: dict[int, object] = {}
+        for signum in ENDING:
+            try:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:
+                pass
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is None:
+            self.received = signum
+        if self.raising:
+            self.raising = False
+            raise Terminated(signum)
+
+    def defer(self) -> None:
+        self.raising = False
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def forward(self) -> None:
+        """Calls the handler that was there before the run for the signal received (submitit
+        requeues the job on SIGUSR2), unless it is Python's own Ctrl-C handler."""
+        handler = self.previous.get(self.received)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(self.received, None)
+
+
+def _write_final(out_dir: Path, record: RunRecord) -> None:
+    """Writes the final record; where the disk is full, in place (the old record's blocks
+    are freed first), with the write's failure as the error, so no record stays running."""
     try:
-        return signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:
-        return None
+        write(out_dir, record)
+        return
+    except OSError as exc:
+        failure = f"{type(exc).__name__}: {exc}"
+    if record.status in ("ok", "running"):
+        record.update(status="failed", error=f"the record could not be written ({failure})")
+    log.error("writing %s failed: %s", METRICS, failure)
+    for content in (record.to_json(), {"status": record.status, "error": record.error}):
+        try:
+            records.write_json_in_place(Path(out_dir) / METRICS, content)
+            return
+        except OSError:
+            continue
 
 
 def _fill(record: RunRecord, trainer: Trainer) -> None:
@@ -235,5 +312,7 @@ def _write_files(out_dir: Path, trainer: Trainer, record: RunRecord) -> None:
                                     trainer.u_test.cpu().numpy(),
                                     trainer.predict_test().cpu().numpy(), last, labels,
                                     title)  # fmt: skip
+    except OSError as exc:  # a full disk, a quota: one line (resume=true writes them later)
+        log.warning("writing the run's files failed: %s", exc)
     except Exception:  # noqa: BLE001 - metrics.json is written already; report and go on
         log.warning("writing the run's files failed:\n%s", traceback.format_exc())

@@ -66,6 +66,14 @@ def write_json(path: Path, record: dict) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def write_json_in_place(path: Path, record: dict) -> None:
+    """Writes ``record`` over ``path`` without a temporary file: the last resort where the
+    disk is full (truncating the old file frees its blocks first)."""
+    text = json.dumps(_clean(record), indent=2) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

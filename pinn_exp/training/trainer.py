@@ -158,6 +158,8 @@ class Trainer:
         self._period = self.sampler.period
         self._stage_updates = 0
         self.state = RunState()
+        #: the job's resolved config, kept in checkpoints (set by the runner)
+        self.run_config: dict | None = None
         self.phase = "setup"
         self.started = time.perf_counter()
 
@@ -485,6 +487,7 @@ class Trainer:
             "python_rng": random.getstate(),
             "meter": self.meter.state_dict(),
             "n_evals": self.scorer.n_evals,
+            "config": self.run_config,  # the resume guard compares it
         }
 
     def restore(self, snap: dict) -> None:

@@ -1,0 +1,287 @@
+"""The guard: no command damages a run on disk; every refusal is one line, exit status 2."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from support import ROOT, TINY, compose_config
+
+from pinn_exp import guard, runner
+from pinn_exp.factory import build
+from pinn_exp.io import records
+
+TINY1 = [*TINY, "rounds=1"]
+
+
+def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _refused(proc, said: str, code: int = 2) -> None:
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert said in proc.stderr and "Traceback" not in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished run (one round); tests copy it before they touch it."""
+    tmp = tmp_path_factory.mktemp("finished")
+    proc = _cli(*TINY1, f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return tmp / "run"
+
+
+def _copy(finished: Path, tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    return run
+
+
+# ------------------------------------------------------------------- in process: the checks
+def test_a_claim_is_exclusive_and_a_dead_process_claim_is_taken_over(tmp_path):
+    claim = guard.claim_run_dir(tmp_path)
+    with pytest.raises(guard.Refused, match="is in use by process"):
+        guard.claim_run_dir(tmp_path)  # this process is alive
+    claim.release()
+    assert not (tmp_path / guard.RUN_CLAIM).exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / guard.RUN_CLAIM).write_text(f"pid {dead.pid} host {os.uname().nodename}\n")
+    guard.claim_run_dir(tmp_path).release()  # a stale claim does not block forever
+
+
+@pytest.mark.parametrize("kind", ["empty", "dangling", "loop"])
+def test_unusable_directories_are_named(tmp_path, kind):
+    if kind == "empty":
+        value, said = "", "hydra.run.dir is empty"
+    elif kind == "dangling":
+        (tmp_path / "link").symlink_to(tmp_path / "missing")
+        value, said = str(tmp_path / "link"), "does not exist"
+    else:
+        (tmp_path / "a").symlink_to(tmp_path / "b")
+        (tmp_path / "b").symlink_to(tmp_path / "a")
+        value, said = str(tmp_path / "a" / "run"), "loop of symbolic links"
+    with pytest.raises(guard.Refused, match=said):
+        guard.check_path(value, "hydra.run.dir")
+
+
+def test_resume_checks_the_checkpoint_and_its_own_config(tmp_path):
+    job = {"seed": 0, "rounds": 2, "resume": True}
+    torch.save({"foo": 1}, tmp_path / "checkpoint.pt")
+    with pytest.raises(guard.Refused, match="is not a checkpoint of a run"):
+        guard.check_resume(tmp_path, job)
+    # no metrics.json, no config_resolved.yaml: the checkpoint's config is compared
+    snapshot = {key: {} for key in guard.CHECKPOINT_KEYS}
+    snapshot.update(state={"round_index": 0}, config={"seed": 1, "rounds": 2})
+    torch.save(snapshot, tmp_path / "checkpoint.pt")
+    with pytest.raises(guard.Refused, match=r"seed \(1 -> 0\)"):
+        guard.check_resume(tmp_path, job)
+    guard.check_resume(tmp_path, {**job, "seed": 1})
+    (tmp_path / "config_resolved.yaml").write_text("seed: [unclosed\n")
+    with pytest.raises(guard.Refused, match="config_resolved.yaml is unreadable"):
+        guard.check_resume(tmp_path, {**job, "seed": 1})
+
+
+def test_a_run_that_failed_at_its_configuration_does_not_protect_its_directory(tmp_path):
+    runner.write_failure(tmp_path, {}, "sampler.ratio=0.7 is outside (0, 0.5)")
+    guard.check_run_dir(tmp_path, {"resume": False})  # nothing to lose
+    records.write_history(tmp_path / "history.csv", [])
+    with pytest.raises(guard.Refused, match="holds another run's record"):
+        guard.check_run_dir(tmp_path, {"resume": False})
+
+
+def test_runs_and_sweeps_do_not_nest(tmp_path):
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / ".sweep").touch()
+    for run_dir in (tmp_path / "sweep", tmp_path / "sweep" / "0_job"):
+        with pytest.raises(guard.Refused, match="a sweep's directory"):
+            guard.check_not_in_sweep(run_dir)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    for sweep_dir in (tmp_path / "run", tmp_path / "run" / "sub"):
+        with pytest.raises(guard.Refused, match="a run's directory"):
+            guard.check_not_in_run(sweep_dir)
+
+
+@pytest.mark.parametrize("where", ["/tmp/my runs/é ü", "/tmp/a:b=c,d(e)'f"])
+def test_the_finish_command_survives_the_shell_and_hydra(where):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    config = OmegaConf.create({"hydra": {"overrides": {
+        "hydra": [f"hydra.sweep.dir={where}", "hydra.sweep.subdir=${hydra.job.num}"],
+        "task": ["seed=0,1", "resume=true"]}}})  # fmt: skip
+    words = shlex.split(guard.finish_command(config, Path(where)))
+    assert words[:3] == ["python", "run.py", "-m"] and words.count("resume=true") == 1
+    parsed = OverridesParser.create().parse_overrides(words[3:])
+    values = {o.key_or_group: o for o in parsed}
+    assert values["hydra.sweep.dir"].value() == where
+    assert words[3] == "hydra.sweep.subdir=${hydra.job.num}"
+
+
+# ------------------------------------------------------------------ in process: the runner
+def _run(tmp_path: Path, **kwargs) -> dict:
+    return runner.run(build(compose_config(TINY1)), tmp_path, progress=False, **kwargs)
+
+
+def test_a_full_disk_is_one_line_and_a_final_record(tmp_path, monkeypatch, caplog):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("pinn_exp.training.trainer.save_checkpoint", full)
+    real_write = runner.write
+    calls = []
+
+    def write(out_dir, record):  # the first record goes in; the final one finds a full disk
+        calls.append(record.status)
+        if len(calls) > 1:
+            full()
+        real_write(out_dir, record)
+
+    monkeypatch.setattr(runner, "write", write)
+    monkeypatch.setattr(runner.records, "write_history", full)
+    record = _run(tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == record["status"] == "failed"
+    assert "No space left on device" in saved["error"]
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_records_the_run_and_a_second_one_changes_nothing(tmp_path, monkeypatch,
+                                                                   signum):  # fmt: skip
+    def hook(round_index, step, phase):
+        if step == 5:
+            os.kill(os.getpid(), signum)
+
+    real = runner._write_files
+
+    def files_with_a_second_signal(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # remembered, not raised: the files get written
+        real(*args)
+
+    monkeypatch.setattr(runner, "_write_files", files_with_a_second_signal)
+    with pytest.raises(runner.Interrupted) as stopped:
+        _run(tmp_path, step_hook=hook)
+    assert stopped.value.code == 128 + signum
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and record["error"] == runner.ENDING[signum]
+    assert (tmp_path / "loss.png").is_file() and (tmp_path / "history.csv").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+# -------------------------------------------------------------------- end to end (run.py)
+def test_a_resume_that_cannot_build_or_load_leaves_the_run_as_it_was(finished, tmp_path):
+    run = _copy(finished, tmp_path)
+    before = _files(run)
+    proc = _cli(*TINY, "rounds=3", "resume=true", "+sampler.period=5", f"hydra.run.dir={run}",
+                cwd=tmp_path)  # fmt: skip
+    _refused(proc, "period")
+    assert _files(run) == before  # .hydra/ and the log included
+    torch.save({"foo": 1}, run / "checkpoint.pt")
+    before = _files(run)
+    _refused(_cli(*TINY, "rounds=3", "resume=true", f"hydra.run.dir={run}", cwd=tmp_path),
+             "not a checkpoint of a run")  # fmt: skip
+    assert _files(run) == before
+
+
+def test_the_original_resume_still_works_after_a_refused_one(finished, tmp_path):
+    run = _copy(finished, tmp_path)
+    (run / "loss.png").unlink()  # and a finished run missing a plot gets it on resume
+    _refused(_cli(*TINY, "rounds=2", "resume=true", "+sampler.period=5", f"hydra.run.dir={run}",
+                  cwd=tmp_path), "period")  # fmt: skip
+    proc = _cli(*TINY, "rounds=1", "resume=true", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0 and (run / "loss.png").is_file(), proc.stderr[-2000:]
+    proc = _cli(*TINY, "rounds=2", "resume=true", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "ok" and len(record["l2_rel_error_per_round"]) == 3
+    assert not (run / guard.RUN_CLAIM).exists()
+
+
+def test_a_run_in_use_is_neither_joined_nor_resumed(finished, tmp_path):
+    run = _copy(finished, tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (run / guard.RUN_CLAIM).write_text(f"pid {holder.pid} host {os.uname().nodename}\n")
+        before = _files(run)
+        for extra in (["resume=true", "rounds=2"], []):
+            _refused(_cli(*TINY1, *extra, f"hydra.run.dir={run}", cwd=tmp_path), "is in use by")
+            assert _files(run) == before
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        (fresh / guard.RUN_CLAIM).write_text(f"pid {holder.pid} host {os.uname().nodename}\n")
+        _refused(_cli(*TINY1, f"hydra.run.dir={fresh}", cwd=tmp_path), "is in use by")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("case", ["malformed_config", "unresolvable"])
+def test_the_guard_fails_closed(finished, tmp_path, case):
+    run = _copy(finished, tmp_path)
+    if case == "malformed_config":
+        (run / "config_resolved.yaml").write_text("seed: [unclosed\n")
+        args, said = ["resume=true", "rounds=2"], "config_resolved.yaml is unreadable"
+    else:
+        args, said = ["+note=${oc.env:PINN_EXP_SURELY_UNSET}", f"hydra.run.dir={run}_new"], "resolv"
+        run = tmp_path / "run_new"
+    before = _files(run) if run.exists() else {}
+    _refused(_cli(*TINY1, *args, f"hydra.run.dir={run}", cwd=tmp_path), said)
+    assert (_files(run) if run.exists() else {}) == before
+
+
+def test_refusals_of_places(finished, tmp_path):
+    _refused(_cli(*TINY1, "hydra.run.dir=", cwd=tmp_path), "hydra.run.dir is empty")
+    assert not list(tmp_path.iterdir())
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    _refused(_cli(*TINY1, f"hydra.run.dir={tmp_path / 'dangling'}", cwd=tmp_path),
+             "which does not exist")  # fmt: skip
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / ".sweep").touch()
+    _refused(_cli(*TINY1, f"hydra.run.dir={sweep / 'mine'}", cwd=tmp_path), "sweep's directory")
+    _refused(_cli("-m", *TINY1, "seed=0,1", f"hydra.sweep.dir={finished}", cwd=tmp_path),
+             "a run's directory")  # fmt: skip
+
+
+def test_a_failed_configuration_does_not_block_the_corrected_rerun(tmp_path):
+    run = tmp_path / "run"
+    bad = _cli(*TINY1, "sampler.ratio=0.7", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert bad.returncode == 2 and json.loads((run / "metrics.json").read_text())["phase"]
+    good = _cli(*TINY1, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
+
+
+def test_sweeps_whose_jobs_collide_or_whose_config_changed_are_refused(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = _cli("-m", *TINY1, "seed=0,1", "hydra.sweep.subdir=${hydra.runtime.choices.sampler}",
+                f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+    _refused(proc, "both write into")
+    assert not (sweep / "rsmote").exists()
+    proc = _cli("-m", *TINY1, "sampler=uniform", "seed=0", f"hydra.sweep.dir={sweep}",
+                cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before = _files(sweep)
+    proc = _cli("-m", *TINY1, "sampler=rad", "seed=0", "resume=true", f"hydra.sweep.dir={sweep}",
+                cwd=tmp_path)  # fmt: skip
+    _refused(proc, "sampler ('uniform' -> 'rad')")
+    assert _files(sweep) == before
