@@ -5,6 +5,9 @@ or works as a user expects."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -121,3 +124,44 @@ def test_lbfgs_steps_given_to_the_adam_only_optimizer_are_refused(key, compose):
     message = str(info.value)
     assert message.startswith(f"optimizer.{key}=5 is not allowed") and "adam_lbfgs" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("+n_point=500", "n_point=500 is not allowed: n_point is not a config key (did you mean "
+         "n_points?); the top-level keys are"),
+        ("+foo=1", "foo=1 is not allowed: foo is not a config key; the top-level keys are"),
+        ("+foo.bar=1", "foo={'bar': 1} is not allowed: foo is not a config key"),
+        ("+sampler.ration=0.3", "sampler.ration=0.3 is not allowed: sampler.ration is not a "
+         "config key (did you mean sampler.ratio?); the keys of sampler are ratio,"),
+        ("+sampler.foo=2", "sampler.foo=2 is not allowed: sampler.foo is not a config key;"),
+        ("+optimizer.lbfgs_step=5", "(did you mean optimizer.lbfgs_steps?)"),
+        ("+report.metrik=x", "(did you mean report.metric?); the keys of report are rows,"),
+        ("+model.in_dim=3", "model.in_dim=3 is not allowed: the run sets model.in_dim itself"),
+        ("+laplacian.seed=3", "laplacian.seed=3 is not allowed: the run sets laplacian.seed"),
+    ],
+)  # fmt: skip
+def test_keys_added_with_plus_that_nothing_reads_are_refused(override, said, compose):
+    with pytest.raises(ConfigError) as info:
+        build(compose([override, "n_points=200"]))
+    assert said in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["smoke", "lambda_ablation"])
+def test_experiment_files_added_with_plus_still_build(name, compose):
+    assert build(compose([f"+experiment={name}", "n_points=200"])).n_points == 200
+
+
+def test_a_mistyped_key_on_the_command_line_exits_2_in_one_line_before_training(
+    root, tmp_path, tiny
+):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, str(root / "run.py"), *tiny, "+n_point=500", f"hydra.run.dir={run_dir}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    said = [line for line in proc.stderr.splitlines() if "n_point=500" in line]
+    assert len(said) == 1 and "did you mean n_points?" in said[0]
+    assert "Traceback" not in proc.stderr and not (run_dir / "history.csv").exists()
