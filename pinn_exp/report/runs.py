@@ -519,14 +519,14 @@ def mark_duplicates(
         One value per row of ``frame``.
     """
     out: list[str | None] = [None] * len(frame)
-    if frame.empty or "status" not in frame.columns:
+    if frame.empty or "status" not in frame.columns or "seed" not in frame.columns:
         return out
-    keys = [*setting_keys(frame), *(["seed"] if "seed" in frame.columns else [])]
+    keys = [*setting_keys(frame), "seed"]
     known = list(has_config) if has_config is not None else [True] * len(frame)
     known += [False] * (len(frame) - len(known))  # rows of jobs that never started
     groups: dict[tuple, list[int]] = {}
     for i, (status, row) in enumerate(zip(frame["status"], frame[keys].itertuples(index=False))):
-        if status == "ok" and known[i]:
+        if status == "ok" and known[i] and _label(row[-1]) is not None:  # a known seed
             groups.setdefault(tuple(_label(v) for v in row), []).append(i)
     run_dirs = frame["run_dir"].astype(str).tolist() if "run_dir" in frame.columns else []
     for members in groups.values():
