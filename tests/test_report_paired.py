@@ -179,7 +179,8 @@ def test_no_baseline_skips_the_section_with_a_note(tmp_path):
     assert "## Paired comparison against `uniform`" in text
     row = pd.read_csv(root / "summary_paired.csv").iloc[0]
     assert (row["pde"], row["sampler"], row["pairs"]) == ("poisson", "rsmote", 3)
-    assert main([str(root), "--baseline", "nope", "--no-plots"]) == 0
+    assert main([str(root), "--baseline", "nope", "--no-plots"]) == 2  # refused in one line
+    write_summary([root], baseline="nope", plots=False)  # a sweep's report.baseline: a note
     assert "the baseline `nope` has no ok run" in (root / "summary.md").read_text()
 
 
