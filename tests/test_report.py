@@ -323,3 +323,26 @@ def test_jobs_that_never_started_are_listed_as_incomplete(tmp_path, root, tiny):
     assert sorted(zip(missing["sampler"], missing["seed"])) == [("rad", 0), ("rad", 1),
                                                                 ("uniform", 1)]  # fmt: skip
     assert all(e.startswith("not started: ") and " sampler=" in e for e in missing["error"])
+
+
+def test_sweep_plots_name_the_metric_and_memory_in_mib(sweep, summary):
+    from pinn_exp.report.plots import plot_error_vs_lambda, plot_memory_vs_lambda
+
+    frame = collect_runs([sweep])
+    error = plot_error_vs_lambda(frame, sweep)
+    assert error.axes[0].get_ylabel() == "relative L2 error"
+    memory = plot_memory_vs_lambda(frame, sweep)
+    assert memory.axes[0].get_ylabel().endswith("[MiB]")
+
+
+def test_points_by_sampler_keeps_its_title_inside_a_single_panel(sweep, summary):
+    from pinn_exp.report.plots import plot_points_by_sampler
+
+    frame = collect_runs([sweep])
+    one = frame[frame["sampler"] == "uniform"]
+    fig = plot_points_by_sampler(one, sweep)
+    assert len(fig.axes) == 1
+    fig.canvas.draw()
+    title = fig._suptitle.get_window_extent(renderer=fig.canvas.get_renderer())
+    frame_box = fig.bbox
+    assert title.x0 >= frame_box.x0 and title.x1 <= frame_box.x1

@@ -28,8 +28,8 @@ from pinn_exp.report.tables import display_label, setting_labels  # noqa: E402
 log = logging.getLogger(__name__)
 
 MEMORY_LABELS = {
-    "peak_gpu_mem_mb": "peak GPU memory [MB]",
-    "peak_cpu_rss_mb": "peak CPU RSS [MB]",
+    "peak_gpu_mem_mb": "peak GPU memory [MiB]",
+    "peak_cpu_rss_mb": "peak CPU RSS [MiB]",
 }
 METRIC_LABELS = {registry.PRIMARY: "relative L2 error"}
 #: the class name (``sampler_class`` of the record) of the sampler whose lambda is plotted
@@ -226,7 +226,7 @@ def plot_error_vs_lambda(
     if (numeric(runs, metric) > 0).all():
         ax.set_yscale("log")
     ax.set_xlabel("λ (sampler.ratio)")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title("RSmote: error against λ (mean ± std)")
     return fig
 
@@ -394,7 +394,9 @@ def plot_points_by_sampler(
     panels = _sampler_points(frame, base)
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.3), squeeze=False)
+    # at least 6 inches wide: a single panel would clip the figure's title
+    width = max(6.0, 4.0 * len(panels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 4.3), squeeze=False)
     for ax, (sampler, row, key, points) in zip(axes[0], panels):
         y = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
         ax.scatter(points[:, 0], y, s=1)
@@ -404,7 +406,8 @@ def plot_points_by_sampler(
         xlabel, ylabel = _axis_labels(row.get("pde"))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel if points.shape[1] > 1 else "")
-    fig.suptitle("final collocation set of one run per sampler (the lowest seed)", fontsize=10)
+    fig.suptitle("final collocation set of one run per sampler (the lowest seed)", fontsize=10,
+                 wrap=True)
     return fig
 
 
