@@ -24,6 +24,21 @@ from pinn_exp.model import Solution
 from pinn_exp.pdes.base import PDE
 
 
+class RunLoadError(ValueError):
+    """A run's file is there but cannot be used: the message names the file and what is
+    wrong with it."""
+
+
+def _what(exc: BaseException) -> str:
+    """An exception in one line: its type and its message's first line (two where the first
+    only introduces the second, as load_state_dict's does)."""
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not text:
+        return type(exc).__name__
+    first = " ".join(text[:2]) if text[0].endswith(":") else text[0]
+    return f"{type(exc).__name__}: {first}"
+
+
 @dataclass
 class LoadedRun:
     """A run's config, records and trained model.
@@ -83,8 +98,10 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     Raises:
         FileNotFoundError: naming the missing file, when ``path`` is not a run's directory
             or the run finished no round (no ``checkpoint.pt``).
+        RunLoadError: naming the file, when one is there but empty, unreadable, not written
+            by pinn-exp, or not matching the run's config.
     """
-    from pinn_exp.factory import build  # the factory imports every PDE and sampler
+    from pinn_exp.factory import ConfigError, build  # the factory imports every PDE, sampler
 
     path = Path(path)
     for name in (CONFIG, METRICS, CHECKPOINT):
@@ -93,16 +110,57 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
                 f"{path / name} does not exist: load_run needs a run directory with "
                 f"{CONFIG}, {METRICS} and {CHECKPOINT} (written after the first round)"
             )
-    config = OmegaConf.load(path / CONFIG)
-    config.device.name = device
+    for name in (CONFIG, METRICS, CHECKPOINT):
+        if (path / name).stat().st_size == 0:
+            raise RunLoadError(f"{path / name} is empty (0 bytes): the run's files are damaged")
+    try:
+        config = OmegaConf.load(path / CONFIG)
+        if not isinstance(config, DictConfig) or "device" not in config:
+            raise ValueError("it is not a run's config (no device key)")
+        config.device.name = device
+    except Exception as exc:  # noqa: BLE001 - any unreadable config is said the same way
+        raise RunLoadError(
+            f"{path / CONFIG} cannot be read as a run's config ({_what(exc)})"
+        ) from None
+    try:
+        metrics = records.read_json(path / METRICS)
+    except ValueError as exc:
+        raise RunLoadError(f"{path / METRICS} cannot be read as JSON ({_what(exc)})") from None
     # building seeds the global generators (the initial weights); the caller's stay as they were
     states = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        built = build(config)
-    random.setstate(states[0])
-    np.random.set_state(states[1])
-    snapshot = records.load_checkpoint(path / CHECKPOINT, built.device.device)
-    built.model.load_state_dict(snapshot["model"])
+    try:
+        with torch.random.fork_rng(devices=[]):
+            built = build(config)
+    except ConfigError as exc:
+        raise RunLoadError(f"{path / CONFIG} cannot be built: {exc}") from None
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+    _load_weights(path / CHECKPOINT, built.device.device, built.model)
     built.model.eval()
-    return LoadedRun(path, config, records.read_json(path / METRICS), built.model,
-                     built.pde, built.device.device)  # fmt: skip
+    return LoadedRun(path, config, metrics, built.model, built.pde, built.device.device)
+
+
+def _load_weights(file: Path, device: torch.device, model: torch.nn.Module) -> None:
+    """Loads the weights of the checkpoint ``file`` into ``model``."""
+    try:
+        snapshot = records.load_checkpoint(file, device)
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage, another format: one message
+        raise RunLoadError(
+            f"{file} cannot be read as a checkpoint ({_what(exc)}): it is damaged or not a "
+            "torch file"
+        ) from None
+    state = snapshot.get("model") if isinstance(snapshot, dict) else None
+    if not isinstance(state, dict):
+        held = sorted(map(str, snapshot))[:8] if isinstance(snapshot, dict) else type(snapshot)
+        raise RunLoadError(
+            f"{file} is not a pinn-exp checkpoint: it holds no model weights under 'model' "
+            f"(it holds {held})"
+        )
+    try:
+        model.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001 - missing, extra or mis-shaped weights
+        raise RunLoadError(
+            f"{file} does not fit the run's config ({_what(exc)}); it was written by another "
+            "run or another version"
+        ) from None

@@ -165,3 +165,49 @@ def test_a_mistyped_key_on_the_command_line_exits_2_in_one_line_before_training(
     said = [line for line in proc.stderr.splitlines() if "n_point=500" in line]
     assert len(said) == 1 and "did you mean n_points?" in said[0]
     assert "Traceback" not in proc.stderr and not (run_dir / "history.csv").exists()
+
+
+@pytest.fixture
+def saved_run(tmp_path, compose):
+    """A run directory as run.py leaves it after a round, without the training: its config,
+    a record, and a checkpoint of the initial network."""
+    cfg = compose(["n_points=200", "device=cpu"])
+    (tmp_path / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (tmp_path / "metrics.json").write_text('{"status": "ok"}\n')
+    torch.save({"model": build(cfg).model.state_dict()}, tmp_path / "checkpoint.pt")
+    return tmp_path
+
+
+def _width_32_weights(compose):
+    return {"model": build(compose(["n_points=200", "model.width=32"])).model.state_dict()}
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "said"),
+    [
+        ("checkpoint.pt", b"", "is empty (0 bytes)"),
+        ("checkpoint.pt", b"not a checkpoint\n" * 10, "cannot be read as a checkpoint"),
+        ("checkpoint.pt", {"weights": torch.zeros(2)}, "is not a pinn-exp checkpoint"),
+        ("checkpoint.pt", torch.zeros(3), "is not a pinn-exp checkpoint"),
+        ("checkpoint.pt", _width_32_weights, "does not fit the run's config"),
+        ("config_resolved.yaml", b"{unclosed: [", "cannot be read as a run's config"),
+        ("config_resolved.yaml", b"- a list\n", "cannot be read as a run's config"),
+        ("config_resolved.yaml", b"", "is empty (0 bytes)"),
+        ("metrics.json", b"{oops", "cannot be read as JSON"),
+    ],
+)
+def test_load_run_on_a_damaged_or_foreign_file_names_the_file(
+    saved_run, compose, file, damage, said
+):
+    import pinn_exp
+
+    pinn_exp.load_run(saved_run)  # as written, it loads
+    target = saved_run / file
+    if isinstance(damage, bytes):
+        target.write_bytes(damage)
+    else:
+        torch.save(damage(compose) if callable(damage) else damage, target)
+    with pytest.raises(pinn_exp.loading.RunLoadError) as info:
+        pinn_exp.load_run(saved_run)
+    message = str(info.value)
+    assert message.startswith(str(target)) and said in message and "\n" not in message
