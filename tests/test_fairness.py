@@ -95,17 +95,126 @@ def test_a_sampler_with_a_period_acts_within_a_stage(compose, tiny, period):
     # re-seed the generator: initial() above drew from it
     built.generator.manual_seed(built.seed)
     state = trainer.run()
-    # per round: one update at the round's start (rounds 1, 2); with period 4 also at Adam
+    # per round: one update at the round's start (rounds 1, 2); with period 4 also after Adam
     # steps 4 and 8 of every stage (10 steps in round 0, 9 in rounds 1 and 2)
     per_stage = 0 if period is None else 2
     expected = [per_stage, 1 + per_stage, 1 + per_stage]
     got = [s.get("n_stage_updates", 0) for s in state.round_stats]
     assert got == [per_stage] * 3
     assert built.sampler.calls == sum(expected)
-    assert trainer.scorer.n_evals == sum(expected) * built.n_points
+    # only the rounds' updates score: one within a stage reuses the Adam step's residual
+    assert trainer.scorer.n_evals == 2 * built.n_points
     # every update moved the points by 0.99, and the recorded set is the last one
     moved = torch.as_tensor(state.collocation["round_2"], dtype=start.dtype)
     torch.testing.assert_close(moved, start * 0.99 ** sum(expected), rtol=1e-5, atol=1e-6)
+
+
+def _counting_residual(pde) -> list[int]:
+    """Counts the PDE's residual evaluations (forward passes over the points), scoring and
+    training alike: one entry per call, its number of points."""
+    calls: list[int] = []
+    residual = pde.residual
+
+    def counted(u, x, laplacian):
+        calls.append(len(x))
+        return residual(u, x, laplacian)
+
+    pde.residual = counted
+    return calls
+
+
+@pytest.mark.parametrize("steps", [1, 6])
+def test_r3_reuses_the_training_steps_residual(compose, tiny, steps):
+    """R3 within a stage (period 1) costs no forward pass of its own: each update gets the
+    residual the Adam step computed at the same points before its parameter update, as Daw et
+    al. do (one evaluation a step, not two)."""
+    built = build(compose([*tiny, "sampler=r3"]))
+    calls = _counting_residual(built.pde)
+    trainer = Trainer(built, progress=False)
+    trainer.state.points = built.sampler.initial().points
+    x = trainer.state.points.clone().requires_grad_(True)
+    before: list[torch.Tensor] = []  # |residual| at the step's points with the step's parameters
+    trainer.step_hook = lambda r, s, phase: before.append(
+        trainer.uncounted_residual(trainer.state.points)
+    )
+    seen: list[torch.Tensor] = []
+    update = built.sampler.update
+
+    def recording(points, residual, round_index):
+        seen.append(residual(points))
+        return update(points, residual, round_index)
+
+    built.sampler.update = recording
+    start = len(calls)
+    trainer._adam(x, 1, steps)
+    training = [n for n in calls[start:] if n == built.n_points]
+    assert len(training) == steps + len(before)  # one per step; the hook's are the test's own
+    assert trainer.scorer.n_evals == 0 and trainer._stage_updates == steps == len(seen)
+    for eps_before, eps_used in zip(before, seen, strict=True):
+        torch.testing.assert_close(eps_used, eps_before, rtol=1e-4, atol=1e-6)
+    # the set the last update made is the stage's (and L-BFGS's) set
+    assert torch.equal(x.detach(), trainer.state.points)
+
+
+def test_r3_records_only_the_rounds_scoring(compose, tiny):
+    built = build(compose([*tiny, "sampler=r3", "rounds=1"]))
+    state = Trainer(built, progress=False).run()
+    n, steps = built.n_points, built.schedule.adam_steps
+    assert [s["n_residual_evals"] for s in state.round_stats] == [0, n]
+    stage_updates = [s["n_stage_updates"] for s in state.round_stats]
+    assert stage_updates == [built.schedule.pretrain_steps, steps]
+
+
+@pytest.mark.parametrize(("steps", "expected"), [(250, 2), (300, 3)])
+def test_random_r_as_published_resamples_every_100_adam_steps_in_one_stage(
+    compose, tiny, steps, expected
+):
+    """sampler=random_r (src/burgers/Random_R.py): every 100 Adam steps all N points are
+    replaced, in one Adam stage (the set after the last step included, as DeepXDE's resampler
+    does), then one L-BFGS run of optimizer.single_stage_lbfgs_steps on the last set; the
+    run's rounds are not run."""
+    cfg = compose([*tiny, "sampler=random_r", f"optimizer.pretrain_steps={steps}",
+                   "optimizer.single_stage_lbfgs_steps=7", "rounds=2"])  # fmt: skip
+    built = build(cfg)
+    trainer = Trainer(built, progress=False)
+    used: list[torch.Tensor] = []  # the set each Adam step trains on
+    trainer.step_hook = lambda r, s, phase: used.append(trainer.state.points) if phase == "adam" \
+        else None  # fmt: skip
+    sets: list[torch.Tensor] = []
+    update = built.sampler.update
+
+    def recording(points, residual, round_index):
+        out = update(points, residual, round_index)
+        sets.append(out.points)
+        return out
+
+    built.sampler.update = recording
+    lbfgs_runs: list[int] = []
+    lbfgs = trainer._lbfgs
+    trainer._lbfgs = lambda x, r, n: (lbfgs_runs.append(n), lbfgs(x, r, n))
+    state = trainer.run()
+    assert len(state.round_stats) == 1 and trainer.rounds == 0  # one stage, no rounds
+    assert state.round_stats[0]["n_stage_updates"] == expected == len(sets)
+    assert state.round_stats[0]["n_residual_evals"] == 0
+    changes = [s for s in range(1, steps) if used[s] is not used[s - 1]]
+    assert changes == list(range(100, steps, 100))
+    previous = [used[0], *(used[s] for s in changes)]
+    for old, new in zip(previous[: len(sets)], sets, strict=True):  # every point replaced
+        assert len(new) == built.n_points
+        assert not set(map(tuple, new.tolist())) & set(map(tuple, old.tolist()))
+    # one L-BFGS run, on the last set, of single_stage_lbfgs_steps iterations (lbfgs_steps: 5)
+    assert np.array_equal(state.collocation["round_0"], sets[-1].numpy())
+    assert lbfgs_runs == [7]
+
+
+def test_random_r_round_draws_a_fresh_set_once_per_round(compose, tiny):
+    built = build(compose([*tiny, "sampler=random_r_round"]))
+    assert built.sampler.period is None and not built.sampler.single_stage
+    state = Trainer(built, progress=False).run()
+    assert len(state.round_stats) == built.rounds + 1
+    assert all("n_stage_updates" not in s for s in state.round_stats)
+    sets = [set(map(tuple, state.collocation[f"round_{r}"].tolist())) for r in range(3)]
+    assert not sets[0] & sets[1] and not sets[1] & sets[2]
 
 
 def test_a_period_with_a_sampler_that_changes_the_size_is_refused(compose, tiny):

@@ -1,14 +1,19 @@
-"""The sync-free L-BFGS: its direction equals the two-loop recursion's, and it minimises."""
+"""The sync-free L-BFGS: its direction equals the two-loop recursion's, and it minimises;
+torch's L-BFGS: its line search's evaluation limit and its evaluation budget."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 import torch
+import torch.optim.lbfgs as torch_lbfgs
 
 from pinn_exp import runner
 from pinn_exp.factory import build
-from pinn_exp.training.lbfgs import SyncFreeLBFGS, load
+from pinn_exp.training import trainer as trainer_module
+from pinn_exp.training.lbfgs import StrongWolfeLBFGS, SyncFreeLBFGS, load
+from pinn_exp.training.schedule import Schedule, lbfgs_max_eval
+from pinn_exp.training.trainer import Trainer
 
 F64 = torch.float64
 
@@ -208,3 +213,73 @@ def test_an_iteration_reads_nothing_on_the_host():
     for _ in range(12):
         opt.step()
     assert opt.f < 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# torch's L-BFGS: the line search's evaluation limit and the evaluation budget
+# --------------------------------------------------------------------------------------------
+
+
+def _one_iteration(max_ls: int | None, lr: float = 1e6) -> int:
+    """Evaluations of one StrongWolfeLBFGS iteration whose first trial step (``lr``) is far too
+    long, so that the line search needs many trials to shorten it."""
+    x = torch.tensor([3.0, -2.0], dtype=F64, requires_grad=True)
+    opt = StrongWolfeLBFGS([x], max_ls=max_ls, lr=lr, max_iter=1, max_eval=1000,
+                           tolerance_change=0.0, tolerance_grad=0.0)  # fmt: skip
+    evals = 0
+
+    def closure():
+        nonlocal evals
+        evals += 1
+        opt.zero_grad()
+        loss = (torch.tensor([1.0, 50.0], dtype=F64) * x**2 + x**4).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return evals
+
+
+def test_strong_wolfe_line_search_takes_max_ls(monkeypatch):
+    """``optimizer.max_ls`` bounds torch's line search during the step only, together with the
+    evaluations left in the budget (which torch 2.13 passes as its limit)."""
+    seen = []
+    original = torch_lbfgs._strong_wolfe
+
+    def spy(*args, max_ls=25, **kwargs):
+        seen.append(max_ls)
+        return original(*args, max_ls=max_ls, **kwargs)
+
+    monkeypatch.setattr(torch_lbfgs, "_strong_wolfe", spy)
+    _one_iteration(None, lr=10.0)
+    assert torch_lbfgs._strong_wolfe is spy and seen == [1000 - 1]  # torch's: the budget left
+    _one_iteration(5, lr=10.0)
+    assert seen[-1] == 5 and torch_lbfgs._strong_wolfe is spy  # restored after the step
+    monkeypatch.undo()
+    # the line search's first trial plus at most max_ls more, after the first evaluation
+    assert [_one_iteration(k) for k in (1, 2, 5)] == [3, 4, 7]
+    assert _one_iteration(None) > 7
+
+
+def test_lbfgs_stage_gets_max_ls_and_five_quarters_of_its_iterations_as_evaluations(
+    monkeypatch, tiny, compose
+):
+    assert lbfgs_max_eval(1000) == 1250  # DeepXDE's maxfun for maxiter=1,000
+    made = []
+
+    class Recording(StrongWolfeLBFGS):
+        def __init__(self, params, **kwargs):
+            made.append(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "StrongWolfeLBFGS", Recording)
+    cfg = compose([*tiny, "rounds=0", "optimizer.lbfgs_steps=8", "optimizer.max_ls=50"])
+    Trainer(build(cfg), progress=False).run()
+    assert [(k["max_iter"], k["max_eval"], k["max_ls"]) for k in made] == [(8, 10, 50)]
+
+
+def test_reference_budget_runs_deepxdes_line_search_limit(compose):
+    assert compose(["budget=reference"]).optimizer.max_ls == 50
+    assert compose([]).optimizer.max_ls is None  # torch's own limit
+    with pytest.raises(ValueError, match="optimizer.max_ls=0"):
+        Schedule(max_ls=0)

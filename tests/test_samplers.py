@@ -153,6 +153,21 @@ def test_uniform_keeps_its_set_and_random_r_draws_a_new_one(method):
     assert scorer.calls == []  # neither looks at the residual
 
 
+def test_random_r_defaults_are_the_published_recipe_and_bad_settings_are_refused():
+    """Random_R.py: a new set every 100 Adam steps of one stage; the per-round variant is
+    period null, single_stage false (option random_r_round)."""
+    published = RandomR()
+    assert (published.period, published.single_stage) == (100, True)
+    per_round = RandomR(period=None, single_stage=False)
+    assert (per_round.period, per_round.single_stage) == (None, False)
+    with pytest.raises(ValueError, match="sampler.single_stage=true needs sampler.period"):
+        RandomR(period=None)
+    for period in (0, -1, True):
+        with pytest.raises(ValueError, match=f"sampler.period={period!r}"):
+            RandomR(period=period)
+    assert not Uniform().single_stage and not R3().single_stage  # the base class's default
+
+
 @pytest.mark.parametrize(("n", "rounds", "final"), [(2000, 100, 2000), (2000, 10, 1100),
                                                     (2000, 120, 2000), (1001, 3, 515)])
 def test_rar_d_grows_by_the_published_step(n, rounds, final):

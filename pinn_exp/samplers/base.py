@@ -62,6 +62,9 @@ class Sampler(ABC):
     #: Adam steps between updates within a training stage (the trainer copies the new set
     #: into the stage's points, so it must keep N); None: once per round, before the stage
     period: int | None = None
+    #: the sampler's recipe is one training stage (Adam with its in-stage updates, then one
+    #: L-BFGS run of ``optimizer.single_stage_lbfgs_steps``): the run's rounds are not run
+    single_stage: bool = False
 
     def bind(
         self,

@@ -20,13 +20,18 @@ state is tensors on the parameters' device and every decision is a ``torch.where
 So one iteration is one loss-and-gradient evaluation and a fixed sequence of kernels, which
 a CUDA graph can capture. :func:`load` and :func:`flat_grad` move between the parameters and
 one flat vector.
+
+:class:`StrongWolfeLBFGS` is torch's L-BFGS (``optimizer.lbfgs_impl=torch``) with the line
+search's evaluation limit as an argument.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
+import torch.optim.lbfgs as torch_lbfgs
 
 Evaluate = Callable[[], torch.Tensor]
 
@@ -43,6 +48,48 @@ def load(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
     """Copies a flat vector into the parameters (in place: their storage stays the same)."""
     views = [v.view_as(p) for v, p in zip(flat.split([p.numel() for p in params]), params)]
     torch._foreach_copy_(list(params), views)
+
+
+@contextmanager
+def _line_search_limit(max_ls: int) -> Iterator[None]:
+    """torch's strong-Wolfe line search with ``max_ls`` evaluations at most. ``LBFGS.step``
+    calls the module's ``_strong_wolfe`` with the evaluations left in the stage's budget as
+    its limit (torch 2.13; older versions: none, the function's default of 25), so the
+    smaller of the two applies."""
+    original = torch_lbfgs._strong_wolfe
+
+    def limited(*args, **kwargs):
+        left = kwargs.pop("max_ls", None)
+        return original(*args, max_ls=max_ls if left is None else min(max_ls, left), **kwargs)
+
+    torch_lbfgs._strong_wolfe = limited
+    try:
+        yield
+    finally:
+        torch_lbfgs._strong_wolfe = original
+
+
+class StrongWolfeLBFGS(torch.optim.LBFGS):
+    """``torch.optim.LBFGS`` with ``line_search_fn="strong_wolfe"`` whose line search evaluates
+    the loss at most ``max_ls`` times per iteration. torch's own limit is the evaluations left
+    in the stage's budget (``max_eval``; torch 2.13); scipy's L-BFGS-B, which DeepXDE runs,
+    takes ``maxls``, 50 in DeepXDE.
+
+    Args:
+        params: the parameters to optimise.
+        max_ls: the line search's evaluations per iteration at most; None: torch's limit.
+        **kwargs: ``torch.optim.LBFGS``'s arguments but ``line_search_fn``.
+    """
+
+    def __init__(self, params, max_ls: int | None = None, **kwargs):
+        super().__init__(params, line_search_fn="strong_wolfe", **kwargs)
+        self.max_ls = None if max_ls is None else int(max_ls)
+
+    def step(self, closure):  # type: ignore[override]
+        if self.max_ls is None:  # torch's own path, untouched
+            return super().step(closure)
+        with _line_search_limit(self.max_ls):
+            return super().step(closure)
 
 
 class SyncFreeLBFGS:

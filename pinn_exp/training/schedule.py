@@ -17,10 +17,18 @@ class Schedule:
     Args:
         pretrain_steps: Adam steps of the initial training.
         adam_steps: Adam steps after each sampling round.
-        lbfgs_steps: L-BFGS iterations after each Adam stage (0 for Adam only).
+        lbfgs_steps: L-BFGS iterations after each Adam stage (0 for Adam only), within
+            :func:`lbfgs_max_eval` evaluations.
+        single_stage_lbfgs_steps: L-BFGS iterations after the Adam stage of a run whose
+            sampler trains in one stage (``Sampler.single_stage``: ``random_r`` as published,
+            whose script runs DeepXDE's default of 15,000); None: ``lbfgs_steps``.
         lr: Adam's learning rate.
         lbfgs_lr: L-BFGS step size (1 with a strong-Wolfe line search).
         history_size: L-BFGS memory (DeepXDE's, which the RAD reference code uses: 100).
+        max_ls: the strong-Wolfe line search's evaluations per L-BFGS iteration at most
+            (DeepXDE runs scipy's L-BFGS-B with ``maxls=50``); None: torch's limit, the
+            evaluations left in the stage's budget (torch 2.13). Only ``lbfgs_impl=torch``
+            has such a line search.
         tolerance_grad: L-BFGS stops when the largest gradient entry falls below it
             (DeepXDE's ``gtol``: 1e-8).
         check_every: steps between copies of the losses to the host (each a check for a
@@ -38,9 +46,11 @@ class Schedule:
     pretrain_steps: int = 2000
     adam_steps: int = 0
     lbfgs_steps: int = 1000
+    single_stage_lbfgs_steps: int | None = None
     lr: float = 1e-3
     lbfgs_lr: float = 1.0
     history_size: int = 50
+    max_ls: int | None = None
     tolerance_grad: float = 1e-9
     check_every: int = 50
     lbfgs_impl: str = "torch"
@@ -72,6 +82,23 @@ class Schedule:
             )
         if self.history_size < 1 or self.check_every < 1:
             raise ValueError("optimizer.history_size and optimizer.check_every must be >= 1")
+        steps = self.single_stage_lbfgs_steps
+        if steps is not None and (not isinstance(steps, int) or steps < 0):
+            raise ValueError(
+                f"optimizer.single_stage_lbfgs_steps={steps!r} is not allowed; it must be null or "
+                "an integer >= 0"
+            )
+        if self.max_ls is not None and (not isinstance(self.max_ls, int) or self.max_ls < 1):
+            raise ValueError(
+                f"optimizer.max_ls={self.max_ls!r} is not allowed; it must be null or an "
+                "integer >= 1"
+            )
+
+
+def lbfgs_max_eval(steps: int) -> int:
+    """Loss-and-gradient evaluations an L-BFGS stage of ``steps`` iterations may use: 5/4 of
+    them, torch's default and scipy's ``maxfun`` as DeepXDE sets it (1,250 for 1,000)."""
+    return steps * 5 // 4
 
 
 @dataclass

@@ -26,8 +26,9 @@ from pinn_exp.model import Solution
 from pinn_exp.ops import Laplacian, graph_free
 from pinn_exp.pdes.base import PDE, BoundaryTerm
 from pinn_exp.training.capture import CapturedStep
-from pinn_exp.training.lbfgs import SyncFreeLBFGS
+from pinn_exp.training.lbfgs import StrongWolfeLBFGS, SyncFreeLBFGS
 from pinn_exp.training.progress import Progress
+from pinn_exp.training.schedule import lbfgs_max_eval
 
 if TYPE_CHECKING:
     from pinn_exp.factory import Built
@@ -90,6 +91,27 @@ class Scorer:
         return torch.cat(out)
 
 
+class StepResidual:
+    """The scorer of an update within a stage: at the stage's points it returns the
+    |residual| that the last Adam step computed there, before its parameter update (no second
+    forward pass, not counted; Daw et al.'s R3 reuses the training step's residual so); other
+    points are scored by ``scorer``.
+
+    Args:
+        scorer: the run's :class:`Scorer`.
+        points: the stage's current points, the tensor the update is given.
+        residual: |residual| at ``points`` from the last Adam step, (N,).
+    """
+
+    def __init__(self, scorer: Scorer, points: torch.Tensor, residual: torch.Tensor):
+        self.scorer, self.points, self.residual = scorer, points, residual
+
+    def __call__(self, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+        if x is self.points:
+            return self.residual.clone()  # a captured step overwrites its outputs
+        return self.scorer(x, chunk_size)
+
+
 @dataclass
 class RunState:
     """Everything that a checkpoint restores."""
@@ -131,6 +153,11 @@ class Trainer:
         self.pde, self.sampler, self.model = pde, built.sampler, built.model
         self.schedule = schedule
         self.n_points, self.rounds = built.n_points, built.rounds
+        if self.sampler.single_stage:  # its recipe is one training stage (random_r): no rounds
+            if self.rounds:
+                log.info("sampler %s trains in one stage: rounds=%d are not run",
+                         self.sampler.name, self.rounds)  # fmt: skip
+            self.rounds = 0
         seed = built.seed
         self.device, self.dtype = device, dtype
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -156,6 +183,9 @@ class Trainer:
             log.warning("optimizer.cuda_graphs=true has no effect on %s: it needs CUDA", device)
         #: Adam steps between the sampler's updates within a stage; None: once per round
         self._period = self.sampler.period
+        self._compiled_with_residual = (
+            torch.compile(self.loss_and_residual) if schedule.compile and self._period else None
+        )
         self._stage_updates = 0
         self.state = RunState()
         #: the job's resolved config, kept in checkpoints (set by the runner)
@@ -166,10 +196,12 @@ class Trainer:
     # ----------------------------------------------------------------------------------- loss
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """PDE residual loss on the collocation points plus the weighted soft terms."""
-        residual = self.pde.residual(self.model, x, self.laplacian)
+        return self._terms(self.pde.residual(self.model, x, self.laplacian))
+
+    def _terms(self, residual: torch.Tensor) -> dict[str, torch.Tensor]:
         terms = {"loss_pde": residual.square().mean()}
         for term in self.boundary:
-            misfit = self.model(term.x).reshape(-1) - term.target.reshape(-1)
+            misfit = term.misfit(self.model)
             terms[f"loss_{term.name}"] = term.weight * misfit.square().mean()
         terms["loss"] = sum(terms.values())
         return terms
@@ -179,21 +211,33 @@ class Trainer:
         terms = self.losses(x)
         return torch.stack([terms[name] for name in self.term_names])
 
-    def _evaluate_fn(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def loss_and_residual(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss_vector` and |residual| at ``x`` (detached): the residual that an update
+        within the stage reuses (:class:`StepResidual`)."""
+        residual = self.pde.residual(self.model, x, self.laplacian)
+        terms = self._terms(residual)
+        return torch.stack([terms[name] for name in self.term_names]), residual.detach().abs()
+
+    def _evaluate_fn(self, x: torch.Tensor, residual: bool = False) -> Callable:
         """Loss terms and gradient at the current parameters: the work of one optimizer step.
 
         With ``optimizer.compile`` the loss (and through it the backward pass) is compiled
-        once per run; nothing here reads a value on the host.
+        once per run; nothing here reads a value on the host. With ``residual`` the function
+        returns (terms, |residual| at ``x``).
         """
-        loss_vector = self._compiled or self.loss_vector
+        if residual:
+            loss_fn = self._compiled_with_residual or self.loss_and_residual
+        else:
+            loss_fn = self._compiled or self.loss_vector
         params = self._params
 
-        def evaluate() -> torch.Tensor:
+        def evaluate():
             for p in params:
                 p.grad = None
-            terms = loss_vector(x)
+            out = loss_fn(x)
+            terms = out[0] if residual else out
             terms[0].backward(inputs=params)  # not into x.grad, which nothing reads
-            return terms.detach()
+            return (terms.detach(), out[1]) if residual else terms.detach()
 
         return evaluate
 
@@ -206,10 +250,13 @@ class Trainer:
         self.phase = "train"
         with self.meter.phase("train"):
             self._adam(x, round_index, adam_steps)
+            lbfgs_steps = self.schedule.lbfgs_steps
+            if self.sampler.single_stage and self.schedule.single_stage_lbfgs_steps is not None:
+                lbfgs_steps = self.schedule.single_stage_lbfgs_steps
             if self.schedule.lbfgs_impl == "sync_free":
-                self._lbfgs_sync_free(x, round_index, self.schedule.lbfgs_steps)
+                self._lbfgs_sync_free(x, round_index, lbfgs_steps)
             else:
-                self._lbfgs(x, round_index, self.schedule.lbfgs_steps)
+                self._lbfgs(x, round_index, lbfgs_steps)
 
     def _record(self, steps: list[int], values: torch.Tensor, round_index: int, phase: str):
         """Appends history rows from a block of loss vectors (one copy to the host per block);
@@ -228,11 +275,13 @@ class Trainer:
 
     def _adam(self, x: torch.Tensor, round_index: int, steps: int) -> None:
         """Adam steps; the losses stay on the device and are copied and checked for non-finite
-        values every ``check_every`` steps."""
+        values every ``check_every`` steps. A sampler with a ``period`` is updated after every
+        ``period``-th step, the last one included, from that step's residual."""
         if steps == 0:
             return
         optimizer = torch.optim.Adam(self._params, lr=self.schedule.lr, capturable=self._graphs)
-        evaluate = self._evaluate_fn(x)
+        period = self._period
+        evaluate = self._evaluate_fn(x, residual=bool(period))
 
         def adam_step() -> torch.Tensor:
             terms = evaluate()
@@ -243,24 +292,31 @@ class Trainer:
         block = self.schedule.check_every
         buffer = torch.empty(block, len(self.term_names), dtype=self.dtype, device=self.device)
         first = 0
-        period = self._period
         with self._bar(steps, f"round {round_index} adam") as bar:
             for step in range(steps):
                 if self.step_hook:
                     self.step_hook(round_index, step, "adam")
-                if period and step and step % period == 0:
-                    self._update_within_stage(x, round_index)
-                buffer[step - first] = do_step()
+                if period:
+                    buffer[step - first], residual = do_step()
+                    if (step + 1) % period == 0:
+                        self._update_within_stage(x, round_index, residual)
+                else:
+                    buffer[step - first] = do_step()
                 if step - first + 1 == block or step == steps - 1:
                     self._record(list(range(first, step + 1)), buffer[: step - first + 1],
                                  round_index, "adam")  # fmt: skip
                     bar.update(step + 1 - first, self.state.history[-1]["loss"])
                     first = step + 1
 
-    def _update_within_stage(self, x: torch.Tensor, round_index: int) -> None:
+    def _update_within_stage(
+        self, x: torch.Tensor, round_index: int, residual: torch.Tensor
+    ) -> None:
         """A sampler with a ``period`` moves the points between Adam steps: the new set is
-        copied into ``x`` in place, so a compiled or captured step sees it."""
-        update = self.sampler.update(self.state.points, self.scorer, round_index)
+        copied into ``x`` in place, so a compiled or captured step sees it. Its scorer returns
+        the last step's ``residual`` at the current points (:class:`StepResidual`)."""
+        points = self.state.points
+        update = self.sampler.update(points, StepResidual(self.scorer, points, residual),
+                                     round_index)  # fmt: skip
         if update.points.shape != x.shape:
             raise ValueError(
                 f"sampler.period={self._period} needs a sampler that keeps the number of points; "
@@ -272,19 +328,20 @@ class Trainer:
         self._stage_updates += 1
 
     def _lbfgs(self, x: torch.Tensor, round_index: int, steps: int) -> None:
-        """torch's L-BFGS with a strong-Wolfe line search (``optimizer.lbfgs_impl=torch``)."""
+        """torch's L-BFGS with a strong-Wolfe line search (``optimizer.lbfgs_impl=torch``) of
+        at most ``optimizer.max_ls`` evaluations an iteration."""
         if steps == 0:
             return
         params = self._params
-        optimizer = torch.optim.LBFGS(
+        optimizer = StrongWolfeLBFGS(
             params,
+            max_ls=self.schedule.max_ls,
             lr=self.schedule.lbfgs_lr,
             max_iter=steps,
-            max_eval=int(steps * 1.25) + 1,
+            max_eval=lbfgs_max_eval(steps),
             history_size=self.schedule.history_size,
             tolerance_grad=self.schedule.tolerance_grad,
             tolerance_change=0.0,
-            line_search_fn="strong_wolfe",
         )
         evaluate = self._evaluate_fn(x)
         last: dict[int, torch.Tensor] = {}
@@ -312,7 +369,7 @@ class Trainer:
 
     def _lbfgs_sync_free(self, x: torch.Tensor, round_index: int, steps: int) -> None:
         """:class:`SyncFreeLBFGS` (``optimizer.lbfgs_impl=sync_free``): up to ``steps``
-        accepted iterations within ``1.25 * steps`` evaluations (torch's budget), read on the
+        accepted iterations within :func:`lbfgs_max_eval` evaluations (torch's budget), read on the
         host every ``check_every`` evaluations to record them and to stop early."""
         if steps == 0:
             return
@@ -329,7 +386,7 @@ class Trainer:
         start = optimizer.start()
         if not torch.isfinite(start[0]):
             raise Diverged(round_index, 0, "lbfgs")
-        block, max_eval = self.schedule.check_every, int(steps * 1.25) + 1
+        block, max_eval = self.schedule.check_every, lbfgs_max_eval(steps)
         buffer = torch.empty(block, len(self.term_names), dtype=self.dtype, device=self.device)
         accepted = torch.empty(block, dtype=torch.bool, device=self.device)
         done, used = 0, 0
