@@ -11,6 +11,10 @@ class R3(Sampler):
     """Keeps the points whose residual is above the mean and replaces the rest by fresh
     uniform points, so the set keeps N points and accumulates where the residual is large.
 
+    Within a stage the trainer's scorer gives the residual that the Adam step just computed
+    at the points (before its parameter update), as Daw et al.'s code reuses the training
+    step's residual: an update costs no forward pass of its own.
+
     Args:
         period: Adam steps between updates within a training stage. Daw et al. retain and
             resample during training, every optimizer step (1, the default) or every few;
