@@ -93,6 +93,40 @@ def available_bytes(device: torch.device) -> int | None:
         return None
 
 
+#: Peak bytes of one scoring pass per point, in units of itemsize x width x (derivative
+#: directions: d + 2, the value, the gradient and the Laplacian; Hutchinson: its probes + 2),
+#: as a + b x depth. Measured on a CPU (peak RSS over one unchunked pass, float32 and float64,
+#: width 64-256, depth 3 and 8, d 2-100, every PDE): the graph-free forward mode (Laplacian
+#: ``forward``, the space-time jets of Burgers, Allen-Cahn and Fisher-KPP) took 2.7-4.3 units
+#: at depth 3 and 3.7-4.1 at depth 8; the methods that keep autograd's graph over the layers
+#: (``autograd``, ``func``, ``hutchinson``) took 2.7-9.7 at depth 3 and 5.5-19.5 at depth 8.
+#: The constants bound every measurement, by 1.1-3.7x (Burgers, d = 2, width 64, depth 3,
+#: float32: 2,816 bytes a point measured, 4,864 estimated; 4e6 points: 11 GB, 19.5 GB).
+SCORING_UNITS = {"forward": (4.0, 0.25), "graph": (5.0, 2.0)}
+
+
+def scoring_bytes(
+    n: int, chunk: int, dim: int, net: torch.nn.Module, laplacian: Laplacian, itemsize: int
+) -> int:
+    """Estimated peak memory of scoring ``n`` points ``chunk`` at a time: the points (NumPy's
+    float64 draw and the tensor), the density's float64 arrays, and one chunk's activations
+    and derivative intermediates (:data:`SCORING_UNITS`)."""
+    linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    width = max((m.out_features for m in linear[:-1]), default=1)
+    depth = max(len(linear) - 1, 1)
+    method = getattr(laplacian, "method", "forward")
+    a, b = SCORING_UNITS["forward" if method == "forward" else "graph"]
+    directions = (min(dim, laplacian.probes) if method == "hutchinson" else dim) + 2
+    per_point = itemsize * width * directions * (a + b * depth)
+    return int(n * (dim * (8 + itemsize) + 32) + min(chunk, n) * per_point)
+
+
+def _round_down(n: int) -> int:
+    """``n`` to its leading digit: 487,123 -> 400,000."""
+    scale = 10 ** (len(str(n)) - 1)
+    return max(n // scale * scale, 1)
+
+
 def check_sizes(pde: PDE, sampler: Sampler, device: DeviceSpec) -> None:
     """Refuses, before training, arrays whose size is known and exceeds the free memory: the
     PDE's test set (float64, built on the host) and a dense sampler's candidate set."""
@@ -117,6 +151,37 @@ def check_sizes(pde: PDE, sampler: Sampler, device: DeviceSpec) -> None:
                 f"dense set alone needs {need / gib:.1f} GiB and {free / gib:.1f} GiB are "
                 f"free on {device.device}; lower sampler.n_dense"
             )
+
+
+def check_scoring(
+    pde: PDE, sampler: Sampler, device: DeviceSpec, net: torch.nn.Module, laplacian: Laplacian
+) -> None:
+    """Refuses, before training, a dense set whose scoring (the set and one pass's
+    intermediates, :func:`scoring_bytes`) exceeds the free memory, suggesting a
+    ``sampler.chunk_size`` that fits."""
+    n_dense = getattr(sampler, "n_dense", None)
+    free = available_bytes(device.device)
+    if free is None or not n_dense:
+        return
+    gib, item = 2**30, device.dtype.itemsize
+    chunk = min(getattr(sampler, "chunk_size", None) or n_dense, n_dense)
+    need = scoring_bytes(n_dense, chunk, pde.dim, net, laplacian, item)
+    if need <= free:
+        return
+    alone = scoring_bytes(n_dense, 0, pde.dim, net, laplacian, item)
+    per_point = scoring_bytes(n_dense, 1, pde.dim, net, laplacian, item) - alone
+    fits = max(free - alone, 0) // per_point
+    if chunk < n_dense:
+        key, value, what = "sampler.chunk_size", chunk, f"{chunk} points at a time"
+    else:
+        key, value, what = "sampler.n_dense", n_dense, "in one pass"
+    advice = f"set sampler.chunk_size={_round_down(fits)} or lower" if fits else "it cannot"
+    raise ConfigError(
+        f"{key}={value} at pde.dim={pde.dim} is not allowed here: scoring the dense set "
+        f"{what} needs about {need / gib:.1f} GiB (the set and the network's derivative "
+        f"intermediates) and {free / gib:.1f} GiB are free on {device.device}; {advice}, or "
+        "lower sampler.n_dense"
+    )
 
 
 #: keys of a node with ``_target_`` that hydra.utils.instantiate reads itself
@@ -190,11 +255,13 @@ def check_top_level(cfg: DictConfig) -> None:
         raise ConfigError(f"rounds={cfg.rounds!r} is not allowed; it must be an integer >= 0")
 
 
-def build(cfg: DictConfig) -> Built:
+def build(cfg: DictConfig, training: bool = True) -> Built:
     """Builds and checks every object of a run.
 
     Args:
         cfg: the composed config (``conf/config.yaml`` plus overrides).
+        training: False where the run is only loaded (``load_run``): the memory that the
+            dense set's scoring would take is not checked.
 
     Returns:
         The :class:`Built` objects, with the model on the run's device and dtype.
@@ -218,6 +285,8 @@ def build(cfg: DictConfig) -> Built:
     schedule = _build(cfg.optimizer, "optimizer")
     seed_everything(cfg.seed)  # the network's initial weights depend on the seed only
     net: MLP = _build(cfg.model, "model", in_dim=pde.dim)
+    if training:
+        check_scoring(pde, sampler, device, net, laplacian)
     model = Solution(net, pde.constraint).to(device=device.device, dtype=device.dtype)
     return Built(
         pde=pde,

@@ -130,7 +130,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     states = random.getstate(), np.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):
-            built = build(config)
+            built = build(config, training=False)  # it scores no dense set
     except ConfigError as exc:
         raise RunLoadError(f"{path / CONFIG} cannot be built: {exc}") from None
     finally:

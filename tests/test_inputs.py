@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 from support import CONF
 
+from pinn_exp import factory
 from pinn_exp.domains import Box
 from pinn_exp.factory import ConfigError, build
 from pinn_exp.samplers import RAD, RARD
@@ -211,3 +213,103 @@ def test_load_run_on_a_damaged_or_foreign_file_names_the_file(
         pinn_exp.load_run(saved_run)
     message = str(info.value)
     assert message.startswith(str(target)) and said in message and "\n" not in message
+
+
+GIB = 2**30
+
+
+def _refusal(compose, overrides):
+    with pytest.raises(ConfigError) as info:
+        build(compose(["sampler=rad", "device=cpu", "device.dtype=float32", *overrides]))
+    return str(info.value)
+
+
+def test_a_dense_set_whose_one_pass_scoring_does_not_fit_is_refused_with_a_chunk_size(
+    compose, monkeypatch
+):
+    monkeypatch.setattr(factory, "available_bytes", lambda device: GIB)  # 1 GiB free
+    # 4e6 points of d = 2 take 61 MiB, a pass over them about 18 GiB
+    message = _refusal(compose, ["sampler.n_dense=4000000"])
+    assert message.startswith(
+        "sampler.n_dense=4000000 at pde.dim=2 is not allowed here: scoring the dense set in "
+        "one pass needs about 18."
+    )
+    assert "1.0 GiB are free on cpu; set sampler.chunk_size=" in message and "\n" not in message
+    chunk = int(message.split("sampler.chunk_size=")[1].split()[0])
+    assert 100_000 <= chunk <= 300_000
+    built = build(compose(["sampler=rad", "device=cpu", "device.dtype=float32",
+                           "sampler.n_dense=4000000", f"sampler.chunk_size={chunk}"]))  # fmt: skip
+    assert built.sampler.chunk_size == chunk
+    # a chunk too large for the memory is refused under its own key
+    message = _refusal(compose, ["sampler.n_dense=4000000", "sampler.chunk_size=1000000"])
+    assert message.startswith("sampler.chunk_size=1000000 at pde.dim=2 is not allowed here")
+    # the defaults (RAD's 100,000 points in one pass, about 0.5 GiB) fit
+    build(compose(["sampler=rad", "device=cpu", "device.dtype=float32"]))
+
+
+def test_the_scoring_estimate_grows_with_width_depth_dim_and_graph_methods(compose):
+    def estimate(*overrides):
+        built = build(compose(["sampler=rad", "n_points=200", *overrides]))
+        args = (built.pde.dim, built.model, built.laplacian, built.device.dtype.itemsize)
+        return factory.scoring_bytes(10**6, 10**6, *args)
+
+    base = estimate("pde=elliptic", "pde.dim=10", "device.dtype=float32")
+    assert estimate("pde=elliptic", "pde.dim=10", "device.dtype=float64") > 1.9 * base
+    assert estimate("pde=elliptic", "pde.dim=20", "device.dtype=float32") > 1.7 * base
+    assert estimate("pde=elliptic", "pde.dim=10", "device.dtype=float32", "model.width=128") > (
+        1.9 * base
+    )
+    assert estimate("pde=elliptic", "pde.dim=10", "device.dtype=float32", "model.depth=8") > base
+    assert estimate(
+        "pde=elliptic", "pde.dim=10", "device.dtype=float32", "laplacian=autograd"
+    ) > 1.5 * base  # fmt: skip
+
+
+MEASURE = """
+import resource, sys, torch
+torch.set_num_threads(1)
+from pinn_exp.config import compose_config
+from pinn_exp.factory import build, scoring_bytes
+from pinn_exp.training.trainer import Scorer
+n = int(sys.argv[1])
+built = build(compose_config(["sampler=rad", "device=cpu", "device.dtype=float32",
+                              "n_points=200", *sys.argv[2:]]))
+scorer = Scorer(built.pde, built.model, built.laplacian)
+x = built.sampler.fresh(n)
+scorer(x[:100])
+status = lambda key: [int(l.split()[1]) * 1024 for l in open("/proc/self/status")
+                      if l.startswith(key)][0]
+before = status("VmRSS:")
+open("/proc/self/clear_refs", "w").write("5")  # the peak from here on
+scorer(x)
+parts = (built.pde.dim, built.model, built.laplacian, 4)
+print(status("VmHWM:") - before, scoring_bytes(n, n, *parts) - scoring_bytes(n, 0, *parts))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux peak RSS only")
+@pytest.mark.parametrize("overrides", [["pde=burgers"], ["pde=laplace", "laplacian=autograd"]])
+def test_the_scoring_estimate_bounds_the_measured_peak(root, overrides):
+    proc = subprocess.run([sys.executable, "-c", MEASURE, "50000", *overrides], cwd=root,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    if proc.returncode != 0 and "clear_refs" in proc.stderr:
+        pytest.skip("the peak RSS cannot be reset here")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    measured, estimated = map(int, proc.stdout.split())
+    assert measured < estimated < 4 * measured
+
+
+def test_load_run_does_not_check_the_memory_of_a_scoring_it_does_not_do(
+    tmp_path, compose, monkeypatch
+):
+    import pinn_exp
+
+    monkeypatch.setattr(factory, "available_bytes", lambda device: GIB)
+    cfg = compose(["sampler=rad", "sampler.n_dense=4000000", "n_points=200", "device=cpu"])
+    (tmp_path / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (tmp_path / "metrics.json").write_text('{"status": "ok"}\n')
+    with pytest.raises(ConfigError, match=r"^sampler.n_dense=4000000 at pde.dim=2"):
+        build(cfg)  # a run of it is refused here
+    model = build(cfg, training=False).model
+    torch.save({"model": model.state_dict()}, tmp_path / "checkpoint.pt")
+    assert pinn_exp.load_run(tmp_path).config.sampler.n_dense == 4_000_000
