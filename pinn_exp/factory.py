@@ -100,9 +100,11 @@ def available_bytes(device: torch.device) -> int | None:
 #: ``forward``, the space-time jets of Burgers, Allen-Cahn and Fisher-KPP) took 2.7-4.3 units
 #: at depth 3 and 3.7-4.1 at depth 8; the methods that keep autograd's graph over the layers
 #: (``autograd``, ``func``, ``hutchinson``) took 2.7-9.7 at depth 3 and 5.5-19.5 at depth 8.
-#: The constants bound every measurement, by 1.1-3.7x (Burgers, d = 2, width 64, depth 3,
-#: float32: 2,816 bytes a point measured, 4,864 estimated; 4e6 points: 11 GB, 19.5 GB).
-SCORING_UNITS = {"forward": (4.0, 0.25), "graph": (5.0, 2.0)}
+#: On an H100 (docs/performance.md, forward, width 128, depth 4, d 10-200, 100k points) the
+#: sampling phase took 3.9-5.0 units above RSmote's. The constants bound every measurement,
+#: by 1.1-3.7x (Burgers, d = 2, width 64, depth 3, float32: 2,816 bytes a point measured,
+#: 5,888 estimated; 4e6 points: 11 GB and 24 GB).
+SCORING_UNITS = {"forward": (5.0, 0.25), "graph": (5.0, 2.0)}
 
 
 def scoring_bytes(
