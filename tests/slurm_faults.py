@@ -32,7 +32,10 @@ class HeldBurgers(Burgers):
         mark = folder / run_dir.name
         if mark.exists() or not (run_dir / CHECKPOINT).exists():
             return
-        job = os.environ.get("SLURM_JOB_ID", "")
+        # a job of an array by its array name (ARRAY_TASK): the raw SLURM_JOB_ID of one task
+        # can be the array's own id, which scancel would take for the whole array
+        array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        job = f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID", "")
         mark.with_suffix(".tmp").write_text(job)
         mark.with_suffix(".tmp").rename(mark)
         deadline = time.monotonic() + 600

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -95,9 +96,9 @@ def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(
     assert cut.returncode != 0
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 4 and (summary["status"] == "incomplete").sum() >= 2
-    finish = cut.stderr.strip().splitlines()[-1].split()
+    finish = shlex.split(cut.stderr.strip().splitlines()[-1])
     assert finish[:3] == ["python", "run.py", "-m"] and "resume=true" in finish
-    done = subprocess.run([sys.executable, str(root / "run.py"), *finish[3:]], cwd=tmp_path,
+    done = subprocess.run([sys.executable, str(root / "run.py"), *finish[2:]], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = pd.read_csv(sweep / "summary.csv")

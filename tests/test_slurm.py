@@ -1,0 +1,348 @@
+"""Sweeps on SLURM: the tests marked ``slurm`` run against a running cluster (``.ci/run``
+starts a single-node one with ``ci/slurm.sh``) and skip where ``sinfo`` does not answer; the
+others check, without a cluster, the threads a job uses, the sbatch script submitit writes for
+GPU settings and the refusal where SLURM keeps no job accounting."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from pinn_exp.device import DeviceSpec
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+
+#: a budget of seconds per job, one L-BFGS implementation, the CPU
+BUDGET = ["optimizer.pretrain_steps=50", "optimizer.lbfgs_steps=20", "optimizer.adam_steps=0",
+          "rounds=2", "n_points=200", "progress=false", "device=cpu"]  # fmt: skip
+#: every job's CPUs: two jobs share this machine's cores, on SLURM and under joblib alike
+SHARE = max(len(os.sched_getaffinity(0)) // 2, 1)
+SLURM = ["hydra.launcher.timeout_min=10", f"hydra.launcher.cpus_per_task={SHARE}"]
+RUN_FILES = ("metrics.json", "history.csv", "collocation.npz", "checkpoint.pt", "loss.png",
+             "error.png", "config_resolved.yaml", "run.log")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ helpers
+def _sinfo_answers() -> bool:
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                              timeout=20)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    states = proc.stdout.split()
+    return proc.returncode == 0 and any(s.rstrip("*") in ("idle", "mixed") for s in states)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> None:
+    """Skips unless a SLURM cluster with an idle node answers."""
+    if not _sinfo_answers():
+        pytest.skip("no SLURM cluster answers (sinfo); ci/slurm.sh start runs one")
+
+
+def _env(root: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(root / "tests"), "HYDRA_FULL_ERROR": "0", **extra}
+    env.pop("SLURM_CPUS_PER_TASK", None)  # the sweep's own, where pytest runs in a SLURM job
+    return env
+
+
+def _start(root: Path, cwd: Path, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(root / "run.py"), "-m", *args], cwd=cwd,
+                            env=_env(root, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _end(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"the sweep did not end within {timeout} s:\n{stderr[-3000:]}")
+    return proc.returncode, stderr
+
+
+def _records(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))}
+
+
+def _wait_for(path: Path, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} did not appear within {timeout} s")
+        time.sleep(0.5)
+    return path.read_text()
+
+
+def _slurm_state(job: str) -> str:
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return out.strip().splitlines()[-1] if out.strip() else "?"
+
+
+# ------------------------------------------------------------------------ on a cluster
+JOBS = [*BUDGET, "sampler=uniform,rsmote"]
+NAMES = ["0_burgers_uniform", "1_burgers_rsmote"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(cluster, root, tmp_path_factory) -> dict[str, dict]:
+    """The two jobs under joblib, each with its share of the cores: the records every SLURM
+    sweep of these jobs is compared with."""
+    where = tmp_path_factory.mktemp("joblib")
+    env = _env(root)
+    env.pop("OMP_NUM_THREADS", None)  # joblib sets each worker's share
+    proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", "hydra/launcher=joblib",
+                           "hydra.launcher.n_jobs=2", *JOBS, f"hydra.sweep.dir={where}"],
+                          cwd=where, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = _records(where)
+    assert sorted(records) == NAMES
+    assert all(r["status"] == "ok" and r["threads"] == SHARE for r in records.values())
+    return records
+
+
+@pytest.mark.slurm
+def test_a_two_job_sweep_on_slurm_equals_the_joblib_sweep(uninterrupted, root, tmp_path):
+    """hydra/launcher=submitit_slurm: every job's files, the summary, and per-round errors
+    bit-identical to the same jobs under joblib (same threads: SLURM_CPUS_PER_TASK there,
+    joblib's share of the cores here)."""
+    sweep = tmp_path / "slurm"
+    proc = _start(root, tmp_path, "hydra/launcher=submitit_slurm", *SLURM, *JOBS,
+                  f"hydra.sweep.dir={sweep}")  # fmt: skip
+    code, stderr = _end(proc)
+    assert code == 0, stderr[-3000:]
+    records = _records(sweep)
+    assert sorted(records) == NAMES
+    for name, record in records.items():
+        assert record["status"] == "ok" and record["threads"] == SHARE, record
+        assert len(record["l2_rel_error_per_round"]) == 3
+        expected = uninterrupted[name]
+        assert record["l2_rel_error_per_round"] == expected["l2_rel_error_per_round"]
+        assert record["l2_rel_error"] == expected["l2_rel_error"]
+        for file in RUN_FILES:
+            assert (sweep / name / file).is_file(), (name, file)
+    summary = pd.read_csv(sweep / "summary.csv").set_index("sampler")
+    assert sorted(summary.index) == ["rsmote", "uniform"] and (summary["status"] == "ok").all()
+    for record in uninterrupted.values():
+        assert summary.loc[record["sampler"], "l2_rel_error"] == pytest.approx(
+            record["l2_rel_error"], rel=1e-12)
+    assert (sweep / "summary.md").is_file()
+    assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2
+
+
+@pytest.fixture(scope="module")
+def cut_sweep(cluster, root, tmp_path_factory) -> dict:
+    """One sweep of hydra/launcher=slurm whose two jobs stop once their first checkpoint is on
+    disk: the first is requeued from outside (``scontrol requeue``: SIGTERM, then SLURM starts
+    it again), the second ended by ``scancel --signal=TERM``."""
+    where = tmp_path_factory.mktemp("cut")
+    hold, sweep = where / "hold", where / "slurm"
+    hold.mkdir()
+    proc = _start(root, where, "hydra/launcher=slurm", *SLURM, *JOBS,
+                  "pde._target_=slurm_faults.HeldBurgers", f"hydra.sweep.dir={sweep}",
+                  PINN_EXP_HOLD=str(hold))  # fmt: skip
+    requeued, ended = (_wait_for(hold / name) for name in NAMES)
+    subprocess.run(["scontrol", "requeue", requeued], check=True, timeout=60)
+    subprocess.run(["scancel", "--signal=TERM", ended], check=True, timeout=60)
+    code, stderr = _end(proc)
+    restarts = subprocess.run(["scontrol", "show", "job", requeued], capture_output=True,
+                              text=True).stdout  # fmt: skip
+    return {"code": code, "stderr": stderr, "sweep": sweep, "records": _records(sweep),
+            "restarts": restarts, "requeued": requeued}
+
+
+@pytest.mark.slurm
+def test_scontrol_requeue_resumes_from_the_checkpoint(cut_sweep, uninterrupted):
+    """The requeued job resumes after its last completed round and ends with the per-round
+    errors of the uninterrupted run."""
+    name = NAMES[0]
+    resumed = cut_sweep["records"][name]
+    assert resumed["status"] == "ok", (resumed, cut_sweep["stderr"][-3000:])
+    assert "resuming after round 0" in (cut_sweep["sweep"] / name / "run.log").read_text()
+    assert resumed["threads"] == SHARE and len(resumed["l2_rel_error_per_round"]) == 3
+    assert resumed["l2_rel_error_per_round"] == uninterrupted[name]["l2_rel_error_per_round"]
+    assert "Restarts=1" in cut_sweep["restarts"] or _slurm_state(cut_sweep["requeued"]) in (
+        "COMPLETED", "?")
+
+
+@pytest.mark.slurm
+def test_a_job_ended_by_scancel_term_is_recorded_and_the_sweep_goes_on(cut_sweep):
+    """``scancel --signal=TERM`` of one job: its record says terminated, the other job ends
+    ok, the summary holds both, and the sweep ends (status 1) saying which job SLURM ended,
+    how many did not finish, and the command that finishes them."""
+    stderr, sweep = cut_sweep["stderr"], cut_sweep["sweep"]
+    assert cut_sweep["code"] == 1, stderr[-3000:]
+    ended = cut_sweep["records"][NAMES[1]]
+    assert ended["status"] == "failed" and ended["error"] == "terminated (SIGTERM)"
+    assert ended["phase"] == "train" and ended["round"] == 1 and ended["last_completed_round"] == 0
+    assert len(ended["l2_rel_error_per_round"]) == 1
+    summary = pd.read_csv(sweep / "summary.csv").set_index("sampler")
+    assert summary.loc["uniform", "status"] == "ok" and summary.loc["rsmote", "status"] == "failed"
+    assert "Traceback" not in stderr
+    assert "sweep: 1 of 2 jobs did not end normally on SLURM" in stderr
+    assert "sampler=rsmote" in stderr and "SLURM state FAILED" in stderr
+    assert "1 of 2 jobs did not finish (1 failed" in stderr
+    finish = shlex.split(stderr.strip().splitlines()[-1])
+    assert finish[:3] == ["python", "run.py", "-m"] and "resume=true" in finish
+    assert "hydra/launcher=slurm" in finish and f"hydra.sweep.dir={sweep}" in finish
+    assert not any(word.startswith("hydra.mode=") for word in finish)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_submitit_timeout_requeues_the_job_and_it_resumes(cluster, root, tmp_path):
+    """submitit's time-limit requeue (``max_num_timeout``): SLURM's USR2 before the limit, the
+    record written (never left ``running``), the job requeued by submitit's handler, resumed
+    from its checkpoint, ending as an uninterrupted run does. About 2 minutes: marked slow."""
+    job = [*BUDGET, "rounds=3", "seed=3", "pde._target_=slurm_faults.HeldBurgers"]
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    sweep = tmp_path / "slurm"
+    proc = _start(root, tmp_path, "hydra/launcher=slurm", *SLURM, "hydra.launcher.timeout_min=2",
+                  "hydra.launcher.signal_delay_s=90", "hydra.launcher.max_num_timeout=1", *job,
+                  f"hydra.sweep.dir={sweep}", PINN_EXP_HOLD=str(hold))  # fmt: skip
+    _wait_for(hold / "0_burgers_rsmote")
+    env = _env(root, OMP_NUM_THREADS=str(SHARE))
+    full = subprocess.run([sys.executable, str(root / "run.py"), "-m", *job,
+                           f"hydra.sweep.dir={tmp_path / 'full'}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert full.returncode == 0, full.stderr[-3000:]
+    code, stderr = _end(proc, timeout=400)
+    assert code == 0, stderr[-3000:]
+    (resumed,) = _records(sweep).values()
+    (uninterrupted,) = _records(tmp_path / "full").values()
+    log = (sweep / "0_burgers_rsmote" / "run.log").read_text()
+    assert "resuming after round 0" in log
+    assert resumed["status"] == "ok"
+    assert resumed["l2_rel_error_per_round"] == uninterrupted["l2_rel_error_per_round"]
+    outs = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*_log.err"))
+    assert "Caught signal SIGUSR2" in outs and "Requeued job" in outs
+
+
+# --------------------------------------------------------------------- without a cluster
+def test_threads_follow_slurm_cpus_per_task_then_torch(monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    assert DeviceSpec("cpu").threads == 3
+    assert "3 threads" in DeviceSpec("cpu").description
+    assert DeviceSpec("cpu", threads=2).threads == 2  # an explicit value wins
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert DeviceSpec("cpu").threads == torch.get_num_threads()
+    with pytest.raises(ValueError, match=r"device.threads=0 is not allowed"):
+        DeviceSpec("cpu", threads=0)
+
+
+def test_apply_sets_the_threads_and_release_restores_them():
+    before = torch.get_num_threads()
+    spec = DeviceSpec("cpu", threads=before + 1, retain_cpu_memory=False)
+    spec.apply()
+    try:
+        assert torch.get_num_threads() == before + 1
+    finally:
+        spec.release()
+    assert torch.get_num_threads() == before
+
+
+def test_the_record_says_the_threads_used(tmp_path, root):
+    env = _env(root, SLURM_CPUS_PER_TASK="1")
+    proc = subprocess.run([sys.executable, str(root / "run.py"), *BUDGET, "rounds=1",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["threads"] == 1 and record["device"].endswith("1 threads)")
+    assert "1 threads" in (tmp_path / "run" / "run.log").read_text()  # the header
+
+
+def _sbatch(conf_dir: Path, *launcher: str) -> str:
+    """The sbatch script submitit writes for ``hydra/launcher=slurm`` with ``launcher`` keys."""
+    from hydra import compose, initialize_config_dir
+
+    from hydra_plugins.pinn_exp_launcher.slurm_launcher import SlurmLauncher
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir)):
+        cfg = compose("config", ["hydra/launcher=slurm",
+                                 *(f"hydra.launcher.{k}" for k in launcher)],
+                      return_hydra_config=True)  # fmt: skip
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    params.pop("_target_")
+    params["submitit_folder"], params["name"] = "/sweep/.submitit/%j", "run"
+    executor = SlurmLauncher(**params).executor()
+    return executor._executor._make_submission_file_text("python -m submitit.core._submit", "x")
+
+
+@pytest.mark.parametrize(
+    "keys, lines",
+    [
+        # one job per GPU
+        (["gpus_per_node=1", "cpus_per_task=8", "mem_gb=32", "partition=gpu"],
+         ["--gpus-per-node=1", "--cpus-per-task=8", "--mem=32GB", "--partition=gpu"]),
+        (["gres=gpu:a100:1", "cpus_per_task=4"], ["--gres=gpu:a100:1", "--cpus-per-task=4"]),
+        # several jobs per GPU: SLURM's GPU sharding or MPS, where the cluster offers them
+        (["gres=shard:1", "cpus_per_task=2"], ["--gres=shard:1", "--cpus-per-task=2"]),
+        (["gres=mps:25"], ["--gres=mps:25"]),
+        # a time limit with submitit's requeue: USR2 90 s before it
+        (["timeout_min=240", "signal_delay_s=90", "max_num_timeout=3"],
+         ["--time=240", "--signal=USR2@90"]),
+    ],
+)  # fmt: skip
+def test_the_sbatch_script_for_gpu_settings(conf_dir, keys, lines):
+    script = _sbatch(conf_dir, *keys)
+    sbatch = {line.removeprefix("#SBATCH ") for line in script.splitlines()
+              if line.startswith("#SBATCH ")}  # fmt: skip
+    for line in lines:
+        assert line in sbatch, (line, script)
+    assert "srun --unbuffered" in script
+
+
+def test_no_job_accounting_is_refused_before_anything_is_submitted(tmp_path, root):
+    """Where sacct does not answer, submitit could wait forever for a job killed before it
+    wrote its result: hydra/launcher=slurm refuses in one paragraph, submitting nothing."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1"),
+                       ("sbatch", f"touch {tmp_path / 'submitted'}; exit 1")):  # fmt: skip
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    sweep = tmp_path / "sweep"
+    env = _env(root, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", "hydra/launcher=slurm",
+                           *BUDGET, "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: hydra/launcher=slurm needs SLURM's job accounting" in proc.stderr
+    assert "Slurm accounting storage is disabled" in proc.stderr
+    assert "hydra.launcher.require_accounting=false" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "submitted").exists()
+    assert not sweep.exists() or not [p for p in sweep.iterdir() if p.is_dir()]
+
+
+def test_usr1_is_recorded_like_term(tmp_path, root):
+    """SLURM's pre-emption warning (sbatch --signal=USR1): the record says so, never
+    ``running``; the process ends as the signal would (128 + 10)."""
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    out = tmp_path / "sweep"
+    proc = _start(root, tmp_path, *BUDGET, "pde._target_=slurm_faults.HeldBurgers", "seed=0",
+                  f"hydra.sweep.dir={out}", PINN_EXP_HOLD=str(hold))  # fmt: skip
+    _wait_for(hold / "0_burgers_rsmote", timeout=120)
+    proc.send_signal(signal.SIGUSR1)
+    code, stderr = _end(proc, timeout=120)
+    assert code == 128 + signal.SIGUSR1, stderr[-2000:]
+    (record,) = _records(out).values()
+    assert record["status"] == "failed" and record["error"] == "terminated (SIGUSR1)"
+    assert record["last_completed_round"] == 0 and record["phase"] == "train"
