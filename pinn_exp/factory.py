@@ -160,7 +160,7 @@ def check_scoring(
 ) -> None:
     """Refuses, before training, a dense set whose scoring (the set and one pass's
     intermediates, :func:`scoring_bytes`) exceeds the free memory, suggesting a
-    ``sampler.chunk_size`` that fits."""
+    ``sampler.chunk_size`` whose scoring takes at most half of it."""
     n_dense = getattr(sampler, "n_dense", None)
     free = available_bytes(device.device)
     if free is None or not n_dense:
@@ -172,7 +172,7 @@ def check_scoring(
         return
     alone = scoring_bytes(n_dense, 0, pde.dim, net, laplacian, item)
     per_point = scoring_bytes(n_dense, 1, pde.dim, net, laplacian, item) - alone
-    fits = max(free - alone, 0) // per_point
+    fits = max(free // 2 - alone, 0) // per_point  # half the free memory: room for training
     if chunk < n_dense:
         key, value, what = "sampler.chunk_size", chunk, f"{chunk} points at a time"
     else:
