@@ -55,6 +55,11 @@ GROUPS: dict[str, Group] = {
             "laplace": "pinn_exp.pdes.Laplace",
             "elliptic": "pinn_exp.pdes.Elliptic",
             "reaction_diffusion": "pinn_exp.pdes.ReactionDiffusion",
+            "convection": "pinn_exp.pdes.Convection",
+            "helmholtz": "pinn_exp.pdes.Helmholtz",
+            "poisson_lshape": "pinn_exp.pdes.PoissonLShape",
+            "heat": "pinn_exp.pdes.Heat",
+            "wave": "pinn_exp.pdes.Wave",
         },
     ),
     "sampler": Group(

@@ -219,3 +219,63 @@ class Ball(Domain):
 
     def __repr__(self) -> str:
         return f"Ball(dim={self.dim}, radius={self.radius})"
+
+
+class LShape(Domain):
+    """The L-shaped domain (-1, 1)^2 minus the quadrant [0, 1) x (-1, 0], with the re-entrant
+    corner at the origin (the closed domain keeps the two edges that meet there).
+
+    It is the union of three unit squares, [-1, 0] x [-1, 0], [-1, 0] x [0, 1] and
+    [0, 1] x [0, 1]. :meth:`from_unit` takes three unit coordinates per point: the first picks
+    a square (each a third of the area), the other two place the point in it. The map is exact
+    and measure-preserving, so :meth:`sample` gives exactly ``n`` uniform points without
+    rejection, and quasi-random points stay well spread; the unit-cube map is not affine, so
+    no regular residual grid is drawn for this domain.
+
+    The boundary is the six edges, counter-clockwise from the corner: (0,0)-(1,0), (1,0)-(1,1),
+    (1,1)-(-1,1), (-1,1)-(-1,-1), (-1,-1)-(0,-1), (0,-1)-(0,0), of lengths 1, 1, 2, 2, 1, 1.
+    """
+
+    dim = 2
+    #: the lower-left corners of the three unit squares
+    SQUARES = np.array([[-1.0, -1.0], [-1.0, 0.0], [0.0, 0.0]])
+    #: the polygon's vertices, counter-clockwise from the re-entrant corner
+    VERTICES = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0],
+                         [0.0, -1.0]])  # fmt: skip
+
+    @property
+    def unit_dim(self) -> int:
+        return 3
+
+    def from_unit(self, u: np.ndarray) -> np.ndarray:
+        square = np.minimum((u[:, 0] * 3).astype(np.int64), 2)
+        return self.SQUARES[square] + u[:, 1:3]
+
+    def contains(self, x: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
+        in_box = (x.abs() <= 1 + tol).all(dim=1)
+        cut = (x[:, 0] > tol) & (x[:, 1] < -tol)  # the open removed quadrant
+        return in_box & ~cut
+
+    def sample_boundary(
+        self,
+        n: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """``n`` points on the six edges, stratified along the perimeter (length 8): point i
+        is at arc length (i + U_i) 8 / n from the corner, so every edge gets its share of the
+        points in proportion to its length (to within one point); shape (n, 2)."""
+        start = torch.as_tensor(self.VERTICES)
+        end = torch.roll(start, -1, dims=0)
+        length = (end - start).norm(dim=1)
+        cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), length.cumsum(0)])
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        s = (torch.arange(n, dtype=torch.float64) + u) * cumulative[-1] / n
+        edge = (torch.searchsorted(cumulative, s, right=True) - 1).clamp(0, len(length) - 1)
+        along = ((s - cumulative[edge]) / length[edge]).unsqueeze(1)
+        x = start[edge] + along * (end[edge] - start[edge])
+        return x.to(device=device, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return "LShape()"

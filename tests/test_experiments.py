@@ -31,9 +31,10 @@ def test_smoke_runs_every_pde_with_every_sampler(tmp_path):
     proc = _run("+experiment=smoke", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = pd.read_csv(sweep / "summary.csv")
-    assert len(summary) == 5 * 7
+    assert len(summary) == 10 * 7
     assert set(summary["pde"]) == {"burgers", "allen_cahn", "laplace", "elliptic",
-                                   "reaction_diffusion"}  # fmt: skip
+                                   "reaction_diffusion", "convection", "helmholtz",
+                                   "poisson_lshape", "heat", "wave"}  # fmt: skip
     assert set(summary["sampler"]) == {"uniform", "random_r", "rad", "rar_d", "rar_g", "r3",
                                        "rsmote"}  # fmt: skip
     failed = summary[summary["status"] != "ok"]

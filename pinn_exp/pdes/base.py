@@ -25,12 +25,24 @@ from pinn_exp.ops import Fn, HardConstraint, Laplacian
 
 @dataclass
 class BoundaryTerm:
-    """A soft constraint: ``weight * mean((u(x) - target)^2)`` on fixed points ``x``."""
+    """A soft constraint: ``weight * mean((u(x) - target)^2)`` on fixed points ``x``.
+
+    With ``partner`` points it ties u to itself, ``weight * mean((u(x) - u(partner) -
+    target)^2)`` (a periodic boundary: ``x`` on one side, ``partner`` on the other, target 0).
+    """
 
     name: str
     x: torch.Tensor
     target: torch.Tensor
     weight: float = 1.0
+    partner: torch.Tensor | None = None
+
+    def misfit(self, u: Fn) -> torch.Tensor:
+        """u(x) - target, or u(x) - u(partner) - target; shape (n,)."""
+        misfit = u(self.x).reshape(-1) - self.target.reshape(-1)
+        if self.partner is not None:
+            misfit = misfit - u(self.partner).reshape(-1)
+        return misfit
 
 
 class PDE(ABC):
