@@ -31,12 +31,10 @@ import copy
 import json
 import os
 import re
-import shlex
 import shutil
 import socket
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +42,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from pinn_exp.io.record import CHECKPOINT, CONFIG, HISTORY, METRICS, PLOTS
+from pinn_exp.sweep import SWEEP_CLAIM, watch
 
-SWEEP_CLAIM = ".sweep"
 #: a run directory's claim: created exclusively, holds ``pid PID host HOST``
 RUN_CLAIM = ".run.lock"
 #: keys that may differ between a run and its resumption
@@ -551,74 +549,6 @@ def _unchecked(exc: Exception, key: str) -> Refused:
                    "was started")  # fmt: skip
 
 
-# set by on_multirun_end: a sweep that exits without it was cut short
-_SWEEP = {"config": None, "ended": False}
-
-
-def sweep_ended() -> None:
-    """Marks the running sweep as ended normally (its summary is written by the callback)."""
-    _SWEEP["ended"] = True
-
-
-_PLAIN = re.compile(r"[\w/.\-+@%]+", re.ASCII)
-
-
-def hydra_value(value: str) -> str:
-    """``value`` as a Hydra override value: as it is when plain, else quoted (spaces,
-    non-ASCII letters, ``:=,()[]{}`` and quotes survive Hydra's parser)."""
-    if _PLAIN.fullmatch(value):
-        return value
-    # in a quoted value only the quote and the backslashes before it (or at the end) escape
-    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2)
-                                                                 else ""), value)  # fmt: skip
-    return f"'{body}'"
-
-
-def finish_command(config: DictConfig, sweep_dir: Path) -> str:
-    """The shell command that finishes the sweep ``config`` (its jobs resumed)."""
-    given = OmegaConf.to_container(config.hydra.overrides, resolve=False)  # as typed
-    given = [*given.get("hydra", []), *given.get("task", [])]
-    # hydra.mode=MULTIRUN is Hydra's own record of -m
-    kept = [str(o) for o in given
-            if not str(o).startswith(("resume=", "hydra.sweep.dir=", "hydra.mode="))]  # fmt: skip
-    words = ["python", "run.py", "-m", *kept, "resume=true",
-             f"hydra.sweep.dir={hydra_value(str(sweep_dir))}"]  # fmt: skip
-    return " ".join(shlex.quote(w) for w in words)
-
-
-def _finish_cut_sweep() -> None:
-    """At exit of a sweep that did not end normally (a launcher that died with a killed
-    worker, an exception in Hydra): write the summary of what is on disk and say how to run
-    the jobs that did not finish."""
-    config = _SWEEP["config"]
-    if config is None or _SWEEP["ended"]:
-        return
-    from pinn_exp.report.callback import write_sweep_summary
-
-    sweep_dir = Path(config.hydra.sweep.dir)
-    if not any(p.is_dir() for p in sweep_dir.iterdir()):
-        # no job started (a sweep that did not compose): the folder is not another sweep's
-        (sweep_dir / SWEEP_CLAIM).unlink(missing_ok=True)
-        return
-    try:
-        frame = write_sweep_summary(config)
-    except Exception as exc:  # noqa: BLE001 - exiting anyway; say what could not be done
-        print(f"the sweep stopped early and its summary could not be written: {exc}",
-              file=sys.stderr)  # fmt: skip
-        return
-    # every job without an ok record: those killed or never started (incomplete), and those
-    # that failed (a signal, an error), which resume=true continues from their checkpoints
-    statuses = list(frame["status"]) if "status" in frame else []
-    not_ok = Counter(status for status in statuses if status != "ok")
-    said = ", ".join(f"{n} {status}" for status, n in sorted(not_ok.items()))
-    print(
-        f"the sweep stopped before it ended: {sum(not_ok.values())} of {len(frame)} jobs did not "
-        f"finish ({said or 'none'}; summary: {sweep_dir / 'summary.md'}). To finish them "
-        f"(finished jobs are left as they are):\n  {finish_command(config, sweep_dir)}",
-        file=sys.stderr,
-    )
-
-
 class RunGuard(Callback):
     """The checks of this module, before Hydra touches a run's or a sweep's directory; and,
     for a sweep cut short, its summary and the command that finishes it."""
@@ -653,5 +583,4 @@ class RunGuard(Callback):
             _refuse(exc)
         except Exception as exc:  # noqa: BLE001 - the checks fail closed
             _refuse(_unchecked(exc, "hydra.sweep.dir"))
-        _SWEEP.update(config=copy.deepcopy(config), ended=False)
-        atexit.register(_finish_cut_sweep)
+        watch(config)

@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from support import ROOT, TINY, compose_config
 
-from pinn_exp import guard, runner
+from pinn_exp import guard, runner, sweep
 from pinn_exp.factory import build
 from pinn_exp.io import records
 
@@ -128,7 +128,7 @@ def test_the_finish_command_survives_the_shell_and_hydra(where):
     config = OmegaConf.create({"hydra": {"overrides": {
         "hydra": [f"hydra.sweep.dir={where}", "hydra.sweep.subdir=${hydra.job.num}"],
         "task": ["seed=0,1", "resume=true"]}}})  # fmt: skip
-    words = shlex.split(guard.finish_command(config, Path(where)))
+    words = shlex.split(sweep.finish_command(config, Path(where)))
     assert words[:3] == ["python", "run.py", "-m"] and words.count("resume=true") == 1
     parsed = OverridesParser.create().parse_overrides(words[3:])
     values = {o.key_or_group: o for o in parsed}

@@ -276,7 +276,7 @@ def test_latex_without_jinja2(monkeypatch):
 
 
 def test_summary_rows_add_the_swept_keys():
-    from pinn_exp.report.callback import summary_rows
+    from pinn_exp.sweep import summary_rows
 
     assert summary_rows("sampler", "pde", ["sampler.ratio", "seed"]) == "sampler,sampler.ratio"
     assert summary_rows("sampler.ratio", "n_points", ["sampler.ratio"]) == "sampler.ratio"

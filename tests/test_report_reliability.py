@@ -17,10 +17,10 @@ import yaml
 
 from pinn_exp.report import summary as summary_module
 from pinn_exp.report.__main__ import main
-from pinn_exp.report.callback import failure_line
 from pinn_exp.report.runs import collect_runs
 from pinn_exp.report.summary import write_summary
 from pinn_exp.report.tables import mean_std_table, to_markdown
+from pinn_exp.sweep import failure_line
 
 BASE_CONFIG = {
     "pde": {"_target_": "pinn_exp.pdes.Burgers", "dim": None},

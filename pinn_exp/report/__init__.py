@@ -11,5 +11,5 @@ Modules, each importing only those above it:
 - ``plots``: the plots over many runs (``PLOTS``, ``make_plots``).
 - ``summary``: ``write_summary``: summary.csv, summary.md, summary_paired.csv, summary.tex,
   the plots.
-- ``callback`` (the end-of-sweep Hydra callback) and ``__main__`` (the command line).
+- ``__main__`` (the command line); the end-of-sweep Hydra callback is ``pinn_exp.sweep``.
 """

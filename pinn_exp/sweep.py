@@ -1,16 +1,31 @@
-"""Writes the sweep's summary when a multirun ends (registered in conf/config.yaml), says which
-jobs did not finish ok, and makes the sweep exit with status 1 when none did."""
+"""A sweep's bookkeeping from its start to its end, for the guard and for Hydra's callback.
+
+* ``SummaryCallback`` (registered in conf/config.yaml): a progress line after each job;
+  when the sweep ends, summary.csv, summary.md and the plots in the sweep directory, a line
+  naming the jobs that did not finish ok, and exit status 1 when none did.
+* ``watch(config)`` (called by the guard when a sweep starts): at exit of a sweep that did
+  not end normally (a launcher that died with a killed worker, an exception in Hydra), the
+  summary of what is on disk and the command that finishes the sweep.
+"""
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import logging
+import re
+import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+#: the file that claims a sweep directory for one sweep (created exclusively by the guard)
+SWEEP_CLAIM = ".sweep"
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +108,6 @@ class SummaryCallback(Callback):
             log.debug("no sweep progress line", exc_info=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from pinn_exp.guard import sweep_ended
-
         sweep_ended()
         sweep_dir = Path(config.hydra.sweep.dir)
         frame = None
@@ -159,3 +172,76 @@ def failure_line(failed: list[tuple[str, str]], total: int) -> str | None:
         else f"sweep: {len(failed)} of {total} jobs did not finish ok"
     )
     return f"{head}: {named}{more} (see summary.md)"
+
+
+# set by on_multirun_end: a sweep that exits without it was cut short
+_SWEEP = {"config": None, "ended": False}
+
+
+def sweep_ended() -> None:
+    """Marks the running sweep as ended normally (its summary is written by the callback)."""
+    _SWEEP["ended"] = True
+
+
+_PLAIN = re.compile(r"[\w/.\-+@%]+", re.ASCII)
+
+
+def hydra_value(value: str) -> str:
+    """``value`` as a Hydra override value: as it is when plain, else quoted (spaces,
+    non-ASCII letters, ``:=,()[]{}`` and quotes survive Hydra's parser)."""
+    if _PLAIN.fullmatch(value):
+        return value
+    # in a quoted value only the quote and the backslashes before it (or at the end) escape
+    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2)
+                                                                 else ""), value)  # fmt: skip
+    return f"'{body}'"
+
+
+def finish_command(config: DictConfig, sweep_dir: Path) -> str:
+    """The shell command that finishes the sweep ``config`` (its jobs resumed)."""
+    given = OmegaConf.to_container(config.hydra.overrides, resolve=False)  # as typed
+    given = [*given.get("hydra", []), *given.get("task", [])]
+    # hydra.mode=MULTIRUN is Hydra's own record of -m
+    kept = [str(o) for o in given
+            if not str(o).startswith(("resume=", "hydra.sweep.dir=", "hydra.mode="))]  # fmt: skip
+    words = ["python", "run.py", "-m", *kept, "resume=true",
+             f"hydra.sweep.dir={hydra_value(str(sweep_dir))}"]  # fmt: skip
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def finish_cut_sweep() -> None:
+    """At exit of a sweep that did not end normally (a launcher that died with a killed
+    worker, an exception in Hydra): write the summary of what is on disk and say how to run
+    the jobs that did not finish."""
+    config = _SWEEP["config"]
+    if config is None or _SWEEP["ended"]:
+        return
+    sweep_dir = Path(config.hydra.sweep.dir)
+    if not any(p.is_dir() for p in sweep_dir.iterdir()):
+        # no job started (a sweep that did not compose): the folder is not another sweep's
+        (sweep_dir / SWEEP_CLAIM).unlink(missing_ok=True)
+        return
+    try:
+        frame = write_sweep_summary(config)
+    except Exception as exc:  # noqa: BLE001 - exiting anyway; say what could not be done
+        print(f"the sweep stopped early and its summary could not be written: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return
+    # every job without an ok record: those killed or never started (incomplete), and those
+    # that failed (a signal, an error), which resume=true continues from their checkpoints
+    statuses = list(frame["status"]) if "status" in frame else []
+    not_ok = Counter(status for status in statuses if status != "ok")
+    said = ", ".join(f"{n} {status}" for status, n in sorted(not_ok.items()))
+    print(
+        f"the sweep stopped before it ended: {sum(not_ok.values())} of {len(frame)} jobs did not "
+        f"finish ({said or 'none'}; summary: {sweep_dir / 'summary.md'}). To finish them "
+        f"(finished jobs are left as they are):\n  {finish_command(config, sweep_dir)}",
+        file=sys.stderr,
+    )
+
+
+def watch(config: DictConfig) -> None:
+    """Remembers the sweep ``config`` that starts now, so that a sweep cut short still
+    writes its summary and says how to finish it (:func:`finish_cut_sweep`, at exit)."""
+    _SWEEP.update(config=copy.deepcopy(config), ended=False)
+    atexit.register(finish_cut_sweep)
