@@ -117,5 +117,6 @@ def fixed_dimension(name: str, dim: int | None, expected: int) -> None:
     if dim is not None and dim != expected:
         raise ValueError(
             f"pde.dim={dim!r} is not allowed for pde={name}: its dimension is fixed "
-            f"({expected} inputs); remove pde.dim or choose pde=laplace or pde=elliptic"
+            f"({expected} inputs); remove pde.dim or choose pde=laplace, pde=elliptic or "
+            "pde=heat"
         )
