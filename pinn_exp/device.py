@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import warnings
 
@@ -45,8 +46,21 @@ def retain_cpu_memory() -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
+def default_threads() -> int:
+    """The CPU threads a run uses when ``device.threads`` is null: in a SLURM job given
+    ``--cpus-per-task`` that number (``SLURM_CPUS_PER_TASK``: without it torch would start a
+    thread per core of the node, cores that other jobs were given); elsewhere torch's
+    setting, which starts from ``OMP_NUM_THREADS`` (set by joblib for its workers to the
+    job's share of the cores, cores // n_jobs) and otherwise is the number of cores."""
+    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return torch.get_num_threads()
+
+
 class DeviceSpec:
-    """Resolves ``device.name`` and ``device.dtype``; caps GPU memory where asked.
+    """Resolves ``device.name``, ``device.dtype`` and ``device.threads``; caps GPU memory where
+    asked.
 
     Args:
         name: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda`` (``cuda:1`` too).
@@ -54,6 +68,9 @@ class DeviceSpec:
         memory_limit_gb: cap on the GPU memory this process may allocate (GiB), or None.
         retain_cpu_memory: on a CPU, keep freed memory in the process's heap so that large
             tensors are not page-faulted anew at every step (:func:`retain_cpu_memory`).
+        threads: torch's CPU threads for the run (``torch.set_num_threads``), or None for
+            :func:`default_threads`. Results are bit-identical for a given number of threads,
+            but differ (in the last digits, then in the trajectory) between numbers.
     """
 
     def __init__(
@@ -62,6 +79,7 @@ class DeviceSpec:
         dtype: str = "float32",
         memory_limit_gb: float | None = None,
         retain_cpu_memory: bool = True,
+        threads: int | None = None,
     ):
         if name.split(":")[0] not in DEVICES:
             raise ValueError(f"device.name={name!r} is not allowed; choose one of {DEVICES}")
@@ -78,6 +96,11 @@ class DeviceSpec:
             raise ValueError(
                 f"device.memory_limit_gb={memory_limit_gb!r} is not allowed; it must be > 0 or null"
             )
+        if threads is not None and (isinstance(threads, bool) or threads < 1):
+            raise ValueError(
+                f"device.threads={threads!r} is not allowed; it must be >= 1, or null for "
+                "SLURM's cpus-per-task or torch's own choice"
+            )
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
         if memory_limit_gb is not None and not name.startswith("cuda"):
@@ -91,10 +114,17 @@ class DeviceSpec:
         self.dtype = DTYPES[dtype]
         self.memory_limit_gb = memory_limit_gb
         self.retain_cpu_memory = bool(retain_cpu_memory)
+        #: the CPU threads the run uses (set by :meth:`apply`)
+        self.threads = int(threads) if threads is not None else default_threads()
+        self._threads_before: int | None = None
 
     def apply(self) -> None:
-        """Caps GPU memory (``torch.cuda.set_per_process_memory_fraction``) where asked; on a
-        CPU, keeps freed memory in the heap where asked (:func:`retain_cpu_memory`)."""
+        """Sets torch's CPU threads to :attr:`threads`; caps GPU memory
+        (``torch.cuda.set_per_process_memory_fraction``) where asked; on a CPU, keeps freed
+        memory in the heap where asked (:func:`retain_cpu_memory`)."""
+        self._threads_before = torch.get_num_threads()
+        if self._threads_before != self.threads:
+            torch.set_num_threads(self.threads)
         if self.device.type == "cpu" and self.retain_cpu_memory:
             retain_cpu_memory()
         if self.device.type != "cuda" or self.memory_limit_gb is None:
@@ -105,7 +135,11 @@ class DeviceSpec:
         torch.cuda.set_per_process_memory_fraction(fraction, index)
 
     def release(self) -> None:
-        """Lifts the cap of :meth:`apply` (sweep jobs may share one process)."""
+        """Undoes :meth:`apply`: the threads and the GPU cap (sweep jobs may share one
+        process)."""
+        if self._threads_before is not None and self._threads_before != self.threads:
+            torch.set_num_threads(self._threads_before)
+        self._threads_before = None
         if self.device.type == "cuda" and self.memory_limit_gb is not None:
             index = self.device.index if self.device.index is not None else 0
             torch.cuda.set_per_process_memory_fraction(1.0, index)
@@ -115,7 +149,7 @@ class DeviceSpec:
         """A readable device name, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'."""
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
-        return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+        return f"cpu ({platform.machine()}, {self.threads} threads)"
 
     def __repr__(self) -> str:
         return f"DeviceSpec({self.device}, {self.dtype_name})"

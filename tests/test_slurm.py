@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,21 +41,21 @@ def _sinfo_answers() -> bool:
                               timeout=20)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return False
-    states = proc.stdout.split()
-    return proc.returncode == 0 and any(s.rstrip("*") in ("idle", "mixed") for s in states)
+    up = ("idle", "mixed", "allocated", "completing")
+    return proc.returncode == 0 and any(s.rstrip("*~#") in up for s in proc.stdout.split())
 
 
 @pytest.fixture(scope="session")
 def cluster() -> None:
-    """Skips unless a SLURM cluster with an idle node answers."""
+    """Skips unless a SLURM cluster with a node that takes jobs answers."""
     if not _sinfo_answers():
         pytest.skip("no SLURM cluster answers (sinfo); ci/slurm.sh start runs one")
 
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(root / "tests"), "HYDRA_FULL_ERROR": "0", **extra}
+    env = {**os.environ, "PYTHONPATH": str(root / "tests"), "HYDRA_FULL_ERROR": "0"}
     env.pop("SLURM_CPUS_PER_TASK", None)  # the sweep's own, where pytest runs in a SLURM job
-    return env
+    return {**env, **extra}
 
 
 def _start(root: Path, cwd: Path, *args: str, **env: str) -> subprocess.Popen:
@@ -98,31 +99,59 @@ NAMES = ["0_burgers_uniform", "1_burgers_rsmote"]
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(cluster, root, tmp_path_factory) -> dict[str, dict]:
-    """The two jobs under joblib, each with its share of the cores: the records every SLURM
-    sweep of these jobs is compared with."""
-    where = tmp_path_factory.mktemp("joblib")
+def sweeps(cluster, root, tmp_path_factory) -> dict[str, tuple[subprocess.Popen, Path]]:
+    """The module's three sweeps of the same two jobs, started at once (SLURM's scheduling
+    and submitit's polling leave the CPUs idle most of the time): under joblib, each job with
+    its share of the cores (``joblib``); on SLURM by hydra/launcher=submitit_slurm
+    (``plain``); on SLURM by hydra/launcher=slurm with jobs that hold still once their first
+    checkpoint is on disk (``cut``, see :func:`cut_sweep`)."""
+    where = tmp_path_factory.mktemp("sweeps")
+    (where / "hold").mkdir()
     env = _env(root)
     env.pop("OMP_NUM_THREADS", None)  # joblib sets each worker's share
-    proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", "hydra/launcher=joblib",
-                           "hydra.launcher.n_jobs=2", *JOBS, f"hydra.sweep.dir={where}"],
-                          cwd=where, env=env, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    records = _records(where)
+    started = {"joblib": (subprocess.Popen(
+        [sys.executable, str(root / "run.py"), "-m", "hydra/launcher=joblib",
+         "hydra.launcher.n_jobs=2", *JOBS, f"hydra.sweep.dir={where / 'joblib'}"], cwd=where,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), where / "joblib")}
+    started["plain"] = (_start(root, where, "hydra/launcher=submitit_slurm", *SLURM, *JOBS,
+                               f"hydra.sweep.dir={where / 'plain'}"), where / "plain")
+    started["cut"] = (_start(root, where, "hydra/launcher=slurm", *SLURM, *JOBS,
+                             "pde._target_=slurm_faults.HeldBurgers",
+                             f"hydra.sweep.dir={where / 'cut'}",
+                             PINN_EXP_HOLD=str(where / "hold")), where / "cut")  # fmt: skip
+    # the cut sweep's jobs are requeued and ended as soon as they hold: held, they keep the
+    # node's CPUs from the other sweep's jobs
+    cutter = threading.Thread(target=_cut, args=(where / "hold", CUT), daemon=True)
+    cutter.start()
+    yield started
+    cutter.join(timeout=1)
+    for proc, sweep in started.values():
+        if proc.poll() is None:  # a test failed half-way: its jobs must not hold the node
+            proc.kill()
+            proc.communicate()
+            jobs = [p.name for p in (sweep / ".submitit").glob("*_*") if p.is_dir()]
+            if jobs:
+                subprocess.run(["scancel", *jobs], timeout=60)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(sweeps) -> dict[str, dict]:
+    """The joblib sweep's records: what every SLURM sweep of these jobs is compared with."""
+    proc, sweep = sweeps["joblib"]
+    code, stderr = _end(proc)
+    assert code == 0, stderr[-3000:]
+    records = _records(sweep)
     assert sorted(records) == NAMES
     assert all(r["status"] == "ok" and r["threads"] == SHARE for r in records.values())
     return records
 
 
 @pytest.mark.slurm
-def test_a_two_job_sweep_on_slurm_equals_the_joblib_sweep(uninterrupted, root, tmp_path):
+def test_a_two_job_sweep_on_slurm_equals_the_joblib_sweep(sweeps, uninterrupted):
     """hydra/launcher=submitit_slurm: every job's files, the summary, and per-round errors
     bit-identical to the same jobs under joblib (same threads: SLURM_CPUS_PER_TASK there,
     joblib's share of the cores here)."""
-    sweep = tmp_path / "slurm"
-    proc = _start(root, tmp_path, "hydra/launcher=submitit_slurm", *SLURM, *JOBS,
-                  f"hydra.sweep.dir={sweep}")  # fmt: skip
+    proc, sweep = sweeps["plain"]
     code, stderr = _end(proc)
     assert code == 0, stderr[-3000:]
     records = _records(sweep)
@@ -144,21 +173,35 @@ def test_a_two_job_sweep_on_slurm_equals_the_joblib_sweep(uninterrupted, root, t
     assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2
 
 
+#: what _cut did: the job ids it requeued and ended, or its error
+CUT: dict[str, str] = {}
+
+
+def _cut(hold: Path, done: dict[str, str]) -> None:
+    """Waits for both jobs of the cut sweep to hold, then requeues the first and ends the
+    second with SIGTERM."""
+    try:
+        deadline = time.monotonic() + 400
+        while not all((hold / name).exists() for name in NAMES):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the jobs did not hold within 400 s ({hold})")
+            time.sleep(0.5)
+        done["requeued"], done["ended"] = ((hold / name).read_text() for name in NAMES)
+        subprocess.run(["scontrol", "requeue", done["requeued"]], check=True, timeout=60)
+        subprocess.run(["scancel", "--signal=TERM", done["ended"]], check=True, timeout=60)
+    except Exception as exc:  # noqa: BLE001 - the test reports it
+        done["error"] = f"{type(exc).__name__}: {exc}"
+
+
 @pytest.fixture(scope="module")
-def cut_sweep(cluster, root, tmp_path_factory) -> dict:
-    """One sweep of hydra/launcher=slurm whose two jobs stop once their first checkpoint is on
-    disk: the first is requeued from outside (``scontrol requeue``: SIGTERM, then SLURM starts
-    it again), the second ended by ``scancel --signal=TERM``."""
-    where = tmp_path_factory.mktemp("cut")
-    hold, sweep = where / "hold", where / "slurm"
-    hold.mkdir()
-    proc = _start(root, where, "hydra/launcher=slurm", *SLURM, *JOBS,
-                  "pde._target_=slurm_faults.HeldBurgers", f"hydra.sweep.dir={sweep}",
-                  PINN_EXP_HOLD=str(hold))  # fmt: skip
-    requeued, ended = (_wait_for(hold / name) for name in NAMES)
-    subprocess.run(["scontrol", "requeue", requeued], check=True, timeout=60)
-    subprocess.run(["scancel", "--signal=TERM", ended], check=True, timeout=60)
-    code, stderr = _end(proc)
+def cut_sweep(sweeps) -> dict:
+    """The ``cut`` sweep once its two jobs hold: the first requeued from outside (``scontrol
+    requeue``: SIGTERM, then SLURM starts it again), the second ended by ``scancel
+    --signal=TERM``."""
+    proc, sweep = sweeps["cut"]
+    code, stderr = _end(proc, timeout=400)
+    assert CUT.get("error") is None, CUT["error"]
+    requeued = CUT["requeued"]
     restarts = subprocess.run(["scontrol", "show", "job", requeued], capture_output=True,
                               text=True).stdout  # fmt: skip
     return {"code": code, "stderr": stderr, "sweep": sweep, "records": _records(sweep),
@@ -256,17 +299,6 @@ def test_apply_sets_the_threads_and_release_restores_them():
     assert torch.get_num_threads() == before
 
 
-def test_the_record_says_the_threads_used(tmp_path, root):
-    env = _env(root, SLURM_CPUS_PER_TASK="1")
-    proc = subprocess.run([sys.executable, str(root / "run.py"), *BUDGET, "rounds=1",
-                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert record["threads"] == 1 and record["device"].endswith("1 threads)")
-    assert "1 threads" in (tmp_path / "run" / "run.log").read_text()  # the header
-
-
 def _sbatch(conf_dir: Path, *launcher: str) -> str:
     """The sbatch script submitit writes for ``hydra/launcher=slurm`` with ``launcher`` keys."""
     from hydra import compose, initialize_config_dir
@@ -331,14 +363,16 @@ def test_no_job_accounting_is_refused_before_anything_is_submitted(tmp_path, roo
     assert not sweep.exists() or not [p for p in sweep.iterdir() if p.is_dir()]
 
 
-def test_usr1_is_recorded_like_term(tmp_path, root):
+def test_usr1_is_recorded_like_term_and_the_threads_follow_slurm(tmp_path, root):
     """SLURM's pre-emption warning (sbatch --signal=USR1): the record says so, never
-    ``running``; the process ends as the signal would (128 + 10)."""
+    ``running``; the process ends as the signal would (128 + 10). The job's threads are
+    SLURM_CPUS_PER_TASK's, in the record and the log's header."""
     hold = tmp_path / "hold"
     hold.mkdir()
     out = tmp_path / "sweep"
     proc = _start(root, tmp_path, *BUDGET, "pde._target_=slurm_faults.HeldBurgers", "seed=0",
-                  f"hydra.sweep.dir={out}", PINN_EXP_HOLD=str(hold))  # fmt: skip
+                  f"hydra.sweep.dir={out}", PINN_EXP_HOLD=str(hold), OMP_NUM_THREADS="2",
+                  SLURM_CPUS_PER_TASK="1")  # fmt: skip
     _wait_for(hold / "0_burgers_rsmote", timeout=120)
     proc.send_signal(signal.SIGUSR1)
     code, stderr = _end(proc, timeout=120)
@@ -346,3 +380,5 @@ def test_usr1_is_recorded_like_term(tmp_path, root):
     (record,) = _records(out).values()
     assert record["status"] == "failed" and record["error"] == "terminated (SIGUSR1)"
     assert record["last_completed_round"] == 0 and record["phase"] == "train"
+    assert record["threads"] == 1 and record["device"].endswith("1 threads)")
+    assert ", 1 threads) float32" in (out / "0_burgers_rsmote" / "run.log").read_text()
