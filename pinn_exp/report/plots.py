@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MEMORY_LABELS = {
     "peak_gpu_mem_mb": "peak GPU memory [MiB]",
     "peak_cpu_rss_mb": "peak CPU RSS [MiB]",
+    "peak_cpu_rss_increase_mb": "peak CPU RSS over the run's start [MiB]",
 }
 METRIC_LABELS = {registry.PRIMARY: "relative L2 error"}
 #: the class name (``sampler_class`` of the record) of the sampler whose lambda is plotted

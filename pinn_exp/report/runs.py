@@ -584,7 +584,10 @@ def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def memory_metric(frame: pd.DataFrame) -> str:
-    """``peak_gpu_mem_mb`` when any ok run has a value for it, else ``peak_cpu_rss_mb``.
+    """``peak_gpu_mem_mb`` when any ok run has a value for it; else the CPU peak over the
+    run's starting RSS (``peak_cpu_rss_increase_mb``: what the run itself allocated, without
+    the interpreter and libraries it started with) where the runs recorded it; else, for
+    records older than that field, ``peak_cpu_rss_mb``.
 
     Args:
         frame: the runs.
@@ -592,8 +595,12 @@ def memory_metric(frame: pd.DataFrame) -> str:
     Returns:
         The column name.
     """
-    has_gpu = numeric(ok_runs(frame), "peak_gpu_mem_mb").notna().any()
-    return "peak_gpu_mem_mb" if has_gpu else "peak_cpu_rss_mb"
+    ok = ok_runs(frame)
+    if numeric(ok, "peak_gpu_mem_mb").notna().any():
+        return "peak_gpu_mem_mb"
+    if numeric(ok, "peak_cpu_rss_increase_mb").notna().any():
+        return "peak_cpu_rss_increase_mb"
+    return "peak_cpu_rss_mb"
 
 
 def status_counts(frame: pd.DataFrame) -> str:
