@@ -4,6 +4,8 @@ a 1-D or 2-D PDE records where its residual is and where its points go."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -251,3 +253,13 @@ def test_rsmote_synthetic_out_of_range_is_refused():
 
     with pytest.raises(ValueError, match="sampler.synthetic=0.6"):
         RSmote(ratio=0.45, synthetic=0.6)
+
+
+def test_concentration_is_one_division_of_counts_without_float_noise():
+    from pinn_exp.metrics.residual import concentration
+
+    probes = torch.linspace(0, 1, 2001, dtype=torch.float64)[:, None]  # top 5 %: x >= 0.95
+    points = torch.cat([torch.full((4, 1), 0.99), torch.full((96, 1), 0.1)]).double()
+    value = concentration(lambda x: x[:, 0], points, probes)
+    assert value == 0.8 and repr(value) == "0.8"  # (4 / 100) / 0.05 gives 0.7999999999999999
+    assert json.dumps(concentration(lambda x: x[:, 0], points[:25], probes)) == "3.2"
