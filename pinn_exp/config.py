@@ -72,6 +72,7 @@ GROUPS: dict[str, Group] = {
             "rar_g": "pinn_exp.samplers.RARG",
             "r3": "pinn_exp.samplers.R3",
             "rsmote": "pinn_exp.samplers.RSmote",
+            "rsmote_hybrid": "pinn_exp.samplers.RSmoteHybrid",
         },
     ),
     "optimizer": Group(
@@ -215,8 +216,30 @@ def lbfgs_budget(steps: int, *, _parent_: DictConfig) -> int:
     return 0 if adam_only else steps
 
 
+def help_groups() -> str:
+    """``${help_groups:}`` in ``--help`` (conf/config.yaml): the config groups a user chooses
+    from, one line each, as Hydra lists them (user folders on the search path included),
+    without the schemas the option files extend (``schema/...``) and the options whose name
+    starts with ``_`` (bases that experiment files extend, not experiments)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance().hydra
+    if hydra is None:
+        return ""
+    lines = []
+    for group in sorted(hydra.list_all_config_groups()):
+        if group == "hydra" or group.startswith(("hydra/", "schema/", "schema")):
+            continue
+        options = sorted(o for o in hydra.config_loader.get_group_options(group)
+                         if not o.startswith("_"))  # fmt: skip
+        if options:
+            lines.append(f"{group}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
 register_configs()
 OmegaConf.register_new_resolver("lbfgs", lbfgs_budget, replace=True)
+OmegaConf.register_new_resolver("help_groups", help_groups, replace=True)
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:

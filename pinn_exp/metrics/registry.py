@@ -10,6 +10,8 @@ as the registry says.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -113,3 +115,67 @@ def _max_abs_error(ev: Evaluation) -> float:
 def _concentration(ev: Evaluation) -> float:
     """Share of the collocation points in the top-5 % residual region, over 5 % (1: uniform)."""
     return concentration(ev.residual, ev.points, ev.probes)
+
+
+# ----------------------------------------------------------------------- history metrics
+
+
+@dataclass(frozen=True)
+class HistoryMetric:
+    """A number computed from a metric's per-round values (``NAME_per_round`` of the record),
+    not from one round's :class:`Evaluation`: the report derives it for each run and shows it
+    as a column (``python -m pinn_exp.report DIR --metric NAME``, paired statistics included).
+
+    Attributes:
+        name: the column's name.
+        fn: ``fn(values) -> float``, ``values[r]`` being the metric after round r (round 0: the
+            initial training); NaN when the values are too few.
+        source: the per-round metric it reads.
+        scientific: shown in scientific notation in tables.
+        description: one line for the docs.
+    """
+
+    name: str
+    fn: Callable[[list[float]], float]
+    source: str = PRIMARY
+    scientific: bool = False
+    description: str = ""
+
+
+HISTORY_METRICS: dict[str, HistoryMetric] = {}
+
+
+def history_metric(name: str, source: str = PRIMARY, scientific: bool = False):
+    """Registers the decorated ``fn(per_round_values) -> float`` as history metric ``name``."""
+
+    def register(fn: Callable[[list[float]], float]) -> Callable[[list[float]], float]:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        HISTORY_METRICS[name] = HistoryMetric(name, fn, source, scientific, doc[0] if doc else "")
+        return fn
+
+    return register
+
+
+def history_all(per_round_values: dict[str, list[float] | None]) -> dict[str, float]:
+    """Every history metric of one run, from its per-round lists (``NAME_per_round`` -> list);
+    NaN where the source list is missing."""
+    out = {}
+    for name, m in HISTORY_METRICS.items():
+        values = per_round_values.get(per_round(m.source))
+        out[name] = float(m.fn(list(values))) if values is not None else math.nan
+    return out
+
+
+#: the first round whose change from the round before counts in ``fluctuation``
+FLUCTUATION_FROM = 2
+
+
+@history_metric("fluctuation")
+def fluctuation(values: list[float]) -> float:
+    """Median |log10 e_r - log10 e_(r-1)| over rounds r >= 2 (e: l2_rel_error after round r)."""
+    changes = [
+        abs(math.log10(b) - math.log10(a))
+        for a, b in zip(values[FLUCTUATION_FROM - 1 : -1], values[FLUCTUATION_FROM:])
+        if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)
+    ]
+    return statistics.median(changes) if changes else math.nan

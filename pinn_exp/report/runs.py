@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 
 from pinn_exp.io import record
 from pinn_exp.io.records import read_json
+from pinn_exp.metrics import registry
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ def _metric_scalars(data: dict) -> dict:
     row = {str(k): v for k, v in data.items() if _is_scalar(v)}
     for name in record.per_round_fields():
         row[name] = per_round_values(data.get(name))
+    # metrics of the per-round history (``fluctuation``), derived here for every run
+    row.update(registry.history_all(row))
     return row
 
 

@@ -1,6 +1,7 @@
 """Collocation-point samplers: the interface (base.py) and the built-in samplers."""
 
 from pinn_exp.samplers.base import ResidualScorer, Sampler, Update
+from pinn_exp.samplers.hybrid import RSmoteHybrid
 from pinn_exp.samplers.r3 import R3
 from pinn_exp.samplers.rad import RAD, RARD, RARG
 from pinn_exp.samplers.rsmote import RSmote
@@ -12,6 +13,7 @@ __all__ = [
     "RARD",
     "RARG",
     "RSmote",
+    "RSmoteHybrid",
     "RandomR",
     "ResidualScorer",
     "Sampler",
