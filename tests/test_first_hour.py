@@ -120,3 +120,16 @@ def test_option_lists_show_options_not_schemas(tmp_path, root):
     options = listed.split("Config search path")[0].split()
     assert "rsmote" in options and "rad_50k" in options
     assert not any("schema" in option for option in options)
+
+
+def test_help_lists_the_groups_a_user_chooses_from(tmp_path, root):
+    proc = subprocess.run([sys.executable, str(root / "run.py"), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    lines = {line.split(":")[0]: line for line in groups.splitlines() if ":" in line}
+    assert {"pde", "sampler", "optimizer", "budget", "experiment"} <= set(lines)
+    experiments = lines["experiment"].split(": ", 1)[1].split(", ")
+    assert "burgers_table" in experiments and "_table" not in experiments  # not the tables' base
+    assert not any(group.startswith("schema") for group in lines)
+    assert "pinn_exp.pdes.Burgers" in proc.stdout  # the composed config follows
