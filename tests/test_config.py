@@ -192,11 +192,21 @@ def _option_files():
             yield pytest.param(path, id=f"{group}/{path.stem}")
 
 
-@pytest.mark.parametrize("path", list(_option_files()))
-def test_option_files_state_only_what_differs_from_the_class_defaults(path, compose):
+CONTRIBUTE = (
+    "an option contributed to conf/ extends its schema: start it with `defaults: "
+    "[/schema/{group}/NAME@_here_, _self_]` and register NAME and its class in GROUPS of "
+    "pinn_exp/config.py (docs/architecture.md, \"Contributing an option to conf/\"); a file "
+    "with its own `_target_` belongs in a folder of your own on the search path"
+)
+
+
+def option_file_problems(path: Path, compose) -> list[str]:
+    """What an option file of conf/ does wrong: no schema to extend, its own ``_target_``,
+    or a key restating the class's default."""
     own = OmegaConf.to_container(OmegaConf.load(path))
-    defaults = own.pop("defaults")
-    assert defaults[-1] == "_self_" and "_target_" not in own  # the schema names the class
+    defaults = own.pop("defaults", None)
+    if not defaults or defaults[-1] != "_self_" or "_target_" in own:
+        return [f"{path.parent.name}/{path.name}: " + CONTRIBUTE.format(group=path.parent.name)]
     parent = defaults[0]
     if parent.startswith("/schema/"):  # compare with the class's defaults
         group, name = parent.removeprefix("/schema/").removesuffix("@_here_").split("/")
@@ -204,8 +214,58 @@ def test_option_files_state_only_what_differs_from_the_class_defaults(path, comp
         node = OmegaConf.structured(schema_of(targets[name], supplied))
     else:  # extends another option of the group
         node = compose([f"{path.parent.name}={parent}"])[path.parent.name]
-    for key, value in own.items():
-        assert node[key] != value, f"{path.name} restates {key}={value!r}, the default"
+    return [f"{path.name} restates {key}={value!r}, the default" for key, value in own.items()
+            if node[key] == value]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", list(_option_files()))
+def test_option_files_state_only_what_differs_from_the_class_defaults(path, compose):
+    assert option_file_problems(path, compose) == []
+
+
+def test_an_option_with_only_its_target_in_conf_is_told_where_it_belongs(tmp_path, compose):
+    path = tmp_path / "sampler" / "mine.yaml"
+    path.parent.mkdir()
+    path.write_text("_target_: my_samplers.Mine\n")
+    (problem,) = option_file_problems(path, compose)
+    assert "/schema/sampler/NAME@_here_" in problem and "GROUPS of pinn_exp/config.py" in problem
+    assert "a folder of your own on the search path" in problem
+
+
+def test_contributing_an_option_to_conf_as_the_recipe_says(tmp_path, monkeypatch):
+    """docs/architecture.md, "Contributing an option to conf/": a class registered in GROUPS
+    and a YAML file extending its schema compose, build and pass the option-file check."""
+    import shutil
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+
+    from pinn_exp import config as config_module
+
+    supplied, targets = SCHEMA_GROUPS["sampler"]
+    monkeypatch.setitem(SCHEMA_GROUPS, "sampler", config_module.Group(
+        supplied, {**targets, "my_uniform": "pinn_exp.samplers.Uniform"}))  # fmt: skip
+    config_module.register_configs()
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    option = conf / "sampler" / "my_uniform.yaml"
+    option.write_text("defaults:\n  - /schema/sampler/my_uniform@_here_\n  - _self_\n"
+                      "method: sobol\n")  # fmt: skip
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
+            cfg = hydra_compose(config_name="config", overrides=["sampler=my_uniform"])
+            assert cfg.sampler._target_ == "pinn_exp.samplers.Uniform"
+            assert cfg.sampler.method == "sobol"
+            built = build(cfg)
+            assert type(built.sampler).__name__ == "Uniform" and built.sampler.method == "sobol"
+
+            def local_compose(overrides):
+                return hydra_compose(config_name="config", overrides=overrides)
+
+            assert option_file_problems(option, local_compose) == []
+    finally:
+        ConfigStore.instance().repo["schema"]["sampler"].pop("my_uniform.yaml", None)
 
 
 def test_rsmote_option_is_the_framework_default_and_rsmote_paper_the_class_defaults(compose):
