@@ -4,6 +4,7 @@ helper functions of a test module that are not tests import them from here."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pinn_exp.config import compose_config  # noqa: F401  (re-exported for helper functions)
@@ -22,3 +23,17 @@ TINY = [
     "progress=false",
     "device=cpu",
 ]
+
+#: scales every subprocess timeout of the tests (``PINN_EXP_TEST_TIMEOUT_SCALE=3 pytest``)
+TIMEOUT_SCALE_ENV = "PINN_EXP_TEST_TIMEOUT_SCALE"
+
+
+def patient(seconds: float) -> float:
+    """A subprocess timeout of ``seconds`` on a quiet machine, stretched by the machine's load
+    (the 1-minute load average per core, when above 1) and by ``PINN_EXP_TEST_TIMEOUT_SCALE``:
+    an end-to-end test on a busy machine is slow, not broken, and a hung one still ends."""
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:  # no load average on this platform
+        load = 1.0
+    return seconds * max(1.0, load) * max(1.0, float(os.environ.get(TIMEOUT_SCALE_ENV, "1")))

@@ -8,12 +8,13 @@ import sys
 
 import numpy as np
 import pytest
-from support import ROOT
+from support import ROOT, patient
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+                          capture_output=True, text=True, timeout=patient(300),
+                          cwd=ROOT)  # fmt: skip
 
 
 def test_laplacian_benchmark_writes_one_row_per_method_and_dim(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from support import ROOT
+from support import ROOT, patient
 
 from pinn_exp.ops import Laplacian
 from pinn_exp.pdes import PDE
@@ -112,7 +112,8 @@ def test_end_to_end_run(tmp_path, root, tiny):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "run.py", "pde=poisson_peak", SEARCHPATH, f"hydra.run.dir={run_dir}"]
     proc = subprocess.run(
-        [*cmd, *tiny, "rounds=1"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+        [*cmd, *tiny, "rounds=1"], cwd=root, env=env, capture_output=True, text=True,
+        timeout=patient(300),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((run_dir / "metrics.json").read_text())

@@ -9,13 +9,13 @@ import sys
 
 import pandas as pd
 import pytest
-from support import ROOT
+from support import ROOT, patient
 
 
-def _run(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProcess:
+def _run(*args: str, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+                          capture_output=True, text=True, timeout=patient(timeout))  # fmt: skip
 
 
 def test_experiment_cfg_job_shows_the_config_without_running(tmp_path):
@@ -93,14 +93,15 @@ def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(
             f"hydra.sweep.dir={sweep}"]  # fmt: skip
     cut = subprocess.run([sys.executable, str(root / "run.py"), *args], cwd=tmp_path,
                          env={**env, "PINN_EXP_KILL": "5"}, capture_output=True, text=True,
-                         timeout=600)  # fmt: skip
+                         timeout=patient(600))  # fmt: skip
     assert cut.returncode != 0
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 4 and (summary["status"] == "incomplete").sum() >= 2
     finish = shlex.split(cut.stderr.strip().splitlines()[-1])
     assert finish[:3] == ["python", "run.py", "-m"] and "resume=true" in finish
     done = subprocess.run([sys.executable, str(root / "run.py"), *finish[2:]], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+                          env=env, capture_output=True, text=True,
+                          timeout=patient(600))  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 4 and (summary["status"] == "ok").all()

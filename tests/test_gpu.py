@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import patient
 
 from pinn_exp import runner
 from pinn_exp.factory import build
@@ -96,7 +97,7 @@ def test_resume_with_cuda_graphs_reaches_the_uninterrupted_result(tmp_path, root
     def run(out, *extra, kill=False):
         return subprocess.run([sys.executable, str(root / "run.py"), *overrides, *extra,
                                f"hydra.run.dir={out}"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=600,
+                              text=True, timeout=patient(600),
                               env={**env, **({"PINN_EXP_KILL": "22"} if kill else {})})  # fmt: skip
 
     assert run(tmp_path / "full").returncode == 0

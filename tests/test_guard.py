@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import ROOT, TINY, compose_config
+from support import ROOT, TINY, compose_config, patient
 
 from pinn_exp import guard, runner, sweep
 from pinn_exp.factory import build
@@ -27,7 +27,7 @@ TINY1 = [*TINY, "rounds=1"]
 def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=patient(600))  # fmt: skip
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import CONF
+from support import CONF, patient
 
 from pinn_exp import factory
 from pinn_exp.domains import Box
@@ -162,7 +162,7 @@ def test_a_mistyped_key_on_the_command_line_exits_2_in_one_line_before_training(
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, str(root / "run.py"), *tiny, "+n_point=500", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True, text=True, timeout=patient(300), cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     said = [line for line in proc.stderr.splitlines() if "n_point=500" in line]
@@ -293,7 +293,7 @@ print(status("VmHWM:") - before, scoring_bytes(n, n, *parts) - scoring_bytes(n, 
 @pytest.mark.parametrize("overrides", [["pde=burgers"], ["pde=laplace", "laplacian=autograd"]])
 def test_the_scoring_estimate_bounds_the_measured_peak(root, overrides):
     proc = subprocess.run([sys.executable, "-c", MEASURE, "50000", *overrides], cwd=root,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, timeout=patient(300))  # fmt: skip
     if proc.returncode != 0 and "clear_refs" in proc.stderr:
         pytest.skip("the peak RSS cannot be reset here")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -13,6 +13,7 @@ import venv
 from pathlib import Path
 
 import pytest
+from support import patient
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def installed(tmp_path_factory, root) -> Path:
     tmp = tmp_path_factory.mktemp("install")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
                             "--no-build-isolation", "-q", "-w", str(tmp / "dist"), str(root)],
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+                           capture_output=True, text=True, timeout=patient(300))  # fmt: skip
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp / "dist").glob("pinn_exp-*.whl")
     venv.create(tmp / "venv", with_pip=True)
@@ -31,7 +32,7 @@ def installed(tmp_path_factory, root) -> Path:
     _see_this_interpreters_packages(bin_dir / "python")
     install = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q",
                               "--no-deps", "--no-index", str(wheel)],
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+                             capture_output=True, text=True, timeout=patient(300))  # fmt: skip
     assert install.returncode == 0, install.stderr
     return bin_dir
 
@@ -64,7 +65,7 @@ def test_console_script_runs_a_job_from_another_directory(installed, tmp_path, t
     out = tmp_path / "run"
     proc = subprocess.run([str(installed / "pinn-exp"), *tiny, "rounds=1",
                            f"hydra.run.dir={out}"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env=_env())  # fmt: skip
+                          text=True, timeout=patient(300), env=_env())  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((out / "metrics.json").read_text())
     assert record["status"] == "ok" and (out / "run.log").is_file()

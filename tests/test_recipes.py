@@ -15,6 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from support import patient
 
 from pinn_exp import runner
 from pinn_exp.factory import build
@@ -27,6 +28,7 @@ from pinn_exp.report.tables import mean_std_table
 SAMPLER = '''
 import torch
 from pinn_exp.samplers import Sampler, Update
+from support import patient
 
 
 class Shrink(Sampler):
@@ -61,7 +63,7 @@ def test_add_a_sampler_from_outside_the_package(tmp_path, tiny, root):
             f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *tiny]  # fmt: skip
     run_dir = tmp_path / "run"
     proc = subprocess.run([*base, f"hydra.run.dir={run_dir}"], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+                          text=True, timeout=patient(300))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((run_dir / record.METRICS).read_text())
     assert metrics["status"] == "ok" and metrics["sampler"] == "shrink"
@@ -77,7 +79,7 @@ def test_add_a_sampler_from_outside_the_package(tmp_path, tiny, root):
 
     # a bad value of the new key is refused before training, naming it
     bad = subprocess.run([*base, "sampler.factor=2", f"hydra.run.dir={tmp_path / 'bad'}"],
-                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+                         env=env, capture_output=True, text=True, timeout=patient(300))  # fmt: skip
     assert bad.returncode == 2 and "sampler.factor=2" in bad.stderr
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from support import patient
 
 from pinn_exp.report import tables
 from pinn_exp.report.__main__ import main
@@ -312,7 +313,8 @@ def test_jobs_that_never_started_are_listed_as_incomplete(tmp_path, root, tiny):
     sweep = tmp_path / "sweep"
     proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", *tiny, "rounds=1",
                            "sampler=uniform,rad", "seed=0,1", f"hydra.sweep.dir={sweep}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+                          cwd=tmp_path, capture_output=True, text=True,
+                          timeout=patient(600))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     for job in sorted(sweep.glob("[1-3]_*")):
         shutil.rmtree(job)  # as if the sweep had died after job 0

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from support import patient
 
 from pinn_exp.report import summary as summary_module
 from pinn_exp.report.__main__ import main
@@ -170,7 +171,7 @@ def test_final_n_from_the_collocation_file_when_the_record_lacks_it(tmp_path):
 
 def _report(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pinn_exp.report", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, timeout=patient(300))  # fmt: skip
 
 
 def _one_line_refusal(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -292,7 +293,7 @@ def test_a_sweep_whose_every_job_fails_exits_non_zero(tmp_path, root, tiny):
     # n_points=3 composes but the factory refuses it: every job fails while building
     proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", *tiny, "n_points=3",
                            "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=patient(600))  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "sweep: all 2 jobs failed: 0_burgers_rsmote (failed), 1_burgers_rsmote (failed)" in (
         proc.stderr

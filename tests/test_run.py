@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from support import ROOT, TINY, compose_config
+from support import ROOT, TINY, compose_config, patient
 
 from pinn_exp import runner
 from pinn_exp.factory import build
@@ -30,7 +30,7 @@ FILES = ["metrics.json", "history.csv", "collocation.npz", "loss.png", "error.pn
 def _run_cli(*args: str, tmp_path: Path, check: bool = False, env: dict | None = None):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=patient(600))  # fmt: skip
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -274,7 +274,7 @@ def test_sigterm_records_what_was_done_and_exits_143(tmp_path, root, tiny):
     while not ready.exists() and time.monotonic() < deadline:  # Adam's 120th step is done
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=patient(120))
     assert proc.returncode == 143, stderr[-2000:]
     record = json.loads((out / "metrics.json").read_text())
     assert record["status"] == "failed" and record["error"] == "terminated (SIGTERM)"

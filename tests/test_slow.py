@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from support import patient
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +19,7 @@ def test_default_job_reaches_five_percent_on_the_cpu(tmp_path, root):
     env = {**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
     proc = subprocess.run([sys.executable, str(root / "run.py"), "device=cpu", "progress=false",
                            f"hydra.run.dir={tmp_path}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+                          capture_output=True, text=True, timeout=patient(900))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["status"] == "ok"
