@@ -68,6 +68,7 @@ def base_record(built: Built | None, meta: dict) -> RunRecord:
             seed=built.seed,
             device=built.device.description,
             dtype=built.device.dtype_name,
+            threads=built.device.threads,
             rounds=built.rounds,
             laplacian=built.laplacian.method,
         )

@@ -7,7 +7,7 @@ the same keys, submits the same job array, and then:
 
 * waits for every job, so that each writes its record whatever happened to the others;
 * says in one line per job which ones SLURM ended and where their logs are, then exits with
-  status 1; the sweep's exit handler (:mod:`pinn_exp.guard`) writes the summary of what is on
+  status 1; the sweep's exit handler (:mod:`pinn_exp.sweep`) writes the summary of what is on
   disk and prints the command that finishes the sweep (``resume=true``);
 * refuses to submit (status 2, before any job exists) where ``sacct`` does not answer
   (``require_accounting``): submitit learns that a job ended from SLURM's accounting, and
@@ -138,7 +138,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
         if lost:
             print(f"sweep: {len(lost)} of {len(jobs)} jobs did not end normally on SLURM:\n"
                   + "\n".join(lost), file=sys.stderr)  # fmt: skip
-            # the guard's exit handler writes the summary and the command that finishes them
+            # the sweep's exit handler (pinn_exp.sweep) writes the summary and the finish command
             raise SystemExit(1)
         return returns
 

@@ -55,6 +55,7 @@ class RunRecord:
     seed: int | None = _field(fmt=PLAIN, column=True)
     device: str | None = _field(column=True)
     dtype: str | None = _field(column=True)
+    threads: int | None = _field(fmt=PLAIN, column=True)  # torch's CPU threads (device.threads)
     # what it measured
     metrics: dict[str, float | None] = field(default_factory=dict)
     metrics_per_round: dict[str, list[float]] = field(default_factory=dict)
