@@ -26,7 +26,7 @@ from pinn_exp.ops.laplacian import Laplacian
 from pinn_exp.pdes.base import PDE
 from pinn_exp.samplers.base import Sampler
 from pinn_exp.training.schedule import Schedule
-from pinn_exp.training.trainer import seed_everything
+from pinn_exp.training.seeding import seed_everything
 
 MIN_POINTS = 10
 

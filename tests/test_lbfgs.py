@@ -10,7 +10,7 @@ import torch.optim.lbfgs as torch_lbfgs
 
 from pinn_exp import runner
 from pinn_exp.factory import build
-from pinn_exp.training import trainer as trainer_module
+from pinn_exp.training import stages as stages_module
 from pinn_exp.training.lbfgs import StrongWolfeLBFGS, SyncFreeLBFGS, load
 from pinn_exp.training.schedule import Schedule, lbfgs_max_eval
 from pinn_exp.training.trainer import Trainer
@@ -272,7 +272,7 @@ def test_lbfgs_stage_gets_max_ls_and_five_quarters_of_its_iterations_as_evaluati
             made.append(kwargs)
             super().__init__(params, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "StrongWolfeLBFGS", Recording)
+    monkeypatch.setattr(stages_module, "StrongWolfeLBFGS", Recording)
     cfg = compose([*tiny, "rounds=0", "optimizer.lbfgs_steps=8", "optimizer.max_ls=50"])
     Trainer(build(cfg), progress=False).run()
     assert [(k["max_iter"], k["max_eval"], k["max_ls"]) for k in made] == [(8, 10, 50)]

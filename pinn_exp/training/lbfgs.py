@@ -154,7 +154,7 @@ class SyncFreeLBFGS:
             self.x = torch.cat([p.detach().reshape(-1) for p in self.params])
         terms = self.evaluate().detach()
         with torch.no_grad():
-            self.f, self.g, self.terms = terms[0].clone(), flat_grad(self.params), terms.clone()
+            self.f, self.g, self.terms = terms[0].clone(), self.flat_grad(), terms.clone()
             self.d, self.gtd, self.t = self._steepest(self.g)
         return terms
 
@@ -222,14 +222,28 @@ class SyncFreeLBFGS:
             (the loss terms at the current accepted point, whether this trial was accepted),
             both tensors on the device.
         """
-        with torch.no_grad():
-            active = (self.accepted < self.limit) & ~self.converged()
-            x_trial = self.x + self.t * self.d
-            load(self.params, x_trial)
+        x_trial, active = self.propose()
         terms = self.evaluate().detach()
-        with torch.no_grad():
-            ok = self._update(x_trial, active, terms, flat_grad(self.params))
-        return self.terms, ok
+        return self.terms, self.accept(x_trial, active, terms)
+
+    @torch.no_grad()
+    def propose(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loads the trial point into the parameters; returns it and whether the optimizer
+        is still active (first half of :meth:`step`)."""
+        active = (self.accepted < self.limit) & ~self.converged()
+        x_trial = self.x + self.t * self.d
+        load(self.params, x_trial)
+        return x_trial, active
+
+    @torch.no_grad()
+    def accept(self, x_trial: torch.Tensor, active: torch.Tensor, terms: torch.Tensor):
+        """Judges the evaluated trial (second half of :meth:`step`); returns whether it was
+        accepted."""
+        return self._update(x_trial, active, terms, self.flat_grad())
+
+    def flat_grad(self) -> torch.Tensor:
+        """The gradient of the last evaluation as one flat vector."""
+        return flat_grad(self.params)
 
     def _update_eager(
         self, x_trial: torch.Tensor, active: torch.Tensor, terms: torch.Tensor, g: torch.Tensor

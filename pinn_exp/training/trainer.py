@@ -1,21 +1,22 @@
-"""A run's rounds: initial training, then ``rounds`` times (sample, Adam, L-BFGS)."""
+"""A run's rounds: initial training, then ``rounds`` times (sample, Adam, L-BFGS); its
+evaluation, checkpoints and resume. The stage drivers are in :mod:`.stages`, the scorer in
+:mod:`.scoring`."""
 
 from __future__ import annotations
 
 import copy
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from pinn_exp.device import DeviceSpec
 from pinn_exp.io.record import CHECKPOINT
 from pinn_exp.io.records import load_checkpoint, save_checkpoint
 from pinn_exp.metrics import registry as metrics
@@ -23,93 +24,33 @@ from pinn_exp.metrics.memory import PhaseMeter
 from pinn_exp.metrics.registry import Evaluation
 from pinn_exp.metrics.residual import concentration, probe_points, regular_grid
 from pinn_exp.model import Solution
-from pinn_exp.ops import Laplacian, graph_free
+from pinn_exp.ops import Laplacian
 from pinn_exp.pdes.base import PDE, BoundaryTerm
-from pinn_exp.training.capture import CapturedStep
-from pinn_exp.training.lbfgs import StrongWolfeLBFGS, SyncFreeLBFGS
-from pinn_exp.training.progress import Progress
-from pinn_exp.training.schedule import lbfgs_max_eval
+from pinn_exp.samplers.base import Sampler
+from pinn_exp.training.schedule import Schedule
+from pinn_exp.training.scoring import EVAL_CHUNK, Scorer, StepResidual, frozen
+from pinn_exp.training.stages import Diverged, Stages
 
-if TYPE_CHECKING:
-    from pinn_exp.factory import Built
+__all__ = ["EVAL_CHUNK", "Diverged", "RunParts", "RunState", "Scorer", "StepResidual",
+           "Trainer", "frozen"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-#: points per chunk when the metrics score residuals
-EVAL_CHUNK = 4096
 
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite."""
+class RunParts(Protocol):
+    """What a run is made of: :class:`pinn_exp.factory.Built` has these attributes."""
 
-    def __init__(self, round_index: int, step: int, phase: str):
-        super().__init__(f"loss is not finite at round {round_index}, {phase} step {step}")
-        self.round_index, self.step, self.phase = round_index, step, phase
-
-
-def seed_everything(seed: int) -> None:
-    """Seeds Python, NumPy and torch (CUDA included)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextmanager
-def frozen(module: torch.nn.Module):
-    """Parameters stop requiring grad: residuals are scored without a graph over them."""
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
-
-
-class Scorer:
-    """|residual| at given points, in chunks, without a graph: the parameters are frozen and
-    the derivatives are values only (:func:`pinn_exp.ops.graph_free`).
-
-    Counts every scored point in ``n_evals``.
-    """
-
-    def __init__(self, pde: PDE, model: Solution, laplacian: Laplacian):
-        self.pde, self.model, self.laplacian = pde, model, laplacian
-        self.n_evals = 0
-
-    def __call__(
-        self, x: torch.Tensor, chunk_size: int | None = None, count: bool = True
-    ) -> torch.Tensor:
-        out = []
-        with frozen(self.model), graph_free():
-            for chunk in torch.split(x, chunk_size or max(len(x), 1)):
-                chunk = chunk.detach().requires_grad_(True)
-                residual = self.pde.residual(self.model, chunk, self.laplacian)
-                out.append(residual.detach().abs())
-        if count:  # the samplers' scoring; a metric's is not counted
-            self.n_evals += len(x)
-        return torch.cat(out)
-
-
-class StepResidual:
-    """The scorer of an update within a stage: at the stage's points it returns the
-    |residual| that the last Adam step computed there, before its parameter update (no second
-    forward pass, not counted; Daw et al.'s R3 reuses the training step's residual so); other
-    points are scored by ``scorer``.
-
-    Args:
-        scorer: the run's :class:`Scorer`.
-        points: the stage's current points, the tensor the update is given.
-        residual: |residual| at ``points`` from the last Adam step, (N,).
-    """
-
-    def __init__(self, scorer: Scorer, points: torch.Tensor, residual: torch.Tensor):
-        self.scorer, self.points, self.residual = scorer, points, residual
-
-    def __call__(self, x: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
-        if x is self.points:
-            return self.residual.clone()  # a captured step overwrites its outputs
-        return self.scorer(x, chunk_size)
+    pde: PDE
+    sampler: Sampler
+    model: Solution
+    schedule: Schedule
+    device: DeviceSpec
+    laplacian: Laplacian
+    seed: int
+    n_points: int
+    rounds: int
+    #: the run's generator: the sampler (bound to it) and the PDE's soft-term points draw from it
+    generator: torch.Generator
 
 
 @dataclass
@@ -129,13 +70,13 @@ class RunState:
     elapsed_s: float = 0.0
 
 
-class Trainer:
+class Trainer(Stages):
     """Runs one PINN with one sampler on one PDE: the objects that
     :func:`pinn_exp.factory.build` returns.
 
     Args:
         built: the run's objects (PDE, sampler bound to the run's generator, model, schedule,
-            device, Laplacian, N, rounds, seed, generator).
+            device, Laplacian, N, rounds, seed, generator): a :class:`RunParts`.
         out_dir: the run's directory (checkpoints go there); None keeps nothing on disk.
         progress: show a progress bar over the steps.
         step_hook: called as ``hook(round, step, phase)`` before each step (tests inject faults).
@@ -143,11 +84,12 @@ class Trainer:
 
     def __init__(
         self,
-        built: Built,
+        built: RunParts,
         out_dir: Path | None = None,
         progress: bool = True,
         step_hook: Callable[[int, int, str], None] | None = None,
     ):
+        self.parts = built
         pde, schedule = built.pde, built.schedule
         device, dtype = built.device.device, built.device.dtype
         self.pde, self.sampler, self.model = pde, built.sampler, built.model
@@ -241,173 +183,6 @@ class Trainer:
 
         return evaluate
 
-    # ------------------------------------------------------------------------------- training
-    def train_stage(self, round_index: int, adam_steps: int) -> None:
-        """``adam_steps`` Adam steps (fresh state) then up to ``lbfgs_steps`` L-BFGS iterations."""
-        # the built-in PDEs' forward path needs no gradient with respect to x, but a user's
-        # residual may take one (``partials``, ``gradient``)
-        x = self.state.points.detach().clone().requires_grad_(True)  # in-stage updates write x
-        self.phase = "train"
-        with self.meter.phase("train"):
-            self._adam(x, round_index, adam_steps)
-            lbfgs_steps = self.schedule.lbfgs_steps
-            if self.sampler.single_stage and self.schedule.single_stage_lbfgs_steps is not None:
-                lbfgs_steps = self.schedule.single_stage_lbfgs_steps
-            if self.schedule.lbfgs_impl == "sync_free":
-                self._lbfgs_sync_free(x, round_index, lbfgs_steps)
-            else:
-                self._lbfgs(x, round_index, lbfgs_steps)
-
-    def _record(self, steps: list[int], values: torch.Tensor, round_index: int, phase: str):
-        """Appends history rows from a block of loss vectors (one copy to the host per block);
-        raises :class:`Diverged` at the first non-finite row."""
-        rows = values.cpu().tolist()
-        for step, row in zip(steps, rows):
-            self.state.history.append(
-                {"round": round_index, "step": step, "phase": phase,
-                 **dict(zip(self.term_names, row))}
-            )  # fmt: skip
-            if not all(np.isfinite(row)):
-                raise Diverged(round_index, step, phase)
-
-    def _bar(self, steps: int, desc: str) -> Progress:
-        return Progress(steps, desc, bar=self.progress)
-
-    def _adam(self, x: torch.Tensor, round_index: int, steps: int) -> None:
-        """Adam steps; the losses stay on the device and are copied and checked for non-finite
-        values every ``check_every`` steps. A sampler with a ``period`` is updated after every
-        ``period``-th step, the last one included, from that step's residual."""
-        if steps == 0:
-            return
-        optimizer = torch.optim.Adam(self._params, lr=self.schedule.lr, capturable=self._graphs)
-        period = self._period
-        evaluate = self._evaluate_fn(x, residual=bool(period))
-
-        def adam_step() -> torch.Tensor:
-            terms = evaluate()
-            optimizer.step()
-            return terms
-
-        do_step = CapturedStep(adam_step, self.device) if self._graphs else adam_step
-        block = self.schedule.check_every
-        buffer = torch.empty(block, len(self.term_names), dtype=self.dtype, device=self.device)
-        first = 0
-        with self._bar(steps, f"round {round_index} adam") as bar:
-            for step in range(steps):
-                if self.step_hook:
-                    self.step_hook(round_index, step, "adam")
-                if period:
-                    buffer[step - first], residual = do_step()
-                    if (step + 1) % period == 0:
-                        self._update_within_stage(x, round_index, residual)
-                else:
-                    buffer[step - first] = do_step()
-                if step - first + 1 == block or step == steps - 1:
-                    self._record(list(range(first, step + 1)), buffer[: step - first + 1],
-                                 round_index, "adam")  # fmt: skip
-                    bar.update(step + 1 - first, self.state.history[-1]["loss"])
-                    first = step + 1
-
-    def _update_within_stage(
-        self, x: torch.Tensor, round_index: int, residual: torch.Tensor
-    ) -> None:
-        """A sampler with a ``period`` moves the points between Adam steps: the new set is
-        copied into ``x`` in place, so a compiled or captured step sees it. Its scorer returns
-        the last step's ``residual`` at the current points (:class:`StepResidual`)."""
-        points = self.state.points
-        update = self.sampler.update(points, StepResidual(self.scorer, points, residual),
-                                     round_index)  # fmt: skip
-        if update.points.shape != x.shape:
-            raise ValueError(
-                f"sampler.period={self._period} needs a sampler that keeps the number of points; "
-                f"{self.sampler.name} changed it from {len(x)} to {len(update.points)}"
-            )
-        with torch.no_grad():
-            x.copy_(update.points)
-        self.state.points = update.points.detach()
-        self._stage_updates += 1
-
-    def _lbfgs(self, x: torch.Tensor, round_index: int, steps: int) -> None:
-        """torch's L-BFGS with a strong-Wolfe line search (``optimizer.lbfgs_impl=torch``) of
-        at most ``optimizer.max_ls`` evaluations an iteration."""
-        if steps == 0:
-            return
-        params = self._params
-        optimizer = StrongWolfeLBFGS(
-            params,
-            max_ls=self.schedule.max_ls,
-            lr=self.schedule.lbfgs_lr,
-            max_iter=steps,
-            max_eval=lbfgs_max_eval(steps),
-            history_size=self.schedule.history_size,
-            tolerance_grad=self.schedule.tolerance_grad,
-            tolerance_change=0.0,
-        )
-        evaluate = self._evaluate_fn(x)
-        last: dict[int, torch.Tensor] = {}
-        bar = self._bar(steps, f"round {round_index} lbfgs")
-
-        def closure() -> torch.Tensor:
-            iteration = optimizer.state[params[0]].get("n_iter", 0)
-            if self.step_hook:
-                self.step_hook(round_index, iteration, "lbfgs")
-            terms = evaluate()
-            loss = float(terms[0])  # torch's L-BFGS reads the loss on the host anyway
-            if not math.isfinite(loss):
-                raise Diverged(round_index, iteration, "lbfgs")
-            if iteration not in last and iteration > 0:  # a new iteration began
-                bar.update(1, loss)
-            last[iteration] = terms  # the last evaluation within an iteration is accepted
-            return terms[0]
-
-        with bar:
-            optimizer.step(closure)
-        accepted = [i for i in sorted(last) if i > 0]
-        if accepted:
-            values = torch.stack([last[i] for i in accepted])
-            self._record([i - 1 for i in accepted], values, round_index, "lbfgs")
-
-    def _lbfgs_sync_free(self, x: torch.Tensor, round_index: int, steps: int) -> None:
-        """:class:`SyncFreeLBFGS` (``optimizer.lbfgs_impl=sync_free``): up to ``steps``
-        accepted iterations within :func:`lbfgs_max_eval` evaluations (torch's budget), read on the
-        host every ``check_every`` evaluations to record them and to stop early."""
-        if steps == 0:
-            return
-        optimizer = SyncFreeLBFGS(
-            self._params,
-            self._evaluate_fn(x),
-            lr=self.schedule.lbfgs_lr,
-            history_size=self.schedule.history_size,
-            max_iter=steps,
-            tolerance_grad=self.schedule.tolerance_grad,
-            compile=self.schedule.compile,
-        )
-        do_step = CapturedStep(optimizer.step, self.device) if self._graphs else optimizer.step
-        start = optimizer.start()
-        if not torch.isfinite(start[0]):
-            raise Diverged(round_index, 0, "lbfgs")
-        block, max_eval = self.schedule.check_every, lbfgs_max_eval(steps)
-        buffer = torch.empty(block, len(self.term_names), dtype=self.dtype, device=self.device)
-        accepted = torch.empty(block, dtype=torch.bool, device=self.device)
-        done, used = 0, 0
-        try:
-            with self._bar(steps, f"round {round_index} lbfgs") as bar:
-                while used < max_eval:
-                    n = min(block, max_eval - used)
-                    for i in range(n):
-                        if self.step_hook:
-                            self.step_hook(round_index, done, "lbfgs")
-                        buffer[i], accepted[i] = do_step()
-                    used += n
-                    kept = buffer[:n][accepted[:n]]  # the block's one read on the host
-                    self._record(list(range(done, done + len(kept))), kept, round_index, "lbfgs")
-                    done += len(kept)
-                    bar.update(len(kept), self.state.history[-1]["loss"] if len(kept) else None)
-                    if done >= steps or bool(optimizer.converged()):
-                        break
-        finally:
-            optimizer.finish()
-
     # ---------------------------------------------------------------------------- evaluation
     @torch.no_grad()
     def predict_test(self, chunk_size: int = 65536) -> torch.Tensor:
@@ -449,82 +224,100 @@ class Trainer:
         Returns:
             The final :class:`RunState`.
         """
-        start = 0
+        for round_index in range(self.start(resume), self.rounds + 1):
+            began = self.begin_round(round_index)
+            self.train_stage(round_index, self.stage_steps(round_index))
+            self.end_round(round_index, began)
+        self.phase = "done"
+        return self.state
+
+    def start(self, resume: bool = False) -> int:
+        """Starts the clock and restores a checkpoint where asked; returns the first round."""
         self.started = time.perf_counter()
         if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT).exists():
             self.restore(load_checkpoint(self.out_dir / CHECKPOINT, self.device))
-            start = self.state.round_index + 1
             log.info("resuming after round %d", self.state.round_index)
-        elif resume:
+            return self.state.round_index + 1
+        if resume:
             log.warning(
                 "resume=true but there is no %s in %s: starting from scratch (set "
                 "hydra.run.dir to the run to resume)",
                 CHECKPOINT,
                 self.out_dir,
             )
-        for round_index in range(start, self.rounds + 1):
-            began = time.perf_counter()
-            evals_before = self.scorer.n_evals
-            self.phase = "sampling"
-            with self.meter.phase("sampling"):
-                sampling_began = time.perf_counter()
-                if round_index == 0:
-                    update = self.sampler.initial()
-                else:
-                    update = self.sampler.update(self.state.points, self.scorer, round_index)
-                sampling_s = time.perf_counter() - sampling_began
-            self.state.points = update.points.detach()
-            self._stage_updates = 0
-            sampling_peak = self.meter.last_peak_mb if round_index else None
-            sampling_cpu = self.meter.last_cpu_increase_mb
-            # where the sampler put the points, judged by the residual it saw (the metric
-            # ``concentration`` judges them again after the stage's training)
-            self.phase = "evaluation"
-            with self.meter.phase("evaluation"):
-                at_sampling = concentration(self.uncounted_residual, self.state.points,
-                                            self.probes)  # fmt: skip
-            steps = self.schedule.pretrain_steps if round_index == 0 else self.schedule.adam_steps
-            self.train_stage(round_index, steps)
-            self.phase = "evaluation"
-            with self.meter.phase("evaluation"):
-                measured = self.evaluate()
-            for name, value in measured.items():
-                self.state.metrics.setdefault(name, []).append(value)
-            self.state.round_index = round_index
-            points = self.state.points  # the round's last set (a sampler with a period moves it)
-            self.state.collocation[f"round_{round_index}"] = points.cpu().numpy()
-            residual_map = self.residual_map()
-            if residual_map is not None:
-                self.state.residual_maps[f"residual_round_{round_index}"] = residual_map
-            self.state.round_stats.append(
-                {
-                    "round": round_index,
-                    "n_points": len(points),
-                    **measured,
-                    "loss": self.state.history[-1]["loss"] if self.state.history else None,
-                    "time_s": time.perf_counter() - began,
-                    "time_sampling_s": sampling_s,
-                    "n_residual_evals": self.scorer.n_evals - evals_before,
-                    "peak_gpu_mem_mb_sampling": sampling_peak,
-                    "peak_cpu_rss_increase_mb_sampling": sampling_cpu,
-                    "concentration_at_sampling": at_sampling,
-                    **({"n_stage_updates": self._stage_updates} if self._period else {}),
-                    **update.stats,
-                }
-            )
-            log.info(
-                "round %d/%d  N=%d  loss %.3e  L2 rel error %.3e  %.1f s",
-                round_index,
-                self.rounds,
-                len(points),
-                self.state.round_stats[-1]["loss"] or float("nan"),
-                measured[metrics.PRIMARY],
-                self.state.round_stats[-1]["time_s"],
-            )
-            if self.out_dir is not None:
-                save_checkpoint(self.out_dir / CHECKPOINT, self.snapshot())
-        self.phase = "done"
-        return self.state
+        return 0
+
+    def stage_steps(self, round_index: int) -> int:
+        """Adam steps of the round's training stage."""
+        return self.schedule.pretrain_steps if round_index == 0 else self.schedule.adam_steps
+
+    def begin_round(self, round_index: int) -> dict:
+        """The round's sampling (the initial set in round 0); returns what :meth:`end_round`
+        records of it."""
+        began = time.perf_counter()
+        evals_before = self.scorer.n_evals
+        self.phase = "sampling"
+        with self.meter.phase("sampling"):
+            sampling_began = time.perf_counter()
+            if round_index == 0:
+                update = self.sampler.initial()
+            else:
+                update = self.sampler.update(self.state.points, self.scorer, round_index)
+            sampling_s = time.perf_counter() - sampling_began
+        self.state.points = update.points.detach()
+        self._stage_updates = 0
+        sampling_peak = self.meter.last_peak_mb if round_index else None
+        sampling_cpu = self.meter.last_cpu_increase_mb
+        # where the sampler put the points, judged by the residual it saw (the metric
+        # ``concentration`` judges them again after the stage's training)
+        self.phase = "evaluation"
+        with self.meter.phase("evaluation"):
+            at_sampling = concentration(self.uncounted_residual, self.state.points,
+                                        self.probes)  # fmt: skip
+        return {"began": began, "evals_before": evals_before, "sampling_s": sampling_s,
+                "sampling_peak": sampling_peak, "sampling_cpu": sampling_cpu,
+                "at_sampling": at_sampling, "stats": update.stats}  # fmt: skip
+
+    def end_round(self, round_index: int, began: dict) -> None:
+        """Evaluates the trained model, records the round and saves the checkpoint."""
+        self.phase = "evaluation"
+        with self.meter.phase("evaluation"):
+            measured = self.evaluate()
+        for name, value in measured.items():
+            self.state.metrics.setdefault(name, []).append(value)
+        self.state.round_index = round_index
+        points = self.state.points  # the round's last set (a sampler with a period moves it)
+        self.state.collocation[f"round_{round_index}"] = points.cpu().numpy()
+        residual_map = self.residual_map()
+        if residual_map is not None:
+            self.state.residual_maps[f"residual_round_{round_index}"] = residual_map
+        self.state.round_stats.append(
+            {
+                "round": round_index,
+                "n_points": len(points),
+                **measured,
+                "loss": self.state.history[-1]["loss"] if self.state.history else None,
+                "time_s": time.perf_counter() - began["began"],
+                "time_sampling_s": began["sampling_s"],
+                "n_residual_evals": self.scorer.n_evals - began["evals_before"],
+                "peak_gpu_mem_mb_sampling": began["sampling_peak"],
+                "peak_cpu_rss_increase_mb_sampling": began["sampling_cpu"],
+                "concentration_at_sampling": began["at_sampling"],
+                **({"n_stage_updates": self._stage_updates} if self._period else {}),
+                **began["stats"],
+            }
+        )
+        log.info(
+            "round %d/%d  N=%d  loss %.3e  L2 rel error %.3e  %.1f s",
+            round_index,
+            self.rounds,
+            len(points),
+            self.state.round_stats[-1]["loss"] or float("nan"),
+            measured[metrics.PRIMARY],
+            self.state.round_stats[-1]["time_s"],
+        )
+        if self.out_dir is not None:
+            save_checkpoint(self.out_dir / CHECKPOINT, self.snapshot())
 
     # ------------------------------------------------------------------------------ snapshot
     def elapsed_s(self) -> float:
