@@ -9,6 +9,7 @@ import platform
 import signal
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,7 @@ from pinn_exp.io.record import COLLOCATION, HISTORY, METRICS, PLOTS, RESIDUAL, R
 from pinn_exp.metrics import registry as metrics
 from pinn_exp.metrics.memory import HWM, is_allocation_failure, peak_rss_mb, reset_peak_rss
 from pinn_exp.report import run_plots
+from pinn_exp.training.ensemble import EnsembleTrainer
 from pinn_exp.training.trainer import Diverged, Trainer
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,9 @@ def run(
         Interrupted: SIGTERM or SIGINT arrived; the record says so (status ``failed``,
             unless only the files of a finished run were being written).
     """
+    if _deferring:
+        raise Deferred(dict(built=built, out_dir=Path(out_dir), resume=resume, progress=progress,
+                            meta=meta, step_hook=step_hook, config=config))  # fmt: skip
     out_dir = Path(out_dir)
     signals = _Signals()
     record = base_record(built, meta or {})
@@ -178,6 +183,31 @@ def run(
         said = ENDING[signals.received]
         raise Interrupted(said if record.status != "ok" else f"ok, then {said}", signals.received)
     return record.to_json()
+
+
+class Deferred(BaseException):
+    """:func:`run` was called within :func:`defer`: ``request`` holds its arguments, for a
+    caller that trains several runs together (the batched launcher). A BaseException, so
+    that nothing between the caller and :func:`run` takes it for a failure of the run."""
+
+    def __init__(self, request: dict):
+        super().__init__("deferred")
+        self.request = request
+
+
+_deferring = False
+
+
+@contextmanager
+def defer():
+    """Within this context :func:`run` trains nothing: it raises :class:`Deferred` with its
+    arguments, after everything before it (the checks, the run's config) was done."""
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
 
 
 #: the signals that end a run with its record written, and what the record says
@@ -317,3 +347,102 @@ def _write_files(out_dir: Path, trainer: Trainer, record: RunRecord) -> None:
         log.warning("writing the run's files failed: %s", exc)
     except Exception:  # noqa: BLE001 - metrics.json is written already; report and go on
         log.warning("writing the run's files failed:\n%s", traceback.format_exc())
+
+
+def run_ensemble(
+    builts: list[Built],
+    out_dirs: list[Path],
+    metas: list[dict] | None = None,
+    configs: list[dict | None] | None = None,
+    progress: bool = True,
+    step_hook=None,
+    vectorize: bool = False,
+) -> list[dict]:
+    """Runs that differ only in their seed, trained together
+    (:class:`~pinn_exp.training.ensemble.EnsembleTrainer`), each writing exactly the files
+    that :func:`run` writes for it. A member that diverges is recorded ``diverged`` and the
+    others go on; a signal or a failure of the ensemble is recorded in every member that had
+    not ended.
+
+    Args:
+        builts: each member's objects from :func:`pinn_exp.factory.build`.
+        out_dirs: each member's directory.
+        metas: each member's extra record fields.
+        configs: each member's resolved config, kept in its checkpoints.
+        progress: show a progress bar.
+        step_hook: passed to the ensemble (fault injection in tests).
+        vectorize: one ``vmap`` over the members (EnsembleTrainer).
+
+    Returns:
+        The members' records, in order.
+
+    Raises:
+        Interrupted: as :func:`run`, after every member's record is written.
+    """
+    out_dirs = [Path(d) for d in out_dirs]
+    metas = metas or [{} for _ in builts]
+    configs = configs or [None for _ in builts]
+    signals = _Signals()
+    records = [base_record(b, m) for b, m in zip(builts, metas)]
+    for out_dir, record in zip(out_dirs, records):
+        write(out_dir, record)
+    reset_peak_rss()
+    start = time.perf_counter()
+    trainers: list[Trainer] = []
+    ensemble: EnsembleTrainer | None = None
+
+    def fail_open(**fields) -> None:  # every member that has not ended
+        for k, record in enumerate(records):
+            if record.status not in ("ok", "diverged"):
+                record.update(**fields, phase=trainers[k].phase if k < len(trainers) else "setup")
+
+    def diverged(k: int, exc: Diverged) -> None:
+        records[k].update(status="diverged", error=str(exc), round=exc.round_index,
+                          step=exc.step, phase=exc.phase)  # fmt: skip
+
+    try:
+        builts[0].device.apply()
+        for built, out_dir, config in zip(builts, out_dirs, configs):
+            trainer = Trainer(built, out_dir=out_dir, progress=False)
+            trainer.run_config = config
+            trainers.append(trainer)
+        ensemble = EnsembleTrainer(trainers, progress=progress, step_hook=step_hook,
+                                   vectorize=vectorize)  # fmt: skip
+        ensemble.run()
+        for record in records:
+            record.status = "ok"
+    except KeyboardInterrupt:
+        fail_open(status="failed", error=ENDING[signal.SIGINT])
+        raise
+    except Terminated as exc:
+        fail_open(status="failed", error=ENDING[exc.signum])
+    except Exception as exc:  # noqa: BLE001 - every failure must leave a record
+        oom = is_allocation_failure(exc)
+        fail_open(status="oom" if oom else "failed", error=f"{type(exc).__name__}: {exc}")
+        if not oom:
+            log.error("ensemble failed:\n%s", traceback.format_exc())
+    finally:
+        signals.defer()
+        for k, exc in ensemble.diverged.items() if ensemble is not None else ():
+            diverged(k, exc)  # whatever happened to the others
+        builts[0].device.release()
+        for k, (out_dir, record) in enumerate(zip(out_dirs, records)):
+            trainer = trainers[k] if k < len(trainers) else None
+            record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
+            record.update(peak_cpu_rss_mb=peak_rss_mb(), cpu_rss_start_mb=HWM.start_mb,
+                          peak_cpu_rss_increase_mb=HWM.increase_mb(),
+                          cpu_peak_method=HWM.label)  # fmt: skip
+            if trainer is not None:
+                _fill(record, trainer)
+            _write_final(out_dir, record)
+            if trainer is not None:
+                _write_files(out_dir, trainer, record)
+        if builts[0].device.device.type == "cuda":
+            torch.cuda.empty_cache()
+        signals.restore()
+    if signals.received is not None:
+        signals.forward()
+        said = ENDING[signals.received]
+        ok = all(r.status == "ok" for r in records)
+        raise Interrupted(said if not ok else f"ok, then {said}", signals.received)
+    return [record.to_json() for record in records]

@@ -1,0 +1,188 @@
+"""``hydra/launcher=batched``: the jobs of a sweep that differ only in ``seed`` train as one
+ensemble in this process (:func:`pinn_exp.runner.run_ensemble`).
+
+Each job goes through the command line's own task function first, as with Hydra's basic
+launcher: its output directory, ``.hydra/``, the guard's checks and ``config_resolved.yaml``;
+only its training is deferred (:func:`pinn_exp.runner.defer`). Then the deferred jobs of each
+group train together and each writes the files its single run writes. A group that cannot be
+batched (:func:`pinn_exp.training.ensemble.unbatchable_reason`: a sampler that moves its
+points within a stage, Hutchinson probes, ``optimizer.compile``, jobs that differ in more than
+the seed), and any job with ``resume=true``, runs one job after the other as the basic launcher
+does, with a log line saying why.
+
+Keys: ``sync_free`` (default true) adds ``optimizer.lbfgs_impl=sync_free`` to the overrides of
+every job that does not choose an L-BFGS itself, since the ensemble's L-BFGS is the sync-free
+one; the override is in each job's ``.hydra/overrides.yaml`` and record, so the single run with
+the same overrides is the member. ``vectorize`` (default false): one ``torch.func.vmap`` over
+the members instead of their losses one after the other (docs/performance.md).
+"""
+
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+#: the override that the ensemble's L-BFGS needs
+SYNC_FREE = "optimizer.lbfgs_impl=sync_free"
+
+
+@dataclass
+class BatchedLauncherConf:
+    _target_: str = "hydra_plugins.pinn_exp_launcher.batched_launcher.BatchedLauncher"
+    #: add optimizer.lbfgs_impl=sync_free to jobs that do not choose an L-BFGS
+    sync_free: bool = True
+    #: one vmap over the members (fewer, larger kernels; round-off differs from single runs)
+    vectorize: bool = False
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="batched", node=BatchedLauncherConf, provider="pinn_exp"
+)
+
+
+def group_key(overrides: Sequence[str]) -> tuple[str, ...]:
+    """A job's overrides less its seed: the jobs of one ensemble share it."""
+    return tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "seed")
+
+
+class BatchedLauncher(Launcher):
+    def __init__(self, sync_free: bool = True, vectorize: bool = False) -> None:
+        self.sync_free, self.vectorize = bool(sync_free), bool(vectorize)
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
+
+    # ------------------------------------------------------------------------------ one job
+    def _job(self, overrides: list[str], idx: int, deferred: bool) -> tuple[JobReturn, dict]:
+        """Runs job ``idx`` through the task function; with ``deferred`` its training is
+        handed back (its request) instead of run. Returns its JobReturn (None where
+        deferred) and its sweep config."""
+        from pinn_exp import runner
+
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
+            sweep_config.hydra.job.num = idx
+        HydraConfig.instance().set_config(sweep_config)
+        if not deferred:
+            ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                          config=sweep_config, job_dir_key="hydra.sweep.dir",
+                          job_subdir_key="hydra.sweep.subdir")  # fmt: skip
+            return ret, {}
+        try:
+            with runner.defer():
+                ret = run_job(hydra_context=_quiet(self.hydra_context),
+                              task_function=self.task_function, config=sweep_config,
+                              job_dir_key="hydra.sweep.dir",
+                              job_subdir_key="hydra.sweep.subdir")  # fmt: skip
+        except runner.Deferred as wanted:
+            return None, {"request": wanted.request, "config": sweep_config}
+        # the job ended before training (a bad value, a refusal): its callbacks now
+        self.hydra_context.callbacks.on_job_end(config=sweep_config, job_return=ret)
+        return ret, {}
+
+    def _finish(self, member: dict, record: dict) -> JobReturn:
+        """The JobReturn of a member trained in the ensemble; Hydra's callbacks see it."""
+        from pinn_exp.metrics.registry import PRIMARY
+
+        config = member["config"]
+        task_cfg = DictConfig({k: v for k, v in config.items() if k != "hydra"})
+        ret = JobReturn(overrides=list(config.hydra.overrides.task), cfg=task_cfg,
+                        hydra_cfg=config, working_dir=str(Path.cwd()),
+                        task_name=config.hydra.job.name, status=JobStatus.COMPLETED,
+                        _return_value=record.get(PRIMARY))  # fmt: skip
+        out_dir = member["request"]["out_dir"]
+        if record["status"] == "ok":
+            print(f"final relative L2 error: {record[PRIMARY]:.4e}  "
+                  f"({record['wall_time_s']:.1f} s)\noutputs: {out_dir}")  # fmt: skip
+        else:
+            print(f"run {record['status']}: {record['error']}; record: {out_dir}",
+                  file=sys.stderr)  # fmt: skip
+        self.hydra_context.callbacks.on_job_end(config=config, job_return=ret)
+        return ret
+
+    # --------------------------------------------------------------------------- the sweep
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        from pinn_exp import runner
+        from pinn_exp.training.ensemble import unbatchable_reason
+
+        assert self.config is not None and self.hydra_context is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        jobs = [list(o) for o in job_overrides]
+        if self.sync_free:
+            jobs = [o if any(x.startswith("optimizer.lbfgs_impl=") for x in o) else [*o, SYNC_FREE]
+                    for o in jobs]  # fmt: skip
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, overrides in enumerate(jobs):
+            groups.setdefault(group_key(overrides), []).append(i)
+        log.info("Batched launcher: %d jobs in %d groups, sweep output dir: %s", len(jobs),
+                 len(groups), sweep_dir)  # fmt: skip
+        returns: dict[int, JobReturn] = {}
+        singleton = Singleton.get_state()
+        for members in groups.values():
+            for i in members:
+                log.info("\t#%d : %s", initial_job_idx + i, " ".join(filter_overrides(jobs[i])))
+            batched = len(members) > 1
+            prepared: dict[int, dict] = {}
+            for i in members:
+                Singleton.set_state(singleton)
+                ret, member = self._job(jobs[i], initial_job_idx + i, deferred=batched)
+                if ret is not None:
+                    returns[i] = ret
+                else:
+                    prepared[i] = member
+            if not prepared:
+                continue
+            requests = [prepared[i]["request"] for i in prepared]
+            reason = unbatchable_reason([r["built"] for r in requests])
+            if reason is None and any(r["resume"] for r in requests):
+                reason = "resume=true: each job resumes from its own checkpoint"
+            if reason is None and len(prepared) < 2:
+                reason = "one job left in the group"
+            if reason is not None:
+                log.info("not batched (%s): %d jobs run one after the other", reason,
+                         len(prepared))  # fmt: skip
+                for i, member in prepared.items():
+                    HydraConfig.instance().set_config(member["config"])
+                    returns[i] = self._finish(member, runner.run(**member["request"]))
+                continue
+            log.info("batched: %d jobs (seeds %s) train as one ensemble", len(prepared),
+                     ", ".join(str(r["built"].seed) for r in requests))  # fmt: skip
+            records = runner.run_ensemble(
+                [r["built"] for r in requests],
+                [r["out_dir"] for r in requests],
+                metas=[r["meta"] or {} for r in requests],
+                configs=[r["config"] for r in requests],
+                progress=False,
+                vectorize=self.vectorize,
+            )
+            for (i, member), record in zip(prepared.items(), records):
+                returns[i] = self._finish(member, record)
+        return [returns[i] for i in range(len(jobs))]
+
+
+def _quiet(context: HydraContext) -> HydraContext:
+    """``context`` without callbacks: a deferred job's ``on_job_end`` comes after training."""
+    from hydra._internal.callbacks import Callbacks
+
+    return HydraContext(config_loader=context.config_loader, callbacks=Callbacks())

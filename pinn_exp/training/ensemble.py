@@ -1,0 +1,384 @@
+"""Several runs that differ only in their seed, trained as one (``hydra/launcher=batched``).
+
+Each member is a full :class:`~pinn_exp.training.trainer.Trainer` built exactly as its single
+run (its own initial network, generator, sampler, scorer, soft-term points, records and
+checkpoints); the members' rounds (sampling, evaluation, checkpoints) run one member after the
+other, and only the training stages are shared:
+
+* the members' parameters are stacked, ``[S, ...]``, and one ``torch.func.vmap`` of
+  ``functional_call`` computes every member's loss terms on its own points ``[S, N, d]``: the
+  PDE's residual, the Laplacian methods and the hard constraint run unchanged, batched;
+* the gradient of the sum of the members' losses is each member's own gradient (their
+  parameters are disjoint), and Adam, element-wise, on the stacked tensors is each member's
+  Adam;
+* L-BFGS is :class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS` per member, over its slice of the
+  stacked parameters, around one batched evaluation per iteration (so a member equals its
+  single run with ``optimizer.lbfgs_impl=sync_free``).
+
+A member whose loss turns non-finite is recorded ``diverged`` (round, step, phase) and leaves
+the ensemble; the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from contextlib import ExitStack
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from pinn_exp.training.lbfgs import SyncFreeLBFGS
+from pinn_exp.training.progress import Progress
+from pinn_exp.training.stages import Diverged, Stages
+from pinn_exp.training.trainer import RunParts, RunState, Trainer
+
+log = logging.getLogger(__name__)
+
+#: relative difference allowed between a member's batched loss terms and its own, checked
+#: once before training
+CHECK_RTOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+
+
+class Unbatchable(ValueError):
+    """The members cannot be trained as one; the message says why."""
+
+
+def unbatchable_reason(parts: list[RunParts]) -> str | None:
+    """Why these runs (built as single runs: :class:`RunParts`) cannot share their training
+    stages, or None."""
+    first = parts[0]
+    schedule, sampler = first.schedule, first.sampler
+    if schedule.lbfgs_steps and schedule.lbfgs_impl != "sync_free":
+        return "batched L-BFGS is the sync-free one (optimizer.lbfgs_impl=sync_free)"
+    if schedule.compile:
+        return "optimizer.compile=true is not batched"
+    if sampler.period:
+        return f"sampler {sampler.name} updates within a stage (sampler.period)"
+    if sampler.single_stage:
+        return f"sampler {sampler.name} trains in one stage"
+    if first.laplacian.method == "hutchinson":
+        return "laplacian.method=hutchinson draws probes from a generator of its own"
+    for part in parts[1:]:
+        if (part.n_points, part.rounds, type(part.sampler), part.schedule) != (
+            first.n_points, first.rounds, type(sampler), schedule
+        ):  # fmt: skip
+            return "the jobs differ in more than their seed"
+    return None
+
+
+class _MemberLoss(nn.Module):
+    """One member's loss terms and |residual|, for ``functional_call`` under ``vmap``: the
+    :meth:`Trainer.loss_and_residual` of ``trainer`` with the soft terms' points as inputs."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        self.model = trainer.model
+        self.pde, self.laplacian = trainer.pde, trainer.laplacian
+        self.boundary, self.term_names = trainer.boundary, trainer.term_names
+
+    def forward(self, x: torch.Tensor, *soft: torch.Tensor):
+        residual = self.pde.residual(self.model, x, self.laplacian)
+        terms = {"loss_pde": residual.square().mean()}
+        for i, term in enumerate(self.boundary):
+            x_b, target = soft[3 * i], soft[3 * i + 1]
+            partner = soft[3 * i + 2] if term.partner is not None else None
+            member = dataclasses.replace(term, x=x_b, target=target, partner=partner)
+            terms[f"loss_{term.name}"] = term.weight * member.misfit(self.model).square().mean()
+        terms["loss"] = sum(terms.values())
+        return torch.stack([terms[name] for name in self.term_names]), residual.detach().abs()
+
+
+class _MemberLBFGS(SyncFreeLBFGS):
+    """A member's sync-free L-BFGS over its slices (views) of the stacked parameters; its
+    gradient is its slice of the stacked gradients."""
+
+    def __init__(self, stacked: list[torch.Tensor], index: int, evaluate, **kwargs):
+        with torch.no_grad():
+            views = [p[index] for p in stacked]
+        super().__init__(views, evaluate, **kwargs)
+        self.stacked, self.index = stacked, index
+
+    def flat_grad(self) -> torch.Tensor:
+        return torch.cat([p.grad[self.index].reshape(-1) for p in self.stacked])
+
+
+class EnsembleTrainer(Stages):
+    """Trains ``members`` (one :class:`Trainer` each, built as their single runs) together.
+
+    Args:
+        members: the members' trainers, in the order of the jobs.
+        progress: show a progress bar over the steps.
+        step_hook: called as ``hook(round, step, phase)`` before each batched step.
+        vectorize: one ``vmap`` over the members (fewer, larger kernels: the GPU's gain);
+            its batched matrix products round differently from the single run's in the last
+            bits, which L-BFGS amplifies (docs/performance.md). False: the members' losses one
+            after the other, each exactly its single run's operations, in one backward pass.
+
+    Raises:
+        Unbatchable: the members cannot be trained as one (:func:`unbatchable_reason`, or the
+            batched loss does not equal a member's own).
+    """
+
+    def __init__(
+        self,
+        members: list[Trainer],
+        progress: bool = True,
+        step_hook=None,
+        vectorize: bool = False,
+    ):
+        reason = unbatchable_reason([m.parts for m in members])
+        if reason:
+            raise Unbatchable(reason)
+        first = members[0]
+        self.members = members
+        self.schedule, self.sampler = first.schedule, first.sampler
+        self.device, self.dtype = first.device, first.dtype
+        self.term_names, self.rounds = first.term_names, first.rounds
+        self.progress, self.step_hook, self.vectorize = progress, step_hook, vectorize
+        self._graphs, self._period = first._graphs, None
+        self._loss = _MemberLoss(first)
+        self._names = [f"model.{name}" for name, p in first.model.named_parameters()
+                       if p.requires_grad]  # fmt: skip
+        #: a member that diverged: index -> the exception its single run would have raised
+        self.diverged: dict[int, Diverged] = {}
+        self.phase = "setup"
+        self.live: list[int] = list(range(len(members)))
+        self._check()
+
+    # --------------------------------------------------------------------------- the batch
+    def _stack(self, live: list[int]) -> list[torch.Tensor]:
+        """The live members' trainable parameters, stacked into fresh leaves."""
+        per_member = [[p for p in self.members[k].model.parameters() if p.requires_grad]
+                      for k in live]  # fmt: skip
+        return [torch.stack([ps[j].detach() for ps in per_member]).requires_grad_(True)
+                for j in range(len(per_member[0]))]  # fmt: skip
+
+    def _soft(self, live: list[int]) -> list[torch.Tensor]:
+        """The live members' soft-term tensors, stacked: (x, target, partner) per term."""
+        out = []
+        for i, term in enumerate(self.members[live[0]].boundary):
+            for attr in ("x", "target", "partner"):
+                if getattr(term, attr) is None:
+                    out.append(torch.zeros(len(live), 1, dtype=self.dtype, device=self.device))
+                    continue
+                out.append(torch.stack([getattr(self.members[k].boundary[i], attr)
+                                        for k in live]))  # fmt: skip
+        return out
+
+    def batched_terms(
+        self, params: list[torch.Tensor], x: torch.Tensor, soft: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's loss terms (S, T) and |residual| (S, N) in one batched pass."""
+
+        def member(flat, x_k, *soft_k):
+            return functional_call(self._loss, dict(zip(self._names, flat)), (x_k, *soft_k))
+
+        if self.vectorize:
+            return vmap(member)(params, x, *soft)
+        # one member after the other, each on its slices: the single run's operations exactly
+        out = [member([p[i] for p in params], x[i], *(t[i] for t in soft)) for i in range(len(x))]
+        return torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out])
+
+    def _check(self) -> None:
+        """The batched loss terms equal each member's own, at points drawn for the check
+        only (no member's generator is used)."""
+        generator = torch.Generator().manual_seed(0)
+        first = self.members[0]
+        x = first.pde.domain.sample(min(first.n_points, 256), generator, self.device, self.dtype)
+        live = self.live
+        try:
+            with torch.no_grad():
+                params = self._stack(live)
+            batched, _ = self.batched_terms(params, x.expand(len(live), *x.shape), self._soft(live))
+        except Exception as exc:  # noqa: BLE001 - whatever vmap refuses is a reason
+            raise Unbatchable(f"the loss cannot be batched ({type(exc).__name__}: {exc})") from None
+        rtol = CHECK_RTOL.get(self.dtype, 1e-4)
+        for row, k in zip(batched.detach(), live):
+            own = self.members[k].loss_vector(x.clone().requires_grad_(True)).detach()
+            if not torch.allclose(row, own, rtol=rtol, atol=0.0):
+                raise Unbatchable(
+                    f"the batched loss differs from member {k}'s own ({row.tolist()} vs "
+                    f"{own.tolist()})"
+                )
+
+    # ----------------------------------------------------------------------- Stages' hooks
+    def _terms_shape(self) -> tuple[int, ...]:
+        return (len(self._stage_live), len(self.term_names))
+
+    def _evaluate_fn(self, x: torch.Tensor, residual: bool = False):
+        params, soft = self._params, self._stage_soft
+
+        def evaluate():
+            for p in params:
+                p.grad = None
+            terms, _ = self.batched_terms(params, x, soft)
+            terms[:, 0].sum().backward(inputs=params)
+            return terms.detach()
+
+        return evaluate
+
+    def _record(self, steps: list[int], values: torch.Tensor, round_index: int, phase: str):
+        """Each member's rows; a member's first non-finite row marks it diverged."""
+        rows = values.cpu().tolist()  # (steps, S, T)
+        for position, k in enumerate(self._stage_live):
+            if k in self.diverged:
+                continue
+            history = self.members[k].state.history
+            for step, row in zip(steps, rows):
+                history.append({"round": round_index, "step": step, "phase": phase,
+                                **dict(zip(self.term_names, row[position]))})  # fmt: skip
+                if not all(map(_finite, row[position])):
+                    self._diverge(position, k, Diverged(round_index, step, phase))
+                    break
+
+    def _diverge(self, position: int, k: int, exc: Diverged) -> None:
+        self.diverged[k] = exc
+        log.warning("member %d (seed %s) diverged: %s; the others go on", k,
+                    self.members[k].parts.seed, exc)  # fmt: skip
+        if self._optimizers:
+            self._optimizers[position].limit.fill_(0)  # its L-BFGS stops moving it
+
+    def _last_loss(self) -> float | None:
+        losses = [self.members[k].state.history[-1]["loss"] for k in self._stage_live
+                  if k not in self.diverged and self.members[k].state.history]  # fmt: skip
+        return max(losses) if losses else None
+
+    def _bar(self, steps: int, desc: str) -> Progress:
+        return Progress(steps, f"{desc} ({len(self._stage_live)} members)", bar=self.progress)
+
+    def _sync_free(self, x: torch.Tensor, steps: int):
+        evaluate = self._evaluate_fn(x)
+        optimizers = [
+            _MemberLBFGS(self._params, i, None, lr=self.schedule.lbfgs_lr,
+                         history_size=self.schedule.history_size, max_iter=steps,
+                         tolerance_grad=self.schedule.tolerance_grad)
+            for i in range(len(self._stage_live))
+        ]  # fmt: skip
+        self._optimizers, self._lbfgs_done = optimizers, [0] * len(optimizers)
+        for position, k in enumerate(self._stage_live):
+            if k in self.diverged:
+                optimizers[position].limit.fill_(0)
+        return _Together(optimizers, evaluate)
+
+    def _check_start(self, terms: torch.Tensor, round_index: int) -> None:
+        for position, k in enumerate(self._stage_live):
+            if k not in self.diverged and not torch.isfinite(terms[position, 0]):
+                self._diverge(position, k, Diverged(round_index, 0, "lbfgs"))
+
+    def _record_lbfgs(self, values, accepted, done, round_index) -> int:
+        values, accepted = values.cpu(), accepted.cpu()
+        most = 0
+        for position, k in enumerate(self._stage_live):
+            if k in self.diverged:
+                continue
+            kept = values[:, position][accepted[:, position]]
+            first = self._lbfgs_done[position]
+            self._stage_live_record(position, k, first, kept, round_index)
+            self._lbfgs_done[position] += len(kept)
+            most = max(most, len(kept))
+        return most
+
+    def _stage_live_record(self, position, k, first, kept, round_index) -> None:
+        history = self.members[k].state.history
+        for step, row in zip(range(first, first + len(kept)), kept.tolist()):
+            history.append({"round": round_index, "step": step, "phase": "lbfgs",
+                            **dict(zip(self.term_names, row))})  # fmt: skip
+            if not all(map(_finite, row)):
+                self._diverge(position, k, Diverged(round_index, step, "lbfgs"))
+                return
+
+    def _lbfgs_finished(self, optimizer, done: int, steps: int) -> bool:
+        parts = optimizer.parts
+        return all(k in self.diverged or self._lbfgs_done[i] >= steps or bool(parts[i].converged())
+                   for i, k in enumerate(self._stage_live))  # fmt: skip
+
+    # ------------------------------------------------------------------------------ stages
+    def train_stage(self, round_index: int, adam_steps: int) -> None:
+        """The live members' stage, batched; their parameters are written back after it."""
+        live = [k for k in self.live if k not in self.diverged]
+        self._stage_live, self._optimizers = live, []
+        self._params = self._stack(live)
+        self._stage_soft = self._soft(live)
+        x = torch.stack([self.members[k].state.points.detach() for k in live])
+        x = x.clone().requires_grad_(True)
+        self.phase = "train"
+        with ExitStack() as meters:
+            for k in live:
+                self.members[k].phase = "train"
+                meters.enter_context(self.members[k].meter.phase("train"))
+            try:
+                self._adam(x, round_index, adam_steps)
+                if not all(k in self.diverged for k in live):
+                    self._lbfgs_sync_free(x, round_index, self.schedule.lbfgs_steps)
+            finally:
+                self._write_back(live)
+
+    @torch.no_grad()
+    def _write_back(self, live: list[int]) -> None:
+        for position, k in enumerate(live):
+            params = [p for p in self.members[k].model.parameters() if p.requires_grad]
+            for p, stacked in zip(params, self._params):
+                p.copy_(stacked[position])
+
+    # ------------------------------------------------------------------------------ rounds
+    def run(self) -> list[RunState]:
+        """Every member's rounds; the training stages batched. A member that diverged stops
+        at its round (its record says so: :attr:`diverged`)."""
+        for member in self.members:
+            member.start(resume=False)
+        for round_index in range(self.rounds + 1):
+            self.live = [k for k in self.live if k not in self.diverged]
+            if not self.live:
+                break
+            began = {}
+            for k in self.live:
+                self.phase = "sampling"
+                began[k] = self.members[k].begin_round(round_index)
+            self.train_stage(round_index, self.members[0].stage_steps(round_index))
+            for k in self.live:
+                if k not in self.diverged:
+                    self.members[k].end_round(round_index, began[k])
+        for k, member in enumerate(self.members):
+            member.phase = "done" if k not in self.diverged else member.phase
+        self.phase = "done"
+        return [m.state for m in self.members]
+
+
+class _Together:
+    """The members' sync-free L-BFGS as one optimizer for the stage driver: each step
+    proposes every member's trial, evaluates all of them in one batched pass, then lets
+    each member judge its own."""
+
+    def __init__(self, parts: list[_MemberLBFGS], evaluate):
+        self.parts, self.evaluate = parts, evaluate
+
+    def start(self) -> torch.Tensor:
+        for part in self.parts:
+            with torch.no_grad():
+                part.x = torch.cat([p.detach().reshape(-1) for p in part.params])
+        terms = self.evaluate()
+        for i, part in enumerate(self.parts):
+            with torch.no_grad():
+                part.f, part.g, part.terms = terms[i, 0].clone(), part.flat_grad(), terms[i].clone()
+                part.d, part.gtd, part.t = part._steepest(part.g)
+        return terms
+
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        trials = [part.propose() for part in self.parts]
+        terms = self.evaluate()
+        ok = [part.accept(x_trial, active, terms[i])
+              for i, (part, (x_trial, active)) in enumerate(zip(self.parts, trials))]  # fmt: skip
+        return torch.stack([part.terms for part in self.parts]), torch.stack(ok)
+
+    def converged(self) -> torch.Tensor:
+        return torch.stack([part.converged() for part in self.parts]).all()
+
+    def finish(self) -> None:
+        for part in self.parts:
+            part.finish()
+
+
+def _finite(value: float) -> bool:
+    return value == value and value not in (float("inf"), float("-inf"))

@@ -1,0 +1,157 @@
+"""Batched ensembles (hydra/launcher=batched): member k is the single run with seed k."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from support import ROOT, TINY, compose_config, patient
+
+from pinn_exp import runner
+from pinn_exp.factory import build
+from pinn_exp.training.ensemble import EnsembleTrainer, Unbatchable, unbatchable_reason
+from pinn_exp.training.trainer import Trainer
+
+#: float64 and the ensemble's L-BFGS: the single runs members are compared with
+EXACT = [*TINY, "device.dtype=float64", "optimizer.lbfgs_impl=sync_free", "rounds=2",
+         "optimizer.lbfgs_steps=15", "n_points=150"]  # fmt: skip
+
+
+def _parts(overrides: list[str], seeds: list[int]):
+    return [build(compose_config([*EXACT, *overrides, f"seed={s}"])) for s in seeds]
+
+
+def _losses(trainer: Trainer, phase: str) -> np.ndarray:
+    return np.array([r["loss"] for r in trainer.state.history if r["phase"] == phase])
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "rsmote", "rad", "rar_d"])
+def test_each_member_equals_its_single_run(sampler):
+    overrides = [f"sampler={sampler}"]
+    if sampler in ("rad", "rar_d"):
+        overrides.append("sampler.n_dense=2000")
+    seeds = [0, 1]
+    singles = [Trainer(b, progress=False) for b in _parts(overrides, seeds)]
+    for single in singles:
+        single.run()
+    members = [Trainer(b, progress=False) for b in _parts(overrides, seeds)]
+    EnsembleTrainer(members, progress=False).run()
+    for single, member in zip(singles, members):
+        adam, adam_m = _losses(single, "adam"), _losses(member, "adam")
+        assert len(adam) == len(adam_m) and np.allclose(adam_m, adam, rtol=1e-10, atol=0)
+        lbfgs, lbfgs_m = _losses(single, "lbfgs"), _losses(member, "lbfgs")
+        assert len(lbfgs) == len(lbfgs_m) and np.allclose(lbfgs_m, lbfgs, rtol=1e-10, atol=0)
+        errors = single.state.metrics["l2_rel_error"]
+        errors_m = member.state.metrics["l2_rel_error"]
+        assert len(errors) == 3 and np.allclose(errors_m, errors, rtol=1e-6, atol=0)
+        assert single.state.collocation.keys() == member.state.collocation.keys()
+        for key, points in single.state.collocation.items():
+            np.testing.assert_array_equal(member.state.collocation[key], points)
+        assert single.scorer.n_evals == member.scorer.n_evals
+
+
+def test_a_member_whose_loss_turns_nan_diverges_alone(tmp_path):
+    seeds = [0, 1, 2]
+    singles = [Trainer(b, progress=False) for b in _parts(["sampler=uniform"], [0, 2])]
+    for single in singles:
+        single.run()
+    holder: dict = {}
+
+    def poison(round_index: int, step: int, phase: str) -> None:
+        if (round_index, step, phase) == (1, 3, "adam"):
+            with torch.no_grad():
+                holder["ensemble"]._params[0][1].fill_(float("nan"))  # member 1 (seed 1)
+
+    builts = _parts(["sampler=uniform"], seeds)
+    dirs = [tmp_path / f"m{s}" for s in seeds]
+    for d in dirs:
+        d.mkdir()
+    original = EnsembleTrainer.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        holder["ensemble"] = self
+
+    EnsembleTrainer.__init__ = keep
+    try:
+        records = runner.run_ensemble(builts, dirs, progress=False, step_hook=poison)
+    finally:
+        EnsembleTrainer.__init__ = original
+    assert [r["status"] for r in records] == ["ok", "diverged", "ok"]
+    bad = records[1]
+    assert (bad["round"], bad["step"], bad["phase"]) == (1, 3, "adam")
+    assert len(bad["l2_rel_error_per_round"]) == 1  # round 0 finished, round 1 did not
+    for record, single in zip([records[0], records[2]], singles):
+        assert np.isclose(record["l2_rel_error"], single.state.metrics["l2_rel_error"][-1],
+                          rtol=1e-6, atol=0)  # fmt: skip
+    for d in dirs:
+        assert json.loads((d / "metrics.json").read_text())["status"] in ("ok", "diverged")
+        assert (d / "history.csv").is_file()
+
+
+def test_what_cannot_be_batched_says_why():
+    def reason(*overrides):
+        return unbatchable_reason(_parts(list(overrides), [0]))
+
+    assert reason() is None
+    assert "sync_free" in reason("optimizer.lbfgs_impl=torch")
+    assert "sampler.period" in reason("sampler=r3")
+    assert "hutchinson" in reason("laplacian.method=hutchinson")
+    assert "more than their seed" in unbatchable_reason(
+        _parts([], [0]) + _parts(["n_points=160"], [1])
+    )
+    with pytest.raises(Unbatchable, match="sampler.period"):
+        EnsembleTrainer([Trainer(b, progress=False) for b in _parts(["sampler=r3"], [0, 1])])
+
+
+def test_vectorized_members_agree_with_their_single_runs_to_round_off():
+    seeds = [0, 1]
+    singles = [Trainer(b, progress=False) for b in _parts(["optimizer.lbfgs_steps=0"], seeds)]
+    for single in singles:
+        single.run()
+    members = [Trainer(b, progress=False) for b in _parts(["optimizer.lbfgs_steps=0"], seeds)]
+    EnsembleTrainer(members, progress=False, vectorize=True).run()
+    for single, member in zip(singles, members):
+        assert np.allclose(_losses(member, "adam"), _losses(single, "adam"), rtol=1e-9, atol=0)
+
+
+def _sweep(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+    sweep = tmp_path / name
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests")}
+    overrides = [a for a in EXACT if a != "rounds=2"] + ["rounds=1", "optimizer.lbfgs_steps=5"]
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", *overrides, *args,
+                           f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=patient(600))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, sweep
+
+
+def test_the_batched_launcher_writes_what_the_basic_one_writes(tmp_path):
+    args = ["seed=0,1", "sampler=uniform,r3"]
+    proc, batched = _sweep(tmp_path, "batched", *args, "hydra/launcher=batched")
+    out = proc.stdout + proc.stderr
+    assert "batched: 2 jobs (seeds 0, 1) train as one ensemble" in out
+    assert "not batched (sampler r3 updates within a stage (sampler.period))" in out
+    _, basic = _sweep(tmp_path, "basic", "seed=0,1", "sampler=uniform")  # the batched group
+    jobs = sorted(p.name for p in basic.iterdir() if p.is_dir())
+    assert jobs == sorted(p.name for p in batched.iterdir() if p.is_dir() and "uniform" in p.name)
+    assert len(jobs) == 2 and len([p for p in batched.iterdir() if p.is_dir()]) == 4
+    for job in jobs:
+        names = {p.relative_to(basic / job) for p in (basic / job).rglob("*")} - {Path("run.log")}
+        assert names <= {p.relative_to(batched / job) for p in (batched / job).rglob("*")}
+        one = json.loads((basic / job / "metrics.json").read_text())
+        other = json.loads((batched / job / "metrics.json").read_text())
+        assert other["status"] == one["status"] == "ok"
+        assert np.allclose(other["l2_rel_error_per_round"], one["l2_rel_error_per_round"],
+                           rtol=1e-6, atol=0)  # fmt: skip
+        pd.testing.assert_frame_equal(pd.read_csv(batched / job / "history.csv"),
+                                      pd.read_csv(basic / job / "history.csv"))  # fmt: skip
+    summary, summary_b = (pd.read_csv(d / "summary.csv") for d in (basic, batched))
+    assert list(summary.columns) == list(summary_b.columns) and len(summary_b) == 4
