@@ -8,7 +8,9 @@ write the run's record into its Hydra output directory.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -57,8 +59,65 @@ def _refuse(out_dir: Path, exc: guard.Refused, multirun: bool, started: bool = F
         sys.exit(exc.code)
 
 
+def main() -> None:
+    """The command line (``python run.py``, ``pinn-exp``): Hydra's main, with an unknown key
+    given without ``+`` (``sampler.ratoi=0.2``) refused in one line naming the nearest key, as
+    a key added with ``+`` is (pinn_exp.factory.check_keys); Hydra's other errors as Hydra
+    reports them (``HYDRA_FULL_ERROR=1``: Hydra's full traceback, unchanged)."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        _main()
+        return
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here instead of printing
+    try:
+        _main()
+    except Exception as exc:  # noqa: BLE001 - reported below as Hydra would, or in one line
+        _restore_env("HYDRA_FULL_ERROR", before)
+        line = unknown_key_line(exc)
+        if line is not None:
+            print(line, file=sys.stderr)
+            sys.exit(2)
+        from hydra._internal.utils import run_and_report
+
+        def again(error: Exception = exc) -> None:
+            raise error
+
+        run_and_report(again)  # Hydra's own report of the error; exits 1
+        raise
+    finally:
+        _restore_env("HYDRA_FULL_ERROR", before)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def unknown_key_line(exc: BaseException) -> str | None:
+    """The one line for an override of a key the config does not have (Hydra's "Could not
+    override"), with the nearest key; None for any other error."""
+    from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    cause = exc.__cause__
+    if not isinstance(exc, ConfigCompositionException) or not isinstance(
+        cause, (ConfigAttributeError, ConfigKeyError)
+    ):
+        return None
+    name, key, parent = str(cause.full_key or ""), str(cause.key or ""), cause.parent_node
+    if not name or not isinstance(parent, DictConfig):
+        return None
+    known = [str(k) for k in parent.keys() if str(k) != "hydra" and not str(k).startswith("_")]
+    match = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {name[: -len(key)]}{match[0]}?)" if match else ""
+    where = f"the keys of {name[: -len(key) - 1]}" if "." in name else "the top-level keys"
+    return f"error: {name} is not a config key{hint}; {where} are {', '.join(known)}"
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def _main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -70,6 +129,8 @@ def main(cfg: DictConfig) -> float | None:
     # this function writes anything; an error in the checks refuses (they fail closed)
     try:
         job = OmegaConf.to_container(cfg, resolve=True)
+        if multirun:
+            guard.check_job_dir(out_dir, Path(hydra_cfg.sweep.dir))
         guard.admit(out_dir, {**job, "resume": bool(cfg.resume) or requeued}, sweep=multirun)
     except guard.Refused as exc:
         _refuse(out_dir, exc, multirun)

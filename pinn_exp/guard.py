@@ -155,6 +155,12 @@ def check_resume(run_dir: Path, job: dict) -> None:
     snapshot = read_checkpoint(run_dir)
     if snapshot is not None and isinstance(snapshot.get("config"), dict):
         _compare(run_dir, snapshot["config"], job, CHECKPOINT)
+    elif snapshot is not None and not old_config.is_file():
+        # nothing says what the run was: it would go on under any config (fail closed)
+        raise Refused(
+            f"cannot resume {run_dir}: neither {CONFIG} nor {CHECKPOINT} holds the run's "
+            "config, so this command's config cannot be compared with it; nothing was changed"
+        )
     finished = record.get("status") == "ok" and record.get("rounds") == job.get("rounds")
     plotted = all((run_dir / PLOTS[name]).is_file() for name in FINISHED_PLOTS)
     if finished and (plotted or snapshot is None):
@@ -218,24 +224,54 @@ def _is_run_dir(folder: Path) -> bool:
     return any((folder / name).exists() for name in (METRICS, CHECKPOINT, RUN_CLAIM))
 
 
+def _enclosing(folder: Path) -> list[Path]:
+    """``folder`` and every folder above it, as given and with symbolic links resolved (a link
+    into a sweep's or a run's folder is inside it)."""
+    out: list[Path] = []
+    for path in (Path(os.path.abspath(folder)), Path(os.path.realpath(folder))):
+        for part in (path, *path.parents):
+            if part not in out:
+                out.append(part)
+    return out
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def check_not_in_sweep(run_dir: Path) -> None:
-    """A single run neither writes into a sweep's directory nor into a folder of one."""
-    for folder in (run_dir, run_dir.parent):
+    """A single run neither writes into a sweep's directory nor anywhere below one (a job's
+    folder or a folder in it, also through a symbolic link)."""
+    for folder in _enclosing(run_dir):
         if _is_sweep_dir(folder):
+            inside = "" if _same(folder, run_dir) else "inside "
             raise Refused(
-                f"hydra.run.dir={run_dir} is {'' if folder == run_dir else 'inside '}a sweep's "
-                f"directory ({folder}); a sweep's jobs are resumed with -m ... resume=true "
-                f"hydra.sweep.dir={folder}, a single run goes elsewhere"
+                f"hydra.run.dir={run_dir} is {inside}a sweep's directory ({folder}); a "
+                f"sweep's jobs are resumed with -m ... resume=true hydra.sweep.dir={folder}, "
+                "a single run goes elsewhere"
             )
 
 
 def check_not_in_run(sweep_dir: Path) -> None:
-    """A sweep neither writes into a run's directory nor into a folder of one."""
-    for folder in (sweep_dir, sweep_dir.parent):
+    """A sweep neither writes into a run's directory nor anywhere below one (also through a
+    symbolic link)."""
+    for folder in _enclosing(sweep_dir):
         if _is_run_dir(folder):
+            inside = "" if _same(folder, sweep_dir) else "inside "
             raise Refused(
-                f"hydra.sweep.dir={sweep_dir} is {'' if folder == sweep_dir else 'inside '}a "
-                f"run's directory ({folder}); choose another hydra.sweep.dir"
+                f"hydra.sweep.dir={sweep_dir} is {inside}a run's directory ({folder}); choose "
+                "another hydra.sweep.dir"
+            )
+
+
+def check_sweep_not_in_sweep(sweep_dir: Path) -> None:
+    """A sweep does not write below another sweep's folder (its report would take the new
+    sweep's runs for its own)."""
+    for folder in _enclosing(sweep_dir):
+        if not _same(folder, sweep_dir) and _is_sweep_dir(folder):
+            raise Refused(
+                f"hydra.sweep.dir={sweep_dir} is inside another sweep's directory ({folder}); "
+                "choose another hydra.sweep.dir"
             )
 
 
@@ -480,8 +516,9 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
         and not k.startswith(("hydra.sweep.dir", "hydra/launcher", "hydra.launcher"))
         and before.get(k) != after.get(k)
     ]
+    given = set(before) | set(after)  # keys set on a command line: compared above already
     changed += [d for d in _differences(old_job, _unresolved_job(config))
-                if d.split(" ")[0] not in before]  # fmt: skip
+                if d.split(" ")[0] not in given]  # fmt: skip
     if changed:
         raise Refused(
             f"cannot resume the sweep {sweep_dir}: its config differs from the sweep's "
@@ -493,13 +530,27 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
+def _check_subdir(name: str, subdir: str, sweep_dir: Path) -> None:
+    """A job's folder is a folder strictly inside the sweep's: not absolute, no ``..`` out of
+    it, not the sweep's folder itself (Hydra would write the job's ``.hydra/`` and log there,
+    into another run's folder or the sweep's own)."""
+    normal = os.path.normpath(name)
+    if os.path.isabs(name) or normal == "." or normal == ".." or normal.startswith("../"):
+        raise Refused(
+            f"hydra.sweep.subdir={subdir} gives a job the folder {name!r}, which is not a "
+            f"folder inside hydra.sweep.dir={sweep_dir}: use a relative path without '..' "
+            "(e.g. the default ${hydra.job.num}_...)"
+        )
+
+
 def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
-    """Refuses a sweep of Hydra's basic sweeper whose jobs map to one directory (a
-    ``hydra.sweep.subdir`` that does not tell them apart). Other sweepers are left to the
-    jobs' own claims."""
+    """Refuses a sweep whose jobs' folders are not folders inside the sweep's (an absolute
+    ``hydra.sweep.subdir``, or one with ``..``), and a sweep of Hydra's basic sweeper whose
+    jobs map to one directory (a ``hydra.sweep.subdir`` that does not tell them apart). Other
+    sweepers are left to the jobs' own checks (pinn_exp/cli.py)."""
     subdir = str(OmegaConf.to_container(config.hydra.sweep)["subdir"])
-    if "hydra.job.num" in subdir or "hydra.job.id" in subdir:
-        return  # distinct by construction
+    _check_subdir(subdir, subdir, sweep_dir)  # as written: '/x/${seed}', '${seed}/..'
+    distinct = "hydra.job.num" in subdir or "hydra.job.id" in subdir
     if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
         return
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -512,6 +563,8 @@ def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
     arguments += OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
     parsed = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
     jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    if distinct:  # distinct by construction: the first job's folder says where they go
+        jobs = jobs[:1]
     seen: dict[str, int] = {}
     before = HydraConfig.instance().cfg
     try:
@@ -521,6 +574,8 @@ def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
                 job_config.hydra.job.id, job_config.hydra.job.num = str(num), num
             HydraConfig.instance().set_config(job_config)
             name = str(OmegaConf.select(job_config, "hydra.sweep.subdir"))
+            _check_subdir(name, subdir, sweep_dir)
+            name = os.path.normpath(name)
             if name in seen:
                 raise Refused(
                     f"jobs {seen[name]} and {num} of the sweep both write into "
@@ -530,6 +585,16 @@ def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
             seen[name] = num
     finally:
         HydraConfig.instance().cfg = before
+
+
+def check_job_dir(job_dir: Path, sweep_dir: Path) -> None:
+    """A sweep's job writes into a folder strictly inside the sweep's folder (any sweeper)."""
+    job, sweep = os.path.realpath(job_dir), os.path.realpath(sweep_dir)
+    if job == sweep or not job.startswith(sweep.rstrip(os.sep) + os.sep):
+        raise Refused(
+            f"the sweep's job folder {job_dir} is not a folder inside hydra.sweep.dir="
+            f"{sweep_dir}: hydra.sweep.subdir must be a relative path without '..'"
+        )
 
 
 def say(exc: Refused) -> None:
@@ -572,6 +637,7 @@ class RunGuard(Callback):
         try:
             sweep_dir = check_path(config.hydra.sweep.dir, "hydra.sweep.dir")
             check_not_in_run(sweep_dir)
+            check_sweep_not_in_sweep(sweep_dir)
             # a whole sweep requeued by SLURM goes on: its jobs resume (pinn_exp/cli.py)
             resume = bool(config.get("resume")) or requeued()
             if resume:

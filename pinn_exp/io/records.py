@@ -95,7 +95,12 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def save_checkpoint(path: Path, snapshot: dict) -> None:
-    atomic_write(path, lambda f: torch.save(snapshot, f))
+    """Writes ``snapshot`` atomically. It is serialised in memory first: torch's writer turns
+    a failed write (a full disk, a quota) into an opaque ``RuntimeError``, while the file's
+    own write raises the ``OSError`` that says it (and that the run reports as such)."""
+    buffer = io.BytesIO()
+    torch.save(snapshot, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: Path, device: torch.device) -> dict:

@@ -2,7 +2,8 @@
 
 Exit status 0 when the report is written; 2, with one line on stderr naming what and why and
 nothing written, when a folder does not exist, the output folder cannot be written or is a
-file, ``--baseline`` names a sampler without ok runs, or the output folder holds the summary
+file, a DIR or ``--out`` is empty, ``--metric`` is recorded by no run, ``--baseline`` names a
+sampler without ok runs, or the output folder holds the summary
 of runs this report would not cover (``--overwrite`` replaces it)."""
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "dirs",
         nargs="+",
-        type=Path,
+        type=str,
         metavar="DIR",
         help="folders searched recursively for run directories",
     )
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--latex", action="store_true", help="also write summary.tex")
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: the first DIR)"
+        "--out", type=str, default=None, help="output folder (default: the first DIR)"
     )
     parser.add_argument(
         "--no-plots", dest="plots", action="store_false", help="do not draw the plots"
@@ -89,6 +90,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 2 when the report is refused (one line on stderr says why).
     """
     args = build_parser().parse_args(argv)
+    # an empty path would be the current folder: a report written where nobody asked
+    empty = ["--out" if args.out is not None and not args.out.strip() else None,
+             *("DIR" for d in args.dirs if not d.strip())]  # fmt: skip
+    if any(empty):
+        what = next(e for e in empty if e)
+        print(f"error: {what} is empty: give the folder by name ('.' for the current one)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    args.dirs = [Path(d) for d in args.dirs]
+    args.out = Path(args.out) if args.out is not None else None
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         print(f"error: not a directory: {', '.join(missing)}", file=sys.stderr)
@@ -105,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plots=args.plots,
             baseline=args.baseline,
             require_baseline=True,
+            require_metric=True,
             overwrite=args.overwrite,
         )
     except ReportRefused as exc:

@@ -280,6 +280,25 @@ def check_not_clobbering(out: Path, dirs: Sequence[Path]) -> None:
         )
 
 
+def check_metric(frame: pd.DataFrame, metric: str) -> None:
+    """Refuses a metric that no run records (when there are runs).
+
+    Args:
+        frame: the runs.
+        metric: the requested metric.
+
+    Raises:
+        ReportRefused: naming the metric and the closest columns.
+    """
+    if frame.empty or metric in frame.columns:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(metric, [str(c) for c in frame.columns], n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ReportRefused(f"--metric {metric}: no run records a column of that name{hint}")
+
+
 def check_baseline(frame: pd.DataFrame, baseline: str, metric: str) -> None:
     """Refuses a baseline sampler without ok runs.
 
@@ -327,6 +346,7 @@ def write_summary(
     baseline: str | None = None,
     require_baseline: bool = False,
     overwrite: bool = False,
+    require_metric: bool = False,
 ) -> pd.DataFrame:
     """Writes ``summary.csv``, ``summary.md``, ``summary_paired.csv`` (when there is a
     baseline), optionally ``summary.tex``, and the plots; removes the files of an earlier
@@ -343,6 +363,8 @@ def write_summary(
         baseline: the paired comparison's baseline sampler; None: ``rad`` when it has runs,
             else the comparison is skipped with a note.
         require_baseline: refuse when ``baseline`` has no ok run (else a note says so).
+        require_metric: refuse when runs were found and none of them has a column ``metric``
+            (a misspelt ``--metric`` would write a report without its table).
         overwrite: replace a summary in ``out_dir`` that lists runs this report does not cover.
 
     Returns:
@@ -358,6 +380,8 @@ def write_summary(
     if out.exists() and not out.is_dir():
         check_out_dir(out)  # refuses
     frame = collect_runs(dirs, relative_to=out)
+    if require_metric:
+        check_metric(frame, metric)
     if require_baseline and baseline is not None:
         check_baseline(frame, baseline, metric)
     if not overwrite:
