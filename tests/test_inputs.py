@@ -19,7 +19,7 @@ from pinn_exp import factory
 from pinn_exp.domains import Box
 from pinn_exp.factory import ConfigError, build
 from pinn_exp.samplers import RAD, RARD
-from pinn_exp.samplers.base import rad_probabilities
+from pinn_exp.samplers.rad import rad_probabilities
 
 BOX = Box([-1.0, 0.0], [1.0, 1.0])
 

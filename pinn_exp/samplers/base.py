@@ -15,7 +15,6 @@ class.
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -171,28 +170,3 @@ def qmc_points(domain: Domain, n: int, method: str, seed: int) -> np.ndarray:
             f"sampler.method={method!r} is not allowed; choose one of {UNIFORM_METHODS}"
         )
     return domain.from_unit(u)
-
-
-def rad_probabilities(eps: torch.Tensor, k: float, c: float) -> torch.Tensor:
-    """RAD density on a dense set: p(x) proportional to eps^k / mean(eps^k) + c (Wu et al. 2023).
-
-    Computed in float64 on the CPU so the draw that follows is device-independent.
-    """
-    p = rad_log_weights(eps, k, c).exp()
-    return p if p.sum() > 0 else torch.ones_like(p)
-
-
-def rad_log_weights(eps: torch.Tensor, k: float, c: float) -> torch.Tensor:
-    """log(eps^k / mean(eps^k) + c), in log space: eps^k overflows float64 from k of about 500
-    on, where the density would turn into c alone (uniform); here any finite k works, and a
-    large k puts all the weight of the first term on the largest eps. -inf where the weight
-    is 0 (eps = 0 with c = 0)."""
-    log_eps = eps.detach().to("cpu", torch.float64).abs().log()
-    z = torch.zeros_like(log_eps) if k == 0 else k * log_eps  # eps^0 = 1, also at eps = 0
-    total = torch.logsumexp(z, 0) if len(z) else torch.tensor(-math.inf, dtype=z.dtype)
-    if total == -math.inf:  # every eps is 0: the first term vanishes
-        log_w = torch.full_like(z, -math.inf)
-    else:  # eps^k / mean(eps^k) = exp(z - logsumexp(z) + log |S|)
-        log_w = z - total + math.log(len(z))
-    log_c = torch.tensor(math.log(c) if c > 0 else -math.inf, dtype=z.dtype)
-    return torch.logaddexp(log_w, log_c)
