@@ -87,6 +87,12 @@ step concurrency 150 python3 run.py -m hydra/launcher=joblib hydra.launcher.n_jo
 #    two rounds of RSmote and of RAD on Burgers: the per-round time behind the projections
 step reference 200 python3 run.py -m device=$DEVICE $FAST budget=reference rounds=2 $REF \
   sampler=rsmote_paper,rad hydra.sweep.dir="$WORK/reference"
+# batched ensembles (STEPS="ensemble"): ms per step per member for S seeds in one process, the
+# members' losses one after the other (loop) and one vmap over them, S up to 128
+ENS_SIZES=${ENS_SIZES:-1,2,4,8,16,32,64,128}
+[ "$QUICK" = 1 ] && ENS_SIZES=1,4
+step ensemble 150 python3 benchmarks/ensemble.py --device "$DEVICE" --sizes "$ENS_SIZES" \
+  --adam 30 --lbfgs 30 --warmup 5 --json "$WORK/ensemble.json" -- $JOB
 # the Laplacian and memory steps (STEPS="laplacian memory_phases elliptic_d100 memory_vs_dim")
 step laplacian 170 python3 benchmarks/laplacian.py --dims $DIMS_LAP --n-points $N_LAP \
   --device "$DEVICE" --repeats 5 --warmup 2 --json "$WORK/laplacian.json" \
@@ -100,7 +106,7 @@ step memory_vs_dim 100 python3 run.py +experiment=memory_vs_dim device=$DEVICE \
   hydra.sweep.dir="$WORK/memory_vs_dim"
 
 find "$WORK" -name checkpoint.pt -delete
-for name in throughput runs laplacian memory_phases; do
+for name in throughput runs ensemble laplacian memory_phases; do
   [ -f "$WORK/$name.txt" ] && { echo "### $name"; grep -v '^{' "$WORK/$name.txt" | tail -30; }
 done
 python3 - "$WORK" <<'EOF'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -134,15 +135,14 @@ def _sweep(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.CompletedP
 
 
 def test_the_batched_launcher_writes_what_the_basic_one_writes(tmp_path):
-    args = ["seed=0,1", "sampler=uniform,r3"]
+    args = ["sampler=uniform,r3", "seed=0,1"]
     proc, batched = _sweep(tmp_path, "batched", *args, "hydra/launcher=batched")
     out = proc.stdout + proc.stderr
     assert "batched: 2 jobs (seeds 0, 1) train as one ensemble" in out
     assert "not batched (sampler r3 updates within a stage (sampler.period))" in out
-    _, basic = _sweep(tmp_path, "basic", "seed=0,1", "sampler=uniform")  # the batched group
+    _, basic = _sweep(tmp_path, "basic", *args)
     jobs = sorted(p.name for p in basic.iterdir() if p.is_dir())
-    assert jobs == sorted(p.name for p in batched.iterdir() if p.is_dir() and "uniform" in p.name)
-    assert len(jobs) == 2 and len([p for p in batched.iterdir() if p.is_dir()]) == 4
+    assert jobs == sorted(p.name for p in batched.iterdir() if p.is_dir()) and len(jobs) == 4
     for job in jobs:
         names = {p.relative_to(basic / job) for p in (basic / job).rglob("*")} - {Path("run.log")}
         assert names <= {p.relative_to(batched / job) for p in (batched / job).rglob("*")}
@@ -155,3 +155,25 @@ def test_the_batched_launcher_writes_what_the_basic_one_writes(tmp_path):
                                       pd.read_csv(basic / job / "history.csv"))  # fmt: skip
     summary, summary_b = (pd.read_csv(d / "summary.csv") for d in (basic, batched))
     assert list(summary.columns) == list(summary_b.columns) and len(summary_b) == 4
+    assert (pd.read_csv(basic / "summary.md", sep="\t").shape
+            == pd.read_csv(batched / "summary.md", sep="\t").shape)  # fmt: skip
+
+
+def test_sigterm_records_every_member(tmp_path):
+    seeds = [0, 1]
+    dirs = [tmp_path / f"m{s}" for s in seeds]
+    for d in dirs:
+        d.mkdir()
+
+    def terminate(round_index: int, step: int, phase: str) -> None:
+        if (round_index, step, phase) == (1, 2, "adam"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(runner.Interrupted):
+        runner.run_ensemble(_parts(["sampler=uniform"], seeds), dirs, progress=False,
+                            step_hook=terminate)  # fmt: skip
+    for d in dirs:
+        record = json.loads((d / "metrics.json").read_text())
+        assert (record["status"], record["error"]) == ("failed", "terminated (SIGTERM)")
+        assert record["phase"] == "train" and record["last_completed_round"] == 0
+        assert (d / "history.csv").is_file() and (d / "checkpoint.pt").is_file()

@@ -297,12 +297,8 @@ class EnsembleTrainer(Stages):
     # ------------------------------------------------------------------------------ stages
     def train_stage(self, round_index: int, adam_steps: int) -> None:
         """The live members' stage, batched; their parameters are written back after it."""
-        live = [k for k in self.live if k not in self.diverged]
-        self._stage_live, self._optimizers = live, []
-        self._params = self._stack(live)
-        self._stage_soft = self._soft(live)
-        x = torch.stack([self.members[k].state.points.detach() for k in live])
-        x = x.clone().requires_grad_(True)
+        x = self.prepare_stage()
+        live = self._stage_live
         self.phase = "train"
         with ExitStack() as meters:
             for k in live:
@@ -314,6 +310,16 @@ class EnsembleTrainer(Stages):
                     self._lbfgs_sync_free(x, round_index, self.schedule.lbfgs_steps)
             finally:
                 self._write_back(live)
+
+    def prepare_stage(self) -> torch.Tensor:
+        """Stacks the live members' parameters, soft terms and points for a stage; returns
+        the points, (S, N, d)."""
+        live = [k for k in self.live if k not in self.diverged]
+        self._stage_live, self._optimizers = live, []
+        self._params = self._stack(live)
+        self._stage_soft = self._soft(live)
+        x = torch.stack([self.members[k].state.points.detach() for k in live])
+        return x.clone().requires_grad_(True)
 
     @torch.no_grad()
     def _write_back(self, live: list[int]) -> None:

@@ -1,0 +1,144 @@
+"""Batched ensembles (``hydra/launcher=batched``): time per optimizer step per member as the
+ensemble grows, against one single run, and whole jobs against the same runs one by one.
+
+    python benchmarks/ensemble.py --device cpu --sizes 1,2,4,8 --json ens.json
+    python benchmarks/ensemble.py --device cuda --sizes 1,2,4,8,16,32,64,128 --json ens.json
+    python benchmarks/ensemble.py --device cpu --whole-run --sizes 1,4 -- rounds=1
+
+Per size S and mode (``loop``: the members' losses one after the other in one backward pass,
+the launcher's default, exactly each single run; ``vmap``: ``hydra.launcher.vectorize=true``)
+the ensemble of seeds 0..S-1 takes ``--adam`` Adam steps and ``--lbfgs`` sync-free L-BFGS
+iterations after ``--warmup`` untimed ones; the row gives ms per step of the ensemble and per
+member, and the speedup per member over ``single`` (S = 1 as ``python run.py`` trains it).
+With ``--whole-run`` each size runs whole jobs (as configured by the overrides after ``--``):
+the ensemble against its members' single runs one after the other, wall time and final
+errors. The base config is the default job with ``optimizer.lbfgs_impl=sync_free``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import pandas as pd
+import torch
+
+from pinn_exp.config import compose_config
+from pinn_exp.factory import build
+from pinn_exp.training.ensemble import EnsembleTrainer
+from pinn_exp.training.trainer import Trainer
+
+BASE = ["optimizer.lbfgs_impl=sync_free", "progress=false"]
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _trainers(size: int, overrides: list[str]) -> list[Trainer]:
+    return [Trainer(build(compose_config([*BASE, *overrides, f"seed={s}"])), progress=False)
+            for s in range(size)]  # fmt: skip
+
+
+def _timed(device: str, fn) -> float:
+    _sync(device)
+    began = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - began
+
+
+def phase_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
+    """ms per Adam step and per L-BFGS iteration of an ensemble of ``size`` (or one single
+    run: ``mode`` single)."""
+    trainers = _trainers(size, overrides)
+    for t in trainers:
+        t.state.points = t.sampler.initial().points
+    if mode == "single":
+        host = trainers[0]
+        x = host.state.points.detach().clone().requires_grad_(True)
+    else:
+        host = EnsembleTrainer(trainers, progress=False, vectorize=mode == "vmap")
+        x = host.prepare_stage()
+    rows = []
+    for phase, steps, run in (("adam", args.adam, host._adam),
+                              ("lbfgs", args.lbfgs, host._lbfgs_sync_free)):  # fmt: skip
+        if args.warmup:
+            _timed(args.device, lambda run=run: run(x, 0, args.warmup))
+        seconds = _timed(args.device, lambda run=run, steps=steps: run(x, 0, steps))
+        rows.append({"size": size, "mode": mode, "phase": phase, "steps": steps,
+                     "seconds": seconds, "ms_per_step": 1e3 * seconds / steps,
+                     "ms_per_step_per_member": 1e3 * seconds / steps / size})  # fmt: skip
+    return rows
+
+
+def whole_rows(size: int, args, overrides: list[str]) -> list[dict]:
+    """The ensemble's whole job against its members' single runs one after the other."""
+    singles = _trainers(size, overrides)
+    began = time.perf_counter()
+    for t in singles:
+        t.run()
+    single_s = time.perf_counter() - began
+    members = _trainers(size, overrides)
+    ensemble = EnsembleTrainer(members, progress=False, vectorize=args.vectorize)
+    began = time.perf_counter()
+    ensemble.run()
+    ensemble_s = time.perf_counter() - began
+    same = all(a.state.metrics["l2_rel_error"] == b.state.metrics["l2_rel_error"]
+               for a, b in zip(singles, members))  # fmt: skip
+    return [{"size": size, "mode": "vmap" if args.vectorize else "loop",
+             "singles_s": single_s, "ensemble_s": ensemble_s, "speedup": single_s / ensemble_s,
+             "errors_equal": same,
+             "errors": [m.state.metrics["l2_rel_error"][-1] for m in members]}]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    overrides = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--sizes", default="1,2,4,8", help="ensemble sizes S")
+    parser.add_argument("--modes", default="loop,vmap", help="loop and/or vmap")
+    parser.add_argument("--adam", type=int, default=50)
+    parser.add_argument("--lbfgs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--whole-run", action="store_true")
+    parser.add_argument("--vectorize", action="store_true", help="whole runs: vmap")
+    parser.add_argument("--json", default=None, help="write the rows here")
+    args = parser.parse_args(argv)
+    overrides = [f"device={args.device}", *overrides]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows: list[dict] = []
+    for size in sizes:
+        if args.whole_run:
+            rows += whole_rows(size, args, overrides)
+            continue
+        if size == 1:
+            rows += phase_rows(1, "single", args, overrides)
+        for mode in args.modes.split(","):
+            rows += phase_rows(size, mode, args, overrides)
+        print(pd.DataFrame(rows).tail(2 * len(args.modes.split(","))).to_string(index=False),
+              flush=True)  # fmt: skip
+    frame = pd.DataFrame(rows)
+    if not args.whole_run:
+        single = frame[frame["mode"] == "single"].set_index("phase")["ms_per_step"]
+        per_member = zip(frame["phase"], frame["ms_per_step_per_member"])
+        frame["speedup_per_member"] = [single.get(p, float("nan")) / v for p, v in per_member]
+    device = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
+    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"overrides {overrides}")  # fmt: skip
+    print(frame.to_string(index=False))
+    if args.json:
+        meta = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "overrides": overrides}  # fmt: skip
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": frame.to_dict(orient="records")}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
