@@ -177,3 +177,18 @@ def test_sigterm_records_every_member(tmp_path):
         assert (record["status"], record["error"]) == ("failed", "terminated (SIGTERM)")
         assert record["phase"] == "train" and record["last_completed_round"] == 0
         assert (d / "history.csv").is_file() and (d / "checkpoint.pt").is_file()
+
+
+def test_ensemble_benchmark_writes_a_row_per_size_mode_and_phase(tmp_path):
+    out = tmp_path / "ens.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ensemble.py"), "--sizes", "1,2",
+                    "--adam", "2", "--lbfgs", "2", "--warmup", "0", "--json", str(out), "--",
+                    "n_points=100"], cwd=tmp_path, check=True, capture_output=True,
+                   timeout=patient(300))  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["size"], r["mode"], r["phase"]) for r in rows} == {
+        (s, m, p)
+        for s, m in [(1, "single"), (1, "loop"), (1, "vmap"), (2, "loop"), (2, "vmap")]
+        for p in ("adam", "lbfgs")
+    }
+    assert all(r["ms_per_step_per_member"] > 0 for r in rows)
