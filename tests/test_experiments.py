@@ -19,7 +19,7 @@ def _run(*args: str, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def test_experiment_cfg_job_shows_the_config_without_running(tmp_path):
-    proc = _run("+experiment=lambda_ablation", "--cfg", "job", cwd=tmp_path)
+    proc = _run("+experiment=lambda_ablation", "--cfg", "job", "--resolve", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "_target_: pinn_exp.pdes.AllenCahn" in proc.stdout
     assert "adam_steps: 1000" in proc.stdout and "lbfgs_steps: 1000" in proc.stdout

@@ -28,7 +28,6 @@ from pinn_exp.report.tables import mean_std_table
 SAMPLER = '''
 import torch
 from pinn_exp.samplers import Sampler, Update
-from support import patient
 
 
 class Shrink(Sampler):
