@@ -17,6 +17,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT)  # fmt: skip
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_laplacian_benchmark_writes_one_row_per_method_and_dim(tmp_path):
     out = tmp_path / "lap.json"
     result = _run("laplacian.py", "--dims", "3", "5", "--n-points", "20", "--device", "cpu",
@@ -58,6 +59,7 @@ def test_memory_phases_benchmark_records_each_sampler(tmp_path):
     assert all(r["status"] == "ok" and r["time_sampling_s"] is not None for r in rows)
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_shock_concentration_counts_points_in_the_region():
     result = _run("shock_concentration.py", "--seeds", "0", "--", "sampler=uniform",
                   "n_points=200", "rounds=1", "optimizer.pretrain_steps=2",
@@ -68,6 +70,7 @@ def test_shock_concentration_counts_points_in_the_region():
     assert 0 <= row["n_shock"] <= row["n_center_any_t"] <= 200
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_shock_location_reads_the_runs_points_and_residual_maps(tmp_path, compose, tiny):
     from pinn_exp import runner
     from pinn_exp.factory import build
@@ -91,6 +94,7 @@ def test_shock_location_reads_the_runs_points_and_residual_maps(tmp_path, compos
         assert 0 <= r["top-5% residual in formed shock"] <= 1
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):
     out = tmp_path / "tp.json"
     result = _run("throughput.py", "--adam", "3", "--lbfgs", "4", "--warmup", "1", "--updates",
@@ -111,6 +115,7 @@ def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):
     assert "x first" in result.stdout
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_throughput_benchmark_whole_run_reports_time_and_error(tmp_path):
     out = tmp_path / "run.json"
     result = _run("throughput.py", "--whole-run", "--variants", "forward", "--json", str(out),

@@ -26,6 +26,7 @@ def test_experiment_cfg_job_shows_the_config_without_running(tmp_path):
     assert not (tmp_path / "multirun").exists() and not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_smoke_runs_every_pde_with_every_sampler(tmp_path):
     sweep = tmp_path / "smoke"
     proc = _run("+experiment=smoke", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
@@ -43,7 +44,9 @@ def test_smoke_runs_every_pde_with_every_sampler(tmp_path):
     assert (sweep / "summary.md").is_file() and (sweep / "points_by_sampler.png").is_file()
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+@pytest.mark.parametrize(
+    "launcher", ["joblib", pytest.param("submitit_local", marks=pytest.mark.slow)]
+)
 def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher, tiny):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
@@ -80,6 +83,7 @@ def test_experiment_default_budget_and_key_overrides_win(compose):
     assert default.rounds == 6 and default.optimizer.pretrain_steps == 2000  # no budget
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(
     tmp_path, root, tiny
 ):

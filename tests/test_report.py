@@ -304,6 +304,7 @@ def test_points_by_sampler_says_which_seed_it_shows(sweep, summary):
     assert "lowest seed" in fig._suptitle.get_text()
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_jobs_that_never_started_are_listed_as_incomplete(tmp_path, root, tiny):
     """A sweep killed after its first job: the report lists the three jobs that never ran."""
     import shutil
