@@ -139,10 +139,17 @@ def _main(cfg: DictConfig) -> float | None:
         _refuse(out_dir, guard.Refused(f"{out_dir} could not be checked ({type(exc).__name__}: "
                                        f"{exc}); nothing was started"), multirun)  # fmt: skip
         return None
+    deferred = False
     try:
         return _run(cfg, hydra_cfg, out_dir, job, multirun, requeued)
+    except runner.Deferred:
+        # its training comes later, with its group's (hydra/launcher=batched): the directory
+        # stays claimed until the launcher has written the run's files
+        deferred = True
+        raise
     finally:
-        guard.release(out_dir)
+        if not deferred:
+            guard.release(out_dir)
 
 
 def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,

@@ -155,6 +155,7 @@ def test_the_batched_launcher_writes_what_the_basic_one_writes(tmp_path):
                                       pd.read_csv(basic / job / "history.csv"))  # fmt: skip
     summary, summary_b = (pd.read_csv(d / "summary.csv") for d in (basic, batched))
     assert list(summary.columns) == list(summary_b.columns) and len(summary_b) == 4
+    assert not list(batched.rglob(".run.lock"))  # every member's claim released at its end
     assert (pd.read_csv(basic / "summary.md", sep="\t").shape
             == pd.read_csv(batched / "summary.md", sep="\t").shape)  # fmt: skip
 

@@ -98,8 +98,12 @@ class BatchedLauncher(Launcher):
         return ret, {}
 
     def _finish(self, member: dict, record: dict) -> JobReturn:
-        """The JobReturn of a member trained in the ensemble; Hydra's callbacks see it."""
+        """The JobReturn of a member trained in the ensemble; Hydra's callbacks see it. Its
+        directory, claimed since its checks (pinn_exp.guard), is released here."""
+        from pinn_exp import guard
         from pinn_exp.metrics.registry import PRIMARY
+
+        guard.release(Path(member["request"]["out_dir"]))
 
         config = member["config"]
         task_cfg = DictConfig({k: v for k, v in config.items() if k != "hydra"})
