@@ -168,6 +168,7 @@ def run(
         signals.defer()  # a signal from here on is remembered: the record must be written
         built.device.release()
         record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
+        record.wall_time_session_s = time.perf_counter() - start
         record.update(peak_cpu_rss_mb=peak_rss_mb(), cpu_rss_start_mb=HWM.start_mb,
                       peak_cpu_rss_increase_mb=HWM.increase_mb(), cpu_peak_method=HWM.label)
         if trainer is not None:
@@ -429,6 +430,7 @@ def run_ensemble(
         for k, (out_dir, record) in enumerate(zip(out_dirs, records)):
             trainer = trainers[k] if k < len(trainers) else None
             record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
+            record.wall_time_session_s = time.perf_counter() - start
             record.update(peak_cpu_rss_mb=peak_rss_mb(), cpu_rss_start_mb=HWM.start_mb,
                           peak_cpu_rss_increase_mb=HWM.increase_mb(),
                           cpu_peak_method=HWM.label)  # fmt: skip

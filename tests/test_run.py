@@ -181,6 +181,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs, tiny):
     assert b["status"] == "ok"
     # the wall time covers both sessions, so it is at least the phases' time
     assert b["wall_time_s"] >= b["time_train_s"] + b["time_sampling_s"]
+    # and the resuming process's own time, the remainder alone, is said apart
+    assert 0 < b["wall_time_session_s"] < b["wall_time_s"]
+    assert a["wall_time_session_s"] > 0
     assert b["l2_rel_error"] == pytest.approx(a["l2_rel_error"], rel=1e-6)
     assert b["l2_rel_error_per_round"] == pytest.approx(a["l2_rel_error_per_round"], rel=1e-6)
     assert len(pd.read_csv(part / "history.csv")) == len(pd.read_csv(full / "history.csv"))

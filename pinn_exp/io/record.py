@@ -80,7 +80,11 @@ class RunRecord:
     #: how CPU peaks were taken (pinn_exp.metrics.memory): ``clear_refs`` (VmHWM reset per
     #: phase), ``lifetime_vmhwm`` or ``lifetime_ru_maxrss`` (no reset: the process's peak)
     cpu_peak_method: str | None = _field()
+    #: the run's time over all its processes: a resumed run's earlier ones up to their last
+    #: checkpoint included (the work it kept), what a killed process did after it not
     wall_time_s: float | None = _field(fmt=PLAIN, column=True)
+    #: the time of the process that wrote this record (a resume: the remainder alone)
+    wall_time_session_s: float | None = _field(fmt=PLAIN)
     time_train_s: float | None = _field(fmt=PLAIN, column=True)
     time_sampling_s: float | None = _field(fmt=PLAIN, column=True)
     n_residual_evals: int = _field(0, fmt=PLAIN, column=True)
