@@ -149,7 +149,8 @@ class DeviceSpec:
         """A readable device name, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'."""
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
-        return f"cpu ({platform.machine()}, {self.threads} threads)"
+        threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
+        return f"cpu ({platform.machine()}, {threads})"
 
     def __repr__(self) -> str:
         return f"DeviceSpec({self.device}, {self.dtype_name})"

@@ -349,8 +349,8 @@ def test_usr1_is_recorded_like_term_and_the_threads_follow_slurm(tmp_path, root)
     (record,) = _records(out).values()
     assert record["status"] == "failed" and record["error"] == "terminated (SIGUSR1)"
     assert record["last_completed_round"] == 0 and record["phase"] == "train"
-    assert record["threads"] == 1 and record["device"].endswith("1 threads)")
-    assert ", 1 threads) float32" in (out / "0_burgers_rsmote" / "run.log").read_text()
+    assert record["threads"] == 1 and record["device"].endswith("1 thread)")
+    assert ", 1 thread) float32" in (out / "0_burgers_rsmote" / "run.log").read_text()
 
 
 def test_usr2_runs_the_handler_that_was_there_once_the_record_is_written(tmp_path, compose):
