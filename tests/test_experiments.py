@@ -107,5 +107,6 @@ def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(
                           env=env, capture_output=True, text=True,
                           timeout=patient(600))  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "set hydra.run.dir" not in done.stdout + done.stderr  # jobs that never started: start
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 4 and (summary["status"] == "ok").all()
