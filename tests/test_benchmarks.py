@@ -43,6 +43,7 @@ def test_laplacian_benchmark_writes_one_row_per_method_and_dim(tmp_path):
     assert "time / autograd" in result.stdout  # the table with ratios
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_memory_phases_benchmark_records_each_sampler(tmp_path):
     out = tmp_path / "mem.json"
     result = _run("memory_phases.py", "--dims", "3", "--n-points", "50", "--n-dense", "200",

@@ -33,7 +33,10 @@ def _losses(trainer: Trainer, phase: str) -> np.ndarray:
     return np.array([r["loss"] for r in trainer.state.history if r["phase"] == phase])
 
 
-@pytest.mark.parametrize("sampler", ["uniform", "rsmote", "rad", "rar_d"])
+@pytest.mark.parametrize(
+    "sampler",
+    ["rsmote", *(pytest.param(s, marks=pytest.mark.slow) for s in ("uniform", "rad", "rar_d"))],
+)
 def test_each_member_equals_its_single_run(sampler):
     overrides = [f"sampler={sampler}"]
     if sampler in ("rad", "rar_d"):
@@ -134,6 +137,7 @@ def _sweep(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.CompletedP
     return proc, sweep
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_the_batched_launcher_writes_what_the_basic_one_writes(tmp_path):
     args = ["sampler=uniform,r3", "seed=0,1"]
     proc, batched = _sweep(tmp_path, "batched", *args, "hydra/launcher=batched")

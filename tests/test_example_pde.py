@@ -101,6 +101,7 @@ def test_readme_shows_the_tested_command():
     assert f"'{SEARCHPATH}'" in text
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_end_to_end_run(tmp_path, root, tiny):
     env = dict(os.environ)
     # one intra-op thread: this run is tiny, and on a loaded 2-core machine two spinning

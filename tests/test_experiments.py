@@ -45,7 +45,8 @@ def test_smoke_runs_every_pde_with_every_sampler(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "launcher", ["joblib", pytest.param("submitit_local", marks=pytest.mark.slow)]
+    "launcher",
+    [pytest.param(name, marks=pytest.mark.slow) for name in ("joblib", "submitit_local")],
 )
 def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher, tiny):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")

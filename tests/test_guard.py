@@ -202,6 +202,7 @@ def test_a_resume_that_cannot_build_or_load_leaves_the_run_as_it_was(finished, t
     assert _files(run) == before
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_the_original_resume_still_works_after_a_refused_one(finished, tmp_path):
     run = _copy(finished, tmp_path)
     (run / "loss.png").unlink()  # and a finished run missing a plot gets it on resume
@@ -248,6 +249,7 @@ def test_the_guard_fails_closed(finished, tmp_path, case):
     assert (_files(run) if run.exists() else {}) == before
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_refusals_of_places(finished, tmp_path):
     _refused(_cli(*TINY1, "hydra.run.dir=", cwd=tmp_path), "hydra.run.dir is empty")
     assert not list(tmp_path.iterdir())
@@ -262,6 +264,7 @@ def test_refusals_of_places(finished, tmp_path):
              "a run's directory")  # fmt: skip
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_a_failed_configuration_does_not_block_the_corrected_rerun(tmp_path):
     run = tmp_path / "run"
     bad = _cli(*TINY1, "sampler.ratio=0.7", f"hydra.run.dir={run}", cwd=tmp_path)
@@ -271,6 +274,7 @@ def test_a_failed_configuration_does_not_block_the_corrected_rerun(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_sweeps_whose_jobs_collide_or_whose_config_changed_are_refused(tmp_path):
     sweep = tmp_path / "sweep"
     proc = _cli("-m", *TINY1, "seed=0,1", "hydra.sweep.subdir=${hydra.runtime.choices.sampler}",

@@ -55,6 +55,7 @@ def _env() -> dict:
     return {**env, "HYDRA_FULL_ERROR": "1"}
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_console_script_runs_a_job_from_another_directory(installed, tmp_path, tiny):
     where = subprocess.run([str(installed / "python"), "-c",
                             "import pinn_exp.config as c; print(c.__file__); print(c.CONF_DIR)"],
@@ -77,6 +78,7 @@ def test_console_script_runs_a_job_from_another_directory(installed, tmp_path, t
     assert check.stdout.strip() == "True", check.stderr[-2000:]
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_installed_compose_helper_and_experiments(installed, tmp_path):
     code = ("from pinn_exp.config import compose_config; "
             "c = compose_config(['+experiment=burgers_table', 'budget=short']); "

@@ -84,6 +84,7 @@ def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path, tiny):
     assert "sweep: 1 of 8 jobs done" in output and "sweep: 8 of 8 jobs done" in output
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_report_rebuilds_summary_from_disk(tmp_path, tiny):
     sweep = tmp_path / "sweep"
     _run_cli("-m", *tiny, "sampler=rsmote", "sampler.ratio=0.2,0.3", f"hydra.sweep.dir={sweep}",
@@ -235,6 +236,7 @@ def test_an_unreadable_checkpoint_is_refused_on_resume(finished_run, tmp_path, t
     assert _files(run) == before
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path, tiny):
     sweep = tmp_path / "sweep"
     _run_cli("-m", *tiny, "rounds=1", "seed=0,1", f"hydra.sweep.dir={sweep}", tmp_path=tmp_path,
@@ -253,6 +255,7 @@ def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path, tiny):
     assert _files(sweep) == before
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_a_sweep_that_does_not_compose_leaves_its_folder_free(tmp_path, tiny):
     sweep = tmp_path / "sweep"
     typo = _run_cli("-m", *tiny, "rounds=1", "sampler=uniform,nope", f"hydra.sweep.dir={sweep}",
@@ -297,6 +300,7 @@ def test_results_follow_the_umask(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_a_sweep_resumes_into_its_own_directory(tmp_path, tiny):
     sweep = tmp_path / "sweep"
     tiny = [o for o in tiny if not o.startswith("rounds=")]
@@ -331,6 +335,7 @@ def test_an_unwritable_output_directory_is_said_in_one_line(tmp_path, sweep, tin
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_a_requeued_sweep_job_resumes_from_its_checkpoint(tmp_path, tiny):
     """SLURM requeues a job (submitit's max_num_timeout) with SLURM_RESTART_COUNT > 0: the job
     continues from its checkpoint and ends where an uninterrupted one ends."""
