@@ -128,13 +128,14 @@ def run(
         raise Deferred(dict(built=built, out_dir=Path(out_dir), resume=resume, progress=progress,
                             meta=meta, step_hook=step_hook, config=config))  # fmt: skip
     out_dir = Path(out_dir)
-    signals = _Signals()
     record = base_record(built, meta or {})
     write(out_dir, record)
-    reset_peak_rss()
+    # from here on a signal ends the run through the handlers below, with its record
+    signals = _Signals()
     start = time.perf_counter()
     trainer: Trainer | None = None
     try:
+        reset_peak_rss()
         built.device.apply()
         trainer = Trainer(built, out_dir=out_dir, progress=progress, step_hook=step_hook)
         trainer.run_config = config
@@ -383,11 +384,10 @@ def run_ensemble(
     out_dirs = [Path(d) for d in out_dirs]
     metas = metas or [{} for _ in builts]
     configs = configs or [None for _ in builts]
-    signals = _Signals()
     records = [base_record(b, m) for b, m in zip(builts, metas)]
     for out_dir, record in zip(out_dirs, records):
         write(out_dir, record)
-    reset_peak_rss()
+    signals = _Signals()
     start = time.perf_counter()
     trainers: list[Trainer] = []
     ensemble: EnsembleTrainer | None = None
@@ -402,6 +402,7 @@ def run_ensemble(
                           step=exc.step, phase=exc.phase)  # fmt: skip
 
     try:
+        reset_peak_rss()
         builts[0].device.apply()
         for built, out_dir, config in zip(builts, out_dirs, configs):
             trainer = Trainer(built, out_dir=out_dir, progress=False)

@@ -315,3 +315,20 @@ def test_load_run_does_not_check_the_memory_of_a_scoring_it_does_not_do(
     model = build(cfg, training=False).model
     torch.save({"model": model.state_dict()}, tmp_path / "checkpoint.pt")
     assert pinn_exp.load_run(tmp_path).config.sampler.n_dense == 4_000_000
+
+
+def test_rad_draw_beyond_multinomials_categories_follows_the_same_law(monkeypatch):
+    """torch.multinomial takes at most 2^24 categories; a larger dense set is drawn by keys.
+    Here the limit is lowered to 1000 so that a 4000-point set takes that path: the draw has
+    N distinct points and follows p ∝ eps^k / mean + c (k = 1, c = 0: a point of the right
+    half, where eps is 3x larger, is 3x as likely)."""
+    from pinn_exp.samplers import rad
+
+    monkeypatch.setattr(rad, "MULTINOMIAL_CATEGORIES", 1000)
+    sampler = _bound(RAD(n_dense=4000, k=1.0, c=0.0), 400)
+    dense = sampler.fresh(4000)
+    eps = torch.where(dense[:, 0] > 0, 3.0, 1.0).to(dense.dtype)
+    drawn = sampler.draw_rad(dense, eps, 400)
+    assert len(torch.unique(drawn, dim=0)) == 400
+    right = (drawn[:, 0] > 0).double().mean().item()
+    assert 0.68 < right < 0.79  # without replacement from 2000 + 2000 points: ~0.74

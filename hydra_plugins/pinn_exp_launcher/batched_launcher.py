@@ -125,8 +125,6 @@ class BatchedLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from pinn_exp import runner
-        from pinn_exp.training.ensemble import unbatchable_reason
 
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -157,32 +155,46 @@ class BatchedLauncher(Launcher):
                     prepared[i] = member
             if not prepared:
                 continue
-            requests = [prepared[i]["request"] for i in prepared]
-            reason = unbatchable_reason([r["built"] for r in requests])
-            if reason is None and any(r["resume"] for r in requests):
-                reason = "resume=true: each job resumes from its own checkpoint"
-            if reason is None and len(prepared) < 2:
-                reason = "one job left in the group"
-            if reason is not None:
-                log.info("not batched (%s): %d jobs run one after the other", reason,
-                         len(prepared))  # fmt: skip
-                for i, member in prepared.items():
-                    HydraConfig.instance().set_config(member["config"])
-                    returns[i] = self._finish(member, runner.run(**member["request"]))
-                continue
-            log.info("batched: %d jobs (seeds %s) train as one ensemble", len(prepared),
-                     ", ".join(str(r["built"].seed) for r in requests))  # fmt: skip
-            records = runner.run_ensemble(
-                [r["built"] for r in requests],
-                [r["out_dir"] for r in requests],
-                metas=[r["meta"] or {} for r in requests],
-                configs=[r["config"] for r in requests],
-                progress=False,
-                vectorize=self.vectorize,
-            )
-            for (i, member), record in zip(prepared.items(), records):
-                returns[i] = self._finish(member, record)
+            try:
+                self._train(prepared, returns)
+            finally:  # whatever happened, no member's directory stays claimed
+                from pinn_exp import guard
+
+                for member in prepared.values():
+                    guard.release(Path(member["request"]["out_dir"]))
         return [returns[i] for i in range(len(jobs))]
+
+    def _train(self, prepared: dict[int, dict], returns: dict[int, JobReturn]) -> None:
+        """Trains one group's deferred jobs: as one ensemble, or one after the other where
+        they cannot be batched (with a log line saying why); fills ``returns``."""
+        from pinn_exp import runner
+        from pinn_exp.training.ensemble import unbatchable_reason
+
+        requests = [prepared[i]["request"] for i in prepared]
+        reason = unbatchable_reason([r["built"] for r in requests])
+        if reason is None and any(r["resume"] for r in requests):
+            reason = "resume=true: each job resumes from its own checkpoint"
+        if reason is None and len(prepared) < 2:
+            reason = "one job left in the group"
+        if reason is not None:
+            log.info("not batched (%s): %d jobs run one after the other", reason,
+                     len(prepared))  # fmt: skip
+            for i, member in prepared.items():
+                HydraConfig.instance().set_config(member["config"])
+                returns[i] = self._finish(member, runner.run(**member["request"]))
+            return
+        log.info("batched: %d jobs (seeds %s) train as one ensemble", len(prepared),
+                 ", ".join(str(r["built"].seed) for r in requests))  # fmt: skip
+        records = runner.run_ensemble(
+            [r["built"] for r in requests],
+            [r["out_dir"] for r in requests],
+            metas=[r["meta"] or {} for r in requests],
+            configs=[r["config"] for r in requests],
+            progress=False,
+            vectorize=self.vectorize,
+        )
+        for (i, member), record in zip(prepared.items(), records):
+            returns[i] = self._finish(member, record)
 
 
 def _quiet(context: HydraContext) -> HydraContext:

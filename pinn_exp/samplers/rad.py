@@ -9,6 +9,8 @@ import torch
 
 from pinn_exp.samplers.base import ResidualScorer, Sampler, Update
 
+#: torch.multinomial draws from at most 2^24 categories; larger dense sets are drawn by keys
+MULTINOMIAL_CATEGORIES = 2**24
 
 def rad_log_weights(eps: torch.Tensor, k: float, c: float) -> torch.Tensor:
     """log(eps^k / mean(eps^k) + c), in float64 on the CPU and in log space, for any finite k.
@@ -84,9 +86,10 @@ class DenseSetSampler(Sampler):
     def draw_rad(self, dense: torch.Tensor, eps: torch.Tensor, n: int) -> torch.Tensor:
         """``n`` points of S drawn without replacement with the RAD density."""
         p = rad_probabilities(eps, self.k, self.c)
-        if int((p > 0).sum()) >= n:
+        if int((p > 0).sum()) >= n and len(p) <= MULTINOMIAL_CATEGORIES:
             index = torch.multinomial(p, n, replacement=False, generator=self.generator)
-        else:  # c = 0 with a large k or zero residuals: too few weights are representable
+        else:  # c = 0 with a large k or zero residuals (too few weights are representable), or
+            # a dense set beyond torch.multinomial's categories: the same law, by keys
             index = self._draw_by_keys(rad_log_weights(eps, self.k, self.c), n)
         return dense[index.to(dense.device)]
 
