@@ -148,11 +148,18 @@ def check_sizes(pde: PDE, sampler: Sampler, device: DeviceSpec) -> None:
     if free is not None and n_dense:
         need = n_dense * pde.dim * device.dtype.itemsize
         if need > free:
+            size = dense_key(sampler)
             raise ConfigError(
-                f"sampler.n_dense={n_dense} at pde.dim={pde.dim} is not allowed here: the "
+                f"{size}={n_dense} at pde.dim={pde.dim} is not allowed here: the "
                 f"dense set alone needs {need / gib:.1f} GiB and {free / gib:.1f} GiB are "
-                f"free on {device.device}; lower sampler.n_dense"
+                f"free on {device.device}; lower {size}"
             )
+
+
+def dense_key(sampler: Sampler) -> str:
+    """The config key of a sampler's scored set: ``sampler.n_dense`` (RAD, RAR), or the key
+    the sampler names in ``DENSE_KEY`` (rsmote_hybrid: ``n_candidates``)."""
+    return f"sampler.{getattr(sampler, 'DENSE_KEY', 'n_dense')}"
 
 
 def check_scoring(
@@ -173,16 +180,17 @@ def check_scoring(
     alone = scoring_bytes(n_dense, 0, pde.dim, net, laplacian, item)
     per_point = scoring_bytes(n_dense, 1, pde.dim, net, laplacian, item) - alone
     fits = max(free // 2 - alone, 0) // per_point  # half the free memory: room for training
+    size = dense_key(sampler)
     if chunk < n_dense:
         key, value, what = "sampler.chunk_size", chunk, f"{chunk} points at a time"
     else:
-        key, value, what = "sampler.n_dense", n_dense, "in one pass"
+        key, value, what = size, n_dense, "in one pass"
     advice = f"set sampler.chunk_size={_round_down(fits)} or lower" if fits else "it cannot"
     raise ConfigError(
         f"{key}={value} at pde.dim={pde.dim} is not allowed here: scoring the dense set "
         f"{what} needs about {need / gib:.1f} GiB (the set and the network's derivative "
         f"intermediates) and {free / gib:.1f} GiB are free on {device.device}; {advice}, or "
-        "lower sampler.n_dense"
+        f"lower {size}"
     )
 
 

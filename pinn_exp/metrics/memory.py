@@ -129,6 +129,10 @@ class HighWaterMark:
         reset works."""
         self.method, self.reason = CLEAR_REFS, None
         self.trimmed = _MALLOC_TRIM is not None
+        if not _STATUS.exists():  # no /proc (macOS, BSD): the lifetime peak, without a warning
+            self.method, self.reason = LIFETIME_RU_MAXRSS, "no /proc/self/status"
+            self._folded_mb, self.start_mb = 0.0, None
+            return False
         self.reset()
         self._folded_mb = 0.0
         self.start_mb = rss_mb()

@@ -30,7 +30,7 @@ class SineStart(HardConstraint):
 
 class Convection(PDE):
     """u_t + beta u_x = 0 on [0, 2 pi] x [0, 1], periodic in x, u(x, 0) = sin(x), with the
-    exact solution u = sin(x - beta t) (Krishnapriya et al., 2021: PINNs fail to propagate the
+    exact solution u = sin(x - beta t) (Krishnapriyan et al., 2021: PINNs fail to propagate the
     initial condition from beta of about 10 on; beta = 30 by default).
 
     The initial condition is hard, u = sin(x) + t N; periodicity is a soft term

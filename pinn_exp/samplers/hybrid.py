@@ -18,8 +18,6 @@ current set already covers the large residuals the update is RSmote's with M mor
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from pinn_exp.samplers.base import ResidualScorer, Update
@@ -66,6 +64,9 @@ class RSmoteHybrid(RSmote):
         self.every = int(every)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
 
+    #: the key of the scored set's size, for the factory's memory refusals
+    DENSE_KEY = "n_candidates"
+
     @property
     def n_dense(self) -> int | None:
         """The candidate-set size M once bound (what the factory's memory checks read)."""
@@ -102,8 +103,4 @@ class RSmoteHybrid(RSmote):
         parts = [positive, synthetic, kept, self.fresh(counts["fresh"])]
         stats = {**stats, "n_dense": self.n_dense, "n_candidates_positive": len(from_candidates)}
         return Update(torch.cat(parts), stats)
-
-    def record_fields(self) -> dict[str, Any]:
-        """lambda, recorded as ``ratio``."""
-        return {"ratio": self.ratio}
 
