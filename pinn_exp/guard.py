@@ -318,9 +318,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _holder(text: str) -> tuple[int, str] | None:
-    match = re.fullmatch(r"pid (\d+) host (\S+)\s*", text)
-    return (int(match.group(1)), match.group(2)) if match else None
+def _holder(text: str) -> tuple[int, str, str | None] | None:
+    """(pid, host, SLURM job id or None) of a claim's text."""
+    match = re.fullmatch(r"pid (\d+) host (\S+)(?: slurm (\S+))?\s*", text)
+    return (int(match.group(1)), match.group(2), match.group(3)) if match else None
+
+
+def _slurm_job() -> str | None:
+    """This process's SLURM job (an array task: its own id), or None outside SLURM."""
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def _gone(holder: tuple[int, str, str | None], host: str) -> bool:
+    """The claim's process has ended: it ran on this host and is not alive, or it was an
+    earlier start of this same SLURM job (SLURM runs one instance of a job at a time, and a
+    requeued job may start on another node)."""
+    pid, where, job = holder
+    if job is not None and job == _slurm_job() and (pid, where) != (os.getpid(), host):
+        return True
+    return where == host and not _alive(pid)
 
 
 def _take_over(path: Path, stale: str) -> None:
@@ -361,7 +377,8 @@ def claim_run_dir(run_dir: Path) -> Claim:
 
     path = run_dir / RUN_CLAIM
     host = socket.gethostname()
-    text = f"pid {os.getpid()} host {host}\n"
+    job = _slurm_job()
+    text = f"pid {os.getpid()} host {host}" + (f" slurm {job}" if job else "") + "\n"
     deadline = time.monotonic() + 3
     while True:
         try:
@@ -375,7 +392,7 @@ def claim_run_dir(run_dir: Path) -> Claim:
             if holder is None and age < 5 and time.monotonic() < deadline:
                 time.sleep(0.1)  # being written by the process that created it
                 continue
-            if holder is None or (holder[1] == host and not _alive(holder[0])):
+            if holder is None or _gone(holder, host):
                 _take_over(path, held)
                 if time.monotonic() < deadline:
                     continue

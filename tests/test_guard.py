@@ -68,6 +68,20 @@ def test_a_claim_is_exclusive_and_a_dead_process_claim_is_taken_over(tmp_path):
     guard.claim_run_dir(tmp_path).release()  # a stale claim does not block forever
 
 
+def test_a_requeued_slurm_job_takes_over_its_claim_from_another_node(tmp_path, monkeypatch):
+    """A job killed on node A and requeued by SLURM on node B: its earlier start's claim (same
+    SLURM job id, a process B cannot see) is taken over; another job's claim on A is not."""
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    claim = tmp_path / guard.RUN_CLAIM
+    claim.write_text("pid 1 host node-a slurm 4242\n")
+    taken = guard.claim_run_dir(tmp_path)
+    assert "slurm 4242" in claim.read_text() and "node-a" not in claim.read_text()
+    taken.release()
+    claim.write_text("pid 1 host node-a slurm 4243\n")
+    with pytest.raises(guard.Refused, match="in use by process 1 on node-a"):
+        guard.claim_run_dir(tmp_path)
+
+
 @pytest.mark.parametrize("kind", ["empty", "dangling", "loop"])
 def test_unusable_directories_are_named(tmp_path, kind):
     if kind == "empty":
