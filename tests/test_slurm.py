@@ -24,6 +24,10 @@ from pinn_exp.device import DeviceSpec
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
+#: one test process runs them all, one after the other (pytest-xdist's --dist loadgroup): the
+#: cluster's jobs and their timing checks were built for that
+pytestmark = pytest.mark.xdist_group("slurm")
+
 #: a budget of seconds per job, one L-BFGS implementation, the CPU
 BUDGET = ["optimizer.pretrain_steps=50", "optimizer.lbfgs_steps=20", "optimizer.adam_steps=0",
           "rounds=2", "n_points=200", "progress=false", "device=cpu"]  # fmt: skip
