@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pinn_exp.report.runs import config_columns, numeric, ok_runs
+from pinn_exp.report.runs import config_columns, ignored, numeric, ok_runs
 from pinn_exp.report.stats import (
     ALPHA,
     nonzero_count,
@@ -41,8 +41,6 @@ from pinn_exp.report.tables import (
 
 #: the baseline when none is configured, if it has runs
 DEFAULT_BASELINE = "rad"
-#: config keys that do not change what a run computes; never a reason to keep runs apart
-NOT_PAIRED_ON = ("progress", "resume", "report.")
 #: the columns of ``PairedComparison.table`` after the group keys
 COLUMNS = (
     "sampler",
@@ -86,10 +84,6 @@ class PairedComparison:
 
 def _is_sampler_key(column: str) -> bool:
     return column == "sampler" or column.startswith("sampler.")
-
-
-def _ignored(column: str) -> bool:
-    return any(column == k or (k.endswith(".") and column.startswith(k)) for k in NOT_PAIRED_ON)
 
 
 def usable_runs(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -318,7 +312,7 @@ def _pairing_keys(
         if c != "seed"
         and c not in group_keys
         and not _is_sampler_key(c)
-        and not _ignored(c)
+        and not ignored(c)  # keys that change nothing a run computes (runs.IGNORED)
         and len({norm_label(v) for v in part[c]}) > 1
     ]
 
