@@ -444,11 +444,13 @@ def _drop_implied_targets(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=drop)
 
 
-def _label(value):
+def cell_label(value):
     """A hashable label of a cell (None for missing values, ``10`` for ``10.0``)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or value is pd.NaT or (
+        isinstance(value, float) and math.isnan(value)
+    ):
         return None
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -501,7 +503,7 @@ def varying(runs: pd.DataFrame, keys: Sequence[str], by: Sequence[str] = ()) -> 
         parts = [runs]
     out = []
     for key in keys:
-        if key in runs.columns and any(len({_label(v) for v in p[key]}) > 1 for p in parts):
+        if key in runs.columns and any(len({cell_label(v) for v in p[key]}) > 1 for p in parts):
             out.append(key)
     return out
 
@@ -529,8 +531,8 @@ def mark_duplicates(
     known += [False] * (len(frame) - len(known))  # rows of jobs that never started
     groups: dict[tuple, list[int]] = {}
     for i, (status, row) in enumerate(zip(frame["status"], frame[keys].itertuples(index=False))):
-        if status == "ok" and known[i] and _label(row[-1]) is not None:  # a known seed
-            groups.setdefault(tuple(_label(v) for v in row), []).append(i)
+        if status == "ok" and known[i] and cell_label(row[-1]) is not None:  # a known seed
+            groups.setdefault(tuple(cell_label(v) for v in row), []).append(i)
     run_dirs = frame["run_dir"].astype(str).tolist() if "run_dir" in frame.columns else []
     for members in groups.values():
         if len(members) < 2:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pinn_exp.io import record
-from pinn_exp.report.runs import FINAL_N, SETTING_NAMES, numeric, ok_runs, setting_keys
+from pinn_exp.report.runs import FINAL_N, SETTING_NAMES, cell_label, numeric, ok_runs, setting_keys
 from pinn_exp.report.stats import t_mean_ci
 
 MISSING_LABEL = "none"
@@ -56,15 +56,8 @@ def norm_label(value):
         ``"none"`` for NaN/None/NA, ``10`` for ``10.0``, numpy scalars as Python values, else
         ``value``.
     """
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return MISSING_LABEL
-    if value is pd.NA or value is pd.NaT:
-        return MISSING_LABEL
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+    label = cell_label(value)
+    return MISSING_LABEL if label is None else label
 
 
 def sort_key(label: tuple) -> tuple:
