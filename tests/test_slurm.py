@@ -34,6 +34,11 @@ BUDGET = ["optimizer.pretrain_steps=50", "optimizer.lbfgs_steps=20", "optimizer.
 #: every job's CPUs: two jobs share this machine's cores, on SLURM and under joblib alike
 SHARE = max(len(os.sched_getaffinity(0)) // 2, 1)
 SLURM = ["hydra.launcher.timeout_min=10", f"hydra.launcher.cpus_per_task={SHARE}"]
+#: a time limit that the held job reaches: SLURM sends USR2 60 s before it (at the earliest 60 s
+#: after the start, well after the first checkpoint), submitit checkpoints the call and
+#: requeues the job once
+TIMEOUT = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60",
+           "hydra.launcher.max_num_timeout=1", f"hydra.launcher.cpus_per_task={SHARE}"]
 RUN_FILES = ("metrics.json", "history.csv", "collocation.npz", "checkpoint.pt", "loss.png",
              "error.png", "config_resolved.yaml", "run.log")  # fmt: skip
 
@@ -104,11 +109,13 @@ NAMES = ["0_burgers_uniform", "1_burgers_rsmote"]
 
 @pytest.fixture(scope="module")
 def sweeps(cluster, root, tmp_path_factory) -> dict[str, tuple[subprocess.Popen, Path]]:
-    """The module's three sweeps of the same two jobs, started at once (SLURM's scheduling
-    and submitit's polling leave the CPUs idle most of the time): under joblib, each job with
+    """The module's sweeps of the same jobs, started at once (SLURM's scheduling and
+    submitit's polling leave the CPUs idle most of the time): under joblib, each job with
     its share of the cores (``joblib``); on SLURM by hydra/launcher=submitit_slurm
     (``plain``); on SLURM by hydra/launcher=slurm with jobs that hold still once their first
-    checkpoint is on disk (``cut``, see :func:`cut_sweep`)."""
+    checkpoint is on disk (``cut``, see :func:`cut_sweep`); the first job alone, held until
+    its time limit comes (``timeout``, see
+    :func:`test_a_submitit_timeout_requeues_the_job_which_resumes`)."""
     where = tmp_path_factory.mktemp("sweeps")
     (where / "hold").mkdir()
     env = _env(root)
@@ -123,6 +130,12 @@ def sweeps(cluster, root, tmp_path_factory) -> dict[str, tuple[subprocess.Popen,
                              "pde._target_=slurm_faults.HeldBurgers",
                              f"hydra.sweep.dir={where / 'cut'}",
                              PINN_EXP_HOLD=str(where / "hold")), where / "cut")  # fmt: skip
+    (where / "hold_timeout").mkdir()
+    started["timeout"] = (_start(root, where, "hydra/launcher=slurm", *TIMEOUT, *BUDGET,
+                                 "sampler=uniform", "pde._target_=slurm_faults.HeldBurgers",
+                                 f"hydra.sweep.dir={where / 'timeout'}",
+                                 PINN_EXP_HOLD=str(where / "hold_timeout")),
+                          where / "timeout")  # fmt: skip
     # the cut sweep's jobs are requeued and ended as soon as they hold: held, they keep the
     # node's CPUs from the other sweep's jobs
     cutter = threading.Thread(target=_cut, args=(where / "hold", CUT), daemon=True)
@@ -247,6 +260,33 @@ def test_a_job_ended_by_scancel_term_is_recorded_and_the_sweep_goes_on(cut_sweep
     assert finish[:3] == ["python", "run.py", "-m"] and "resume=true" in finish
     assert "hydra/launcher=slurm" in finish and f"hydra.sweep.dir={sweep}" in finish
     assert not any(word.startswith("hydra.mode=") for word in finish)
+
+
+@pytest.mark.slurm
+def test_a_submitit_timeout_requeues_the_job_which_resumes(sweeps, uninterrupted):
+    """A job held past its first checkpoint until SLURM's time-limit warning (USR2,
+    ``signal_delay_s`` before ``timeout_min``): submitit checkpoints the
+    call and requeues the job (``max_num_timeout=1``), and the job, started again by SLURM,
+    resumes after its last completed round and ends with the uninterrupted run's per-round
+    errors; the sweep ends normally."""
+    proc, sweep = sweeps["timeout"]
+    code, stderr = _end(proc, timeout=420)
+    assert code == 0, stderr[-3000:]
+    name = NAMES[0]
+    (record,) = _records(sweep).values()
+    assert record["status"] == "ok", record
+    log = (sweep / name / "run.log").read_text()
+    # submitit's account in the job's log: the warning, its checkpoint and requeue, then the
+    # job started again by SLURM resumed from the project's checkpoint
+    said = [line.split("] ", 1)[-1] for line in log.splitlines()]
+    assert any(line.startswith("Caught signal SIGUSR2") and "timed-out" in line for line in said)
+    assert "Requeued job" in log and "(0 remaining timeouts)" in log, log[-3000:]
+    assert log.index("Requeued job") < log.index("resuming after round 0")
+    assert record["threads"] == SHARE and len(record["l2_rel_error_per_round"]) == 3
+    assert record["l2_rel_error_per_round"] == uninterrupted[name]["l2_rel_error_per_round"]
+    assert record["l2_rel_error"] == uninterrupted[name]["l2_rel_error"]
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["status"]) == ["ok"]
 
 
 # --------------------------------------------------------------------- without a cluster
