@@ -164,11 +164,23 @@ def check_resume(run_dir: Path, job: dict) -> None:
     finished = record.get("status") == "ok" and record.get("rounds") == job.get("rounds")
     plotted = all((run_dir / PLOTS[name]).is_file() for name in FINISHED_PLOTS)
     if finished and (plotted or snapshot is None):
+        _check_keys(run_dir, job)
         raise Refused(
             f"{run_dir} finished already (status ok, {record.get('rounds')} rounds): nothing "
             "to resume; raise rounds=... to train further",
             code=0,
         )
+
+
+def _check_keys(run_dir: Path, job: dict) -> None:
+    """A finished run's resume builds nothing, so a key added with ``+`` that nothing reads
+    (``+sampler.ratoi=0.2``) is refused here as building refuses it, not passed over."""
+    from pinn_exp.factory import ConfigError, check_keys  # torch: only on this path
+
+    try:
+        check_keys(OmegaConf.create(job))
+    except ConfigError as exc:
+        raise Refused(f"cannot resume {run_dir}: {exc}") from None
 
 
 #: free disk space below which a run or a sweep does not start (its files take a few MB)

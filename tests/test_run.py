@@ -210,6 +210,9 @@ def finished_run(tmp_path_factory, tiny) -> Path:
         (["resume=true", "seed=1"], 2, "seed"),
         (["resume=true", "rounds=0"], 2, "rounds=0 is below"),
         (["resume=true"], 0, "finished already"),
+        # a finished run builds nothing on resume: a misspelt key is still refused
+        (["resume=true", "+sampler.ratoi=0.2"], 2, "did you mean sampler.ratio?"),
+        (["resume=true", "+n_point=3"], 2, "did you mean n_points?"),
         ([], 2, "holds another run's record"),
     ],
 )
