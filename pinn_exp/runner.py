@@ -298,8 +298,12 @@ def _write_final(out_dir: Path, record: RunRecord) -> None:
 
 def _fill(record: RunRecord, trainer: Trainer) -> None:
     state, meter = trainer.state, trainer.meter
+    # the round whose checkpoint could not be written is the failed one; the checkpoint on
+    # disk (if any) holds the round before it
+    saving = trainer.phase == "checkpoint" and record.status != "ok"
+    completed = state.round_index - 1 if saving else state.round_index
     if record.round is None and record.status != "ok":
-        record.round = state.round_index + 1
+        record.round = completed + 1
     ok = record.status == "ok"  # a diverged or failed run has no final metrics
     record.metrics = {name: values[-1] if ok and values else None
                       for name, values in state.metrics.items()}  # fmt: skip
@@ -314,7 +318,7 @@ def _fill(record: RunRecord, trainer: Trainer) -> None:
         time_sampling_s=meter.time_s.get("sampling", 0.0),
         n_residual_evals=trainer.scorer.n_evals,
         round_stats=state.round_stats,
-        last_completed_round=state.round_index,
+        last_completed_round=completed,
     )
 
 

@@ -178,6 +178,19 @@ def test_a_full_disk_is_one_line_and_a_final_record(tmp_path, monkeypatch, caplo
     assert "Traceback" not in caplog.text
 
 
+def test_a_failed_checkpoint_write_is_recorded_in_its_phase(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("pinn_exp.training.trainer.save_checkpoint", full)
+    _run(tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "failed" and "No space left on device" in saved["error"]
+    assert saved["phase"] == "checkpoint" and saved["round"] == 0
+    assert saved["last_completed_round"] == -1  # no checkpoint holds a round
+    assert len(saved["l2_rel_error_per_round"]) == 1  # the round was evaluated before
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_records_the_run_and_a_second_one_changes_nothing(tmp_path, monkeypatch,
                                                                    signum):  # fmt: skip

@@ -317,6 +317,7 @@ class Trainer(Stages):
             self.state.round_stats[-1]["time_s"],
         )
         if self.out_dir is not None:
+            self.phase = "checkpoint"  # a failed write is recorded as such
             save_checkpoint(self.out_dir / CHECKPOINT, self.snapshot())
 
     # ------------------------------------------------------------------------------ snapshot
