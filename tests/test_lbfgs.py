@@ -1,4 +1,5 @@
-"""The sync-free L-BFGS: its direction equals the two-loop recursion's, and it minimises;
+"""The sync-free L-BFGS: its direction equals the two-loop recursion's, and it minimises; the
+batched one follows separate runs member by member;
 torch's L-BFGS: its line search's evaluation limit and its evaluation budget."""
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ import torch.optim.lbfgs as torch_lbfgs
 from pinn_exp import runner
 from pinn_exp.factory import build
 from pinn_exp.training import stages as stages_module
-from pinn_exp.training.lbfgs import StrongWolfeLBFGS, SyncFreeLBFGS, load
+from pinn_exp.training.lbfgs import (
+    BatchedSyncFreeLBFGS,
+    StrongWolfeLBFGS,
+    SyncFreeLBFGS,
+    flat_grad_stacked,
+    load,
+    load_stacked,
+)
 from pinn_exp.training.schedule import Schedule, lbfgs_max_eval
 from pinn_exp.training.trainer import Trainer
 
@@ -213,6 +221,168 @@ def test_an_iteration_reads_nothing_on_the_host():
     for _ in range(12):
         opt.step()
     assert opt.f < 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# the batched sync-free L-BFGS: S problems at once, each as its own SyncFreeLBFGS
+# --------------------------------------------------------------------------------------------
+
+#: member 0: a small tanh network fitted to a few points, still progressing after 50
+#: iterations, frozen at iteration FREEZE as the ensemble freezes a diverged member; member 1:
+#: a well-conditioned quadratic, which meets the gradient tolerance early; member 2: the
+#: chained Rosenbrock function with a budget of 12 accepted iterations, whose trial at
+#: evaluation POISON is not a number. Each member's six numbers are a [2, 2] and a [2]
+#: parameter. (No member comes near a minimum other than 0 at 0, where the losses would be
+#: round-off, not comparable to 1e-10; the Rosenbrock valley amplifies round-off by about 2
+#: per iteration, so it stops early.)
+STARTS = [[0.05, -0.03, 0.02, 0.08, 0.01, -0.01], [2.0, -1.5, 1.0, 0.5, -1.0, 1.0],
+          [-1.5, 2.0, -1.2, 1.0, 0.5, -0.5]]  # fmt: skip
+MAX_ITER, FREEZE, POISON, ITERATIONS = [100, 100, 12], 45, 5, 55
+_X = torch.rand(40, 2, generator=torch.Generator().manual_seed(0), dtype=F64) * 4 - 2
+_Y = torch.sin(2 * _X[:, 0]) * torch.cos(_X[:, 1]) + 0.3 * _X[:, 1]
+
+
+def _problem(k: int, a: torch.Tensor, b: torch.Tensor, poison: bool = False) -> torch.Tensor:
+    """Member k's loss terms (loss, then its two parts) at its parameters a, b."""
+    x = torch.cat([a.reshape(-1), b])
+    if k == 0:
+        out = torch.tanh(_X @ a.T + b) @ torch.tensor([1.0, -0.5], dtype=F64)
+        first, second = ((out - _Y) ** 2).mean(), 1e-3 * (x**2).sum()
+    elif k == 1:
+        first = (torch.arange(1, 7, dtype=F64) * x**2).sum()
+        second = 0.5 * (x[:-1] * x[1:]).sum()
+    else:
+        first, second = 100 * ((x[1:] - x[:-1] ** 2) ** 2).sum(), ((1 - x[:-1]) ** 2).sum()
+    terms = torch.stack([first + second, first, second])
+    return terms * float("nan") if poison else terms
+
+
+def _start(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.tensor(STARTS[k], dtype=F64)
+    return x[:4].reshape(2, 2), x[4:]
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def test_batched_follows_separate_runs_member_by_member():
+    kwargs = {"history_size": 4, "tolerance_grad": 1e-9}
+    singles, single_params = [], []
+    for k in range(3):
+        a_k, b_k = (t.clone().requires_grad_(True) for t in _start(k))
+        calls = [0]
+
+        def evaluate(k=k, a=a_k, b=b_k, calls=calls) -> torch.Tensor:
+            a.grad = b.grad = None
+            calls[0] += 1
+            terms = _problem(k, a, b, poison=k == 2 and calls[0] == POISON)
+            terms[0].backward()
+            return terms.detach()
+
+        singles.append(SyncFreeLBFGS([a_k, b_k], evaluate, max_iter=MAX_ITER[k], **kwargs))
+        single_params.append((a_k, b_k))
+    a, b = (torch.stack(list(ts)).requires_grad_(True) for ts in zip(*map(_start, range(3))))
+    trials: list[torch.Tensor] = []
+
+    def evaluate_all() -> torch.Tensor:
+        a.grad = b.grad = None
+        poison = len(trials) + 1 == POISON
+        terms = torch.stack([_problem(k, a[k], b[k], poison and k == 2) for k in range(3)])
+        terms[:, 0].sum().backward()
+        trials.append(terms[:, 0].detach())
+        return terms.detach()
+
+    batched = BatchedSyncFreeLBFGS([a, b], evaluate_all, max_iter=MAX_ITER, **kwargs)
+    start = batched.start()
+    for k, single in enumerate(singles):
+        assert torch.equal(start[k], single.start())
+    stopped: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # member -> where it stopped
+    flags = []
+    for iteration in range(ITERATIONS):
+        if iteration == FREEZE:
+            batched.freeze(0)
+            singles[0].limit.fill_(0)
+        terms, ok = batched.step()
+        flags.append(ok.tolist())
+        for k, single in enumerate(singles):
+            terms_k, ok_k = single.step()
+            assert bool(ok[k]) == bool(ok_k), (iteration, k)
+            assert _rel(terms[k], terms_k) <= 1e-10 and _rel(batched.x[k], single.x) <= 1e-10
+            if k in stopped:  # a member that stopped does not move
+                assert torch.equal(a[k], stopped[k][0]) and torch.equal(b[k], stopped[k][1])
+            elif single.accepted >= single.limit or single.converged():
+                stopped[k] = (a[k].detach().clone(), b[k].detach().clone())
+    accepted, converged = batched.accepted.tolist(), batched.converged().tolist()
+    assert accepted == [int(s.accepted) for s in singles]
+    assert converged == [bool(s.converged()) for s in singles] == [False, True, False]
+    assert 40 < accepted[0] <= FREEZE and accepted[1] < 30 and accepted[2] == 12
+    assert sorted(stopped) == [0, 1, 2]
+    # the poisoned trial (evaluation POISON: iteration POISON - 2) is rejected, alone
+    trial = torch.stack(trials)[POISON - 1]
+    assert trial[2].isnan() and trial[:2].isfinite().all()
+    assert flags[POISON - 2] == [True, True, False]
+    batched.finish()
+    for k, single in enumerate(singles):
+        single.finish()
+        for p, q in zip((a[k], b[k]), single_params[k]):
+            assert _rel(p.detach(), q.detach()) <= 1e-10
+
+
+def test_batched_direction_equals_two_loop_per_member():
+    """Members with different numbers of pairs: none, fewer than the slots, wrapped around."""
+    gen = torch.Generator().manual_seed(3)
+    n, m, pairs_per_member = 9, 4, [0, 2, 7]
+    a = torch.randn(3, n, n, generator=gen, dtype=F64)
+    hessian = a @ a.mT + n * torch.eye(n, dtype=F64)
+    param = torch.zeros(3, n, dtype=F64, requires_grad=True)
+    opt = BatchedSyncFreeLBFGS([param], evaluate=lambda: None, history_size=m)
+    pairs: list[list] = [[], [], []]
+    for i in range(max(pairs_per_member)):
+        push = torch.tensor([i < p for p in pairs_per_member])
+        s = torch.randn(3, n, generator=gen, dtype=F64)
+        y = (hessian @ s.unsqueeze(2)).squeeze(2)
+        opt._push(push, s, y)
+        for k in range(3):
+            if push[k]:
+                pairs[k].append((s[k], y[k]))
+    assert opt.count.tolist() == pairs_per_member
+    g = torch.randn(3, n, generator=gen, dtype=F64)
+    d = opt.direction(g)
+    torch.testing.assert_close(d[0], -g[0], rtol=0, atol=0)
+    for k in (1, 2):
+        torch.testing.assert_close(d[k], two_loop(g[k], pairs[k][-m:]), rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_load_and_flat_grad_keep_storage_and_member_order():
+    a = torch.zeros(2, 3, 2, requires_grad=True)
+    b = torch.zeros(2, 4, requires_grad=True)
+    pointers = a.data_ptr(), b.data_ptr()
+    flat = torch.arange(20.0).reshape(2, 10)
+    load_stacked([a, b], flat)
+    assert (a.data_ptr(), b.data_ptr()) == pointers
+    assert a[1].reshape(-1).tolist() == list(range(10, 16)) and b[0].tolist() == [6, 7, 8, 9]
+    ((a * 2).sum() + (b * 3).sum()).backward()
+    assert torch.equal(flat_grad_stacked([a, b]), torch.tensor([[2.0] * 6 + [3.0] * 4] * 2))
+
+
+def test_a_batched_iteration_reads_nothing_on_the_host():
+    """As :func:`test_an_iteration_reads_nothing_on_the_host`, for the batched update."""
+    x = torch.tensor([[3.0, -2.0, 1.0], [1.0, 1.0, -4.0]], requires_grad=True)
+    scale = torch.tensor([1.0, 30.0, 5.0])
+
+    def evaluate() -> torch.Tensor:
+        x.grad = None
+        loss = (scale * x**2).sum(1)
+        loss.sum().backward()
+        return loss.detach().unsqueeze(1)
+
+    opt = BatchedSyncFreeLBFGS([x], evaluate, history_size=4, max_iter=100)
+    opt._update = torch.compile(opt._update_eager, fullgraph=True, backend="eager")
+    opt.start()
+    for _ in range(20):
+        opt.step()
+    assert (opt.f < 1e-6).all()
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,12 +11,19 @@ other, and only the training stages are shared:
 * the gradient of the sum of the members' losses is each member's own gradient (their
   parameters are disjoint), and Adam, element-wise, on the stacked tensors is each member's
   Adam;
-* L-BFGS is :class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS` per member, over its slice of the
-  stacked parameters, around one batched evaluation per iteration (so a member equals its
-  single run with ``optimizer.lbfgs_impl=sync_free``).
+* L-BFGS is the sync-free one (a member's single run is the one with
+  ``optimizer.lbfgs_impl=sync_free``), around one batched evaluation per iteration. In the
+  default mode (``vectorize=False``) it is :class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS` per
+  member, over its slices of the stacked parameters: the members' updates one after the other,
+  each exactly its single run's operations (bit for bit). With ``vectorize=True`` it is one
+  :class:`~pinn_exp.training.lbfgs.BatchedSyncFreeLBFGS` over the stacked parameters: every
+  member's update in one sequence of batched kernels whatever the number of members (the same
+  algorithm, equal to the single runs to round-off), so that the L-BFGS stages are not bound
+  by S updates of some 100 small kernels each.
 
 A member whose loss turns non-finite is recorded ``diverged`` (round, step, phase) and leaves
-the ensemble; the others go on.
+the ensemble; the others go on (in an L-BFGS stage its optimizer freezes it: its parameters
+stay where they are).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from pinn_exp.training.lbfgs import SyncFreeLBFGS
+from pinn_exp.training.lbfgs import BatchedSyncFreeLBFGS, SyncFreeLBFGS
 from pinn_exp.training.progress import Progress
 from pinn_exp.training.stages import Diverged, Stages
 from pinn_exp.training.trainer import RunParts, RunState, Trainer
@@ -111,10 +118,12 @@ class EnsembleTrainer(Stages):
         members: the members' trainers, in the order of the jobs.
         progress: show a progress bar over the steps.
         step_hook: called as ``hook(round, step, phase)`` before each batched step.
-        vectorize: one ``vmap`` over the members (fewer, larger kernels: the GPU's gain);
-            its batched matrix products round differently from the single run's in the last
-            bits, which L-BFGS amplifies (docs/performance.md). False: the members' losses one
-            after the other, each exactly its single run's operations, in one backward pass.
+        vectorize: one ``vmap`` over the members and one :class:`BatchedSyncFreeLBFGS` for
+            all of them (fewer, larger kernels: the GPU's gain); its batched matrix products
+            round differently from the single run's in the last bits, which L-BFGS amplifies
+            (docs/performance.md). False: the members' losses one after the other, each
+            exactly its single run's operations, in one backward pass, and a
+            :class:`SyncFreeLBFGS` per member.
 
     Raises:
         Unbatchable: the members cannot be trained as one (:func:`unbatchable_reason`, or the
@@ -145,6 +154,7 @@ class EnsembleTrainer(Stages):
         self.diverged: dict[int, Diverged] = {}
         self.phase = "setup"
         self.live: list[int] = list(range(len(members)))
+        self._lbfgs_opt: BatchedSyncFreeLBFGS | _Together | None = None  # the stage's L-BFGS
         self._check()
 
     # --------------------------------------------------------------------------- the batch
@@ -237,8 +247,8 @@ class EnsembleTrainer(Stages):
         self.diverged[k] = exc
         log.warning("member %d (seed %s) diverged: %s; the others go on", k,
                     self.members[k].parts.seed, exc)  # fmt: skip
-        if self._optimizers:
-            self._optimizers[position].limit.fill_(0)  # its L-BFGS stops moving it
+        if self._lbfgs_opt is not None:
+            self._lbfgs_opt.freeze(position)  # its L-BFGS stops moving it
 
     def _last_loss(self) -> float | None:
         losses = [self.members[k].state.history[-1]["loss"] for k in self._stage_live
@@ -249,18 +259,21 @@ class EnsembleTrainer(Stages):
         return Progress(steps, f"{desc} ({len(self._stage_live)} members)", bar=self.progress)
 
     def _sync_free(self, x: torch.Tensor, steps: int):
-        evaluate = self._evaluate_fn(x)
-        optimizers = [
-            _MemberLBFGS(self._params, i, None, lr=self.schedule.lbfgs_lr,
-                         history_size=self.schedule.history_size, max_iter=steps,
-                         tolerance_grad=self.schedule.tolerance_grad)
-            for i in range(len(self._stage_live))
-        ]  # fmt: skip
-        self._optimizers, self._lbfgs_done = optimizers, [0] * len(optimizers)
+        """The stage's L-BFGS over the stacked parameters: one :class:`BatchedSyncFreeLBFGS`
+        (``vectorize``), else a :class:`SyncFreeLBFGS` per member (:class:`_Together`)."""
+        evaluate, size = self._evaluate_fn(x), len(self._stage_live)
+        kwargs = {"lr": self.schedule.lbfgs_lr, "history_size": self.schedule.history_size,
+                  "max_iter": steps, "tolerance_grad": self.schedule.tolerance_grad}  # fmt: skip
+        if self.vectorize:
+            optimizer = BatchedSyncFreeLBFGS(self._params, evaluate, **kwargs)
+        else:
+            parts = [_MemberLBFGS(self._params, i, None, **kwargs) for i in range(size)]
+            optimizer = _Together(parts, evaluate)
+        self._lbfgs_opt, self._lbfgs_done = optimizer, [0] * size
         for position, k in enumerate(self._stage_live):
             if k in self.diverged:
-                optimizers[position].limit.fill_(0)
-        return _Together(optimizers, evaluate)
+                optimizer.freeze(position)
+        return optimizer
 
     def _check_start(self, terms: torch.Tensor, round_index: int) -> None:
         for position, k in enumerate(self._stage_live):
@@ -290,8 +303,9 @@ class EnsembleTrainer(Stages):
                 return
 
     def _lbfgs_finished(self, optimizer, done: int, steps: int) -> bool:
-        parts = optimizer.parts
-        return all(k in self.diverged or self._lbfgs_done[i] >= steps or bool(parts[i].converged())
+        """Every live member has spent its budget or converged (one read on the host)."""
+        converged = optimizer.converged().tolist()
+        return all(k in self.diverged or self._lbfgs_done[i] >= steps or converged[i]
                    for i, k in enumerate(self._stage_live))  # fmt: skip
 
     # ------------------------------------------------------------------------------ stages
@@ -315,7 +329,7 @@ class EnsembleTrainer(Stages):
         """Stacks the live members' parameters, soft terms and points for a stage; returns
         the points, (S, N, d)."""
         live = [k for k in self.live if k not in self.diverged]
-        self._stage_live, self._optimizers = live, []
+        self._stage_live, self._lbfgs_opt = live, None
         self._params = self._stack(live)
         self._stage_soft = self._soft(live)
         x = torch.stack([self.members[k].state.points.detach() for k in live])
@@ -379,7 +393,12 @@ class _Together:
         return torch.stack([part.terms for part in self.parts]), torch.stack(ok)
 
     def converged(self) -> torch.Tensor:
-        return torch.stack([part.converged() for part in self.parts]).all()
+        """Per member, [S]: the gradient tolerance is met."""
+        return torch.stack([part.converged() for part in self.parts])
+
+    def freeze(self, member: int) -> None:
+        """Member ``member``'s L-BFGS does nothing from now on."""
+        self.parts[member].limit.fill_(0)
 
     def finish(self) -> None:
         for part in self.parts:
