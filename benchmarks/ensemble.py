@@ -4,6 +4,7 @@ ensemble grows, against one single run, and whole jobs against the same runs one
     python benchmarks/ensemble.py --device cpu --sizes 1,2,4,8 --json ens.json
     python benchmarks/ensemble.py --device cuda --sizes 1,2,4,8,16,32,64,128 --json ens.json
     python benchmarks/ensemble.py --device cpu --whole-run --sizes 1,4 -- rounds=1
+    python benchmarks/ensemble.py --count-ops --sizes 1,8,64
 
 Per size S and mode (``loop``: the members' losses one after the other in one backward pass,
 the launcher's default, exactly each single run; ``vmap``: ``hydra.launcher.vectorize=true``)
@@ -12,7 +13,10 @@ iterations after ``--warmup`` untimed ones; the row gives ms per step of the ens
 member, and the speedup per member over ``single`` (S = 1 as ``python run.py`` trains it).
 With ``--whole-run`` each size runs whole jobs (as configured by the overrides after ``--``):
 the ensemble against its members' single runs one after the other, wall time and final
-errors. The base config is the default job with ``optimizer.lbfgs_impl=sync_free``.
+errors. With ``--count-ops`` each size and mode counts the operations torch dispatches per
+sync-free L-BFGS iteration (``TorchDispatchMode``), the evaluation's and the update's apart
+(also without views and aliases): a machine-independent figure of the kernel launches a GPU
+pays. The base config is the default job with ``optimizer.lbfgs_impl=sync_free``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 
 import pandas as pd
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pinn_exp.config import compose_config
 from pinn_exp.factory import build
@@ -76,6 +81,54 @@ def phase_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
     return rows
 
 
+class _Count(TorchDispatchMode):
+    """Counts the operations dispatched inside it: all, and those that are not views."""
+
+    def __init__(self):
+        super().__init__()
+        self.all = self.computed = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.all += 1
+        name = func.__name__.split(".")[0]
+        if not (getattr(func, "is_view", False) or name in _NOT_COMPUTED):
+            self.computed += 1
+        return func(*args, **(kwargs or {}))
+
+
+_NOT_COMPUTED = ("empty", "detach", "alias", "lift_fresh")
+
+
+def ops_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
+    """Operations per sync-free L-BFGS iteration of an ensemble of ``size`` (or one single
+    run), over ``args.lbfgs`` iterations after ``args.warmup`` uncounted ones."""
+    trainers = _trainers(size, overrides)
+    for t in trainers:
+        t.state.points = t.sampler.initial().points
+    if mode == "single":
+        host = trainers[0]
+        x = host.state.points.detach().clone().requires_grad_(True)
+        host._params = [p for p in host.model.parameters() if p.requires_grad]
+    else:
+        host = EnsembleTrainer(trainers, progress=False, vectorize=mode == "vmap")
+        x = host.prepare_stage()
+    optimizer = host._sync_free(x, args.lbfgs + args.warmup + 1)
+    optimizer.start()
+    for _ in range(args.warmup):
+        optimizer.step()
+    n = max(args.lbfgs, 1)
+    with _Count() as step:
+        for _ in range(n):
+            optimizer.step()
+    with _Count() as evaluation:
+        for _ in range(n):
+            optimizer.evaluate()
+    return [{"size": size, "mode": mode, "phase": "lbfgs_ops", "steps": n,
+             "ops_per_iteration": step.all / n, "ops_evaluation": evaluation.all / n,
+             "ops_update": (step.all - evaluation.all) / n,
+             "ops_update_computed": (step.computed - evaluation.computed) / n}]  # fmt: skip
+
+
 def whole_rows(size: int, args, overrides: list[str]) -> list[dict]:
     """The ensemble's whole job against its members' single runs one after the other."""
     singles = _trainers(size, overrides)
@@ -109,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--whole-run", action="store_true")
     parser.add_argument("--vectorize", action="store_true", help="whole runs: vmap")
+    parser.add_argument("--count-ops", action="store_true",
+                        help="operations per L-BFGS iteration instead of times")  # fmt: skip
     parser.add_argument("--json", default=None, help="write the rows here")
     args = parser.parse_args(argv)
     overrides = [f"device={args.device}", *overrides]
@@ -118,6 +173,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.whole_run:
             rows += whole_rows(size, args, overrides)
             continue
+        if args.count_ops:
+            modes = ["single"] if size == 1 else []
+            for mode in [*modes, *args.modes.split(",")]:
+                rows += ops_rows(size, mode, args, overrides)
+            continue
         if size == 1:
             rows += phase_rows(1, "single", args, overrides)
         for mode in args.modes.split(","):
@@ -125,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         print(pd.DataFrame(rows).tail(2 * len(args.modes.split(","))).to_string(index=False),
               flush=True)  # fmt: skip
     frame = pd.DataFrame(rows)
-    if not args.whole_run:
+    if not (args.whole_run or args.count_ops):
         single = frame[frame["mode"] == "single"].set_index("phase")["ms_per_step"]
         per_member = zip(frame["phase"], frame["ms_per_step_per_member"])
         frame["speedup_per_member"] = [single.get(p, float("nan")) / v for p, v in per_member]

@@ -223,3 +223,19 @@ def test_ensemble_benchmark_writes_a_row_per_size_mode_and_phase(tmp_path):
         for p in ("adam", "lbfgs")
     }
     assert all(r["ms_per_step_per_member"] > 0 for r in rows)
+
+
+def test_a_vectorised_l_bfgs_update_costs_the_same_operations_for_any_ensemble_size(tmp_path):
+    """benchmarks/ensemble.py --count-ops: in vmap mode an L-BFGS update dispatches as many
+    operations for 4 members as for 1; in loop mode one member's worth per member."""
+    out = tmp_path / "ops.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ensemble.py"), "--count-ops",
+                    "--sizes", "1,4", "--lbfgs", "2", "--warmup", "1", "--json", str(out), "--",
+                    "n_points=100"], cwd=tmp_path, check=True, capture_output=True,
+                   timeout=patient(300))  # fmt: skip
+    ops = {(r["size"], r["mode"]): r for r in json.loads(out.read_text())["rows"]}
+    assert set(ops) == {(1, "single"), (1, "loop"), (1, "vmap"), (4, "loop"), (4, "vmap")}
+    update = {key: row["ops_update"] for key, row in ops.items()}
+    assert update[(4, "vmap")] == update[(1, "vmap")]
+    assert update[(4, "loop")] > 3.5 * update[(1, "loop")]  # one member's update per member
+    assert update[(1, "single")] > 0 and update[(4, "vmap")] < update[(4, "loop")] / 2
