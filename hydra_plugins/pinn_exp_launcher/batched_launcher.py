@@ -14,7 +14,8 @@ Keys: ``sync_free`` (default true) adds ``optimizer.lbfgs_impl=sync_free`` to th
 every job that does not choose an L-BFGS itself, since the ensemble's L-BFGS is the sync-free
 one; the override is in each job's ``.hydra/overrides.yaml`` and record, so the single run with
 the same overrides is the member. ``vectorize`` (default false): one ``torch.func.vmap`` over
-the members instead of their losses one after the other (docs/performance.md).
+the members instead of their losses one after the other, and one batched L-BFGS for all of
+them instead of one per member (docs/performance.md).
 """
 
 import logging
@@ -42,7 +43,8 @@ class BatchedLauncherConf:
     _target_: str = "hydra_plugins.pinn_exp_launcher.batched_launcher.BatchedLauncher"
     #: add optimizer.lbfgs_impl=sync_free to jobs that do not choose an L-BFGS
     sync_free: bool = True
-    #: one vmap over the members (fewer, larger kernels; round-off differs from single runs)
+    #: one vmap over the members and one batched L-BFGS (fewer, larger kernels; round-off
+    #: differs from single runs)
     vectorize: bool = False
 
 
