@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="operations per L-BFGS iteration instead of times")  # fmt: skip
     parser.add_argument("--json", default=None, help="write the rows here")
     args = parser.parse_args(argv)
+    if args.count_ops and args.whole_run:
+        parser.error("--count-ops and --whole-run measure different things: choose one")
     overrides = [f"device={args.device}", *overrides]
     sizes = [int(s) for s in args.sizes.split(",")]
     rows: list[dict] = []

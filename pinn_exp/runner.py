@@ -298,10 +298,9 @@ def _write_final(out_dir: Path, record: RunRecord) -> None:
 
 def _fill(record: RunRecord, trainer: Trainer) -> None:
     state, meter = trainer.state, trainer.meter
-    # the round whose checkpoint could not be written is the failed one; the checkpoint on
-    # disk (if any) holds the round before it
-    saving = trainer.phase == "checkpoint" and record.status != "ok"
-    completed = state.round_index - 1 if saving else state.round_index
+    # the last round whose end is complete (its checkpoint written): a failure after its
+    # evaluation but before its checkpoint belongs to the round, not to the next one
+    completed = trainer.saved_round
     if record.round is None and record.status != "ok":
         record.round = completed + 1
     ok = record.status == "ok"  # a diverged or failed run has no final metrics
@@ -335,9 +334,12 @@ def _write_files(out_dir: Path, trainer: Trainer, record: RunRecord) -> None:
             points, shape = trainer.grid
             grid = points.cpu().numpy().reshape(*shape, -1)
             records.write_arrays(out_dir / RESIDUAL, {"grid": grid, **state.residual_maps})
-            last_map = state.residual_maps[f"residual_round_{state.round_index}"]
-            run_plots.plot_residual(out_dir / PLOTS["residual"], grid, last_map,
-                                    state.collocation[f"round_{state.round_index}"], labels,
+            # the last round with both a map and a point set (a failure can fall between them)
+            last = max(int(name.rsplit("_", 1)[1]) for name in state.residual_maps
+                       if f"round_{name.rsplit('_', 1)[1]}" in state.collocation)  # fmt: skip
+            run_plots.plot_residual(out_dir / PLOTS["residual"], grid,
+                                    state.residual_maps[f"residual_round_{last}"],
+                                    state.collocation[f"round_{last}"], labels,
                                     title)  # fmt: skip
         run_plots.plot_loss(out_dir / PLOTS["loss"], pd.DataFrame(state.history), title)
         run_plots.plot_error(out_dir / PLOTS["error"], errors, title)

@@ -239,3 +239,30 @@ def test_a_vectorised_l_bfgs_update_costs_the_same_operations_for_any_ensemble_s
     assert update[(4, "vmap")] == update[(1, "vmap")]
     assert update[(4, "loop")] > 3.5 * update[(1, "loop")]  # one member's update per member
     assert update[(1, "single")] > 0 and update[(4, "vmap")] < update[(4, "loop")] / 2
+
+
+def test_a_failure_in_one_members_sampling_leaves_the_others_records_right(tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    """Members end their rounds one after the other: when member 0's next sampling fails, the
+    others (round 0 evaluated and checkpointed) record that round as their last completed
+    one, the one their checkpoint holds."""
+    original = Trainer.begin_round
+
+    def failing(self, round_index):
+        if round_index == 1 and self.out_dir.name == "m0":
+            self.phase = "sampling"
+            raise MemoryError("sampling of member 0")
+        return original(self, round_index)
+
+    monkeypatch.setattr(Trainer, "begin_round", failing)
+    seeds = [0, 1, 2]
+    dirs = [tmp_path / f"m{s}" for s in seeds]
+    for d in dirs:
+        d.mkdir()
+    records = runner.run_ensemble(_parts(["sampler=uniform", "rounds=1"], seeds), dirs,
+                                  progress=False)  # fmt: skip
+    for d, record in zip(dirs, records):
+        held = torch.load(d / "checkpoint.pt", weights_only=False)["state"]["round_index"]
+        assert record["status"] == "oom" and record["last_completed_round"] == held == 0
+        assert record["round"] == 1 and record["phase"] != "checkpoint"
+    assert records[0]["phase"] == "sampling"

@@ -191,6 +191,28 @@ def test_a_failed_checkpoint_write_is_recorded_in_its_phase(tmp_path, monkeypatc
     assert len(saved["l2_rel_error_per_round"]) == 1  # the round was evaluated before
 
 
+def test_last_completed_round_is_the_round_the_checkpoint_holds(tmp_path, monkeypatch):
+    """A failure after a round's evaluation but before its checkpoint (here the residual map
+    of round 1) belongs to that round: the record's last completed round is the one the
+    checkpoint holds, and the plots are still drawn from the last round that has a map."""
+    from pinn_exp.training.trainer import Trainer
+
+    original = Trainer.residual_map
+
+    def failing(self):
+        if self.state.round_index == 1:
+            raise MemoryError("the residual map of round 1")
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "residual_map", failing)
+    built = build(compose_config([*TINY1, "rounds=2", "sampler=uniform"]))
+    record = runner.run(built, tmp_path, progress=False)
+    held = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["state"]["round_index"]
+    assert record["status"] == "oom" and record["phase"] == "evaluation"
+    assert record["last_completed_round"] == held == 0 and record["round"] == 1
+    assert (tmp_path / "residual.png").is_file() and (tmp_path / "points.png").is_file()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_records_the_run_and_a_second_one_changes_nothing(tmp_path, monkeypatch,
                                                                    signum):  # fmt: skip

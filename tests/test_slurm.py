@@ -34,10 +34,10 @@ BUDGET = ["optimizer.pretrain_steps=50", "optimizer.lbfgs_steps=20", "optimizer.
 #: every job's CPUs: two jobs share this machine's cores, on SLURM and under joblib alike
 SHARE = max(len(os.sched_getaffinity(0)) // 2, 1)
 SLURM = ["hydra.launcher.timeout_min=10", f"hydra.launcher.cpus_per_task={SHARE}"]
-#: a time limit that the held job reaches: SLURM sends USR2 60 s before it (at the earliest 60 s
-#: after the start, well after the first checkpoint), submitit checkpoints the call and
-#: requeues the job once
-TIMEOUT = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60",
+#: a time limit that the held job reaches: SLURM sends USR2 60 s before it, or up to 60 s
+#: earlier still (sbatch --signal), so 60-120 s after the start, well after the first
+#: checkpoint; submitit checkpoints the call and requeues the job once
+TIMEOUT = ["hydra.launcher.timeout_min=3", "hydra.launcher.signal_delay_s=60",
            "hydra.launcher.max_num_timeout=1", f"hydra.launcher.cpus_per_task={SHARE}"]
 RUN_FILES = ("metrics.json", "history.csv", "collocation.npz", "checkpoint.pt", "loss.png",
              "error.png", "config_resolved.yaml", "run.log")  # fmt: skip

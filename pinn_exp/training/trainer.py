@@ -133,6 +133,9 @@ class Trainer(Stages):
         #: the job's resolved config, kept in checkpoints (set by the runner)
         self.run_config: dict | None = None
         self.phase = "setup"
+        #: the last round whose end (evaluation and checkpoint) is complete: what a resume
+        #: continues after (-1: none)
+        self.saved_round = -1
         self.started = time.perf_counter()
 
     # ----------------------------------------------------------------------------------- loss
@@ -236,6 +239,7 @@ class Trainer(Stages):
         self.started = time.perf_counter()
         if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT).exists():
             self.restore(load_checkpoint(self.out_dir / CHECKPOINT, self.device))
+            self.saved_round = self.state.round_index
             log.info("resuming after round %d", self.state.round_index)
             return self.state.round_index + 1
         if resume:
@@ -319,6 +323,8 @@ class Trainer(Stages):
         if self.out_dir is not None:
             self.phase = "checkpoint"  # a failed write is recorded as such
             save_checkpoint(self.out_dir / CHECKPOINT, self.snapshot())
+            self.phase = "evaluation"
+        self.saved_round = round_index
 
     # ------------------------------------------------------------------------------ snapshot
     def elapsed_s(self) -> float:
