@@ -329,6 +329,58 @@ def test_batched_follows_separate_runs_member_by_member():
             assert _rel(p.detach(), q.detach()) <= 1e-10
 
 
+def test_batched_restarts_a_stalled_member_as_its_separate_run_does():
+    """Member 0's trials are not numbers for 47 evaluations in a row: its step shrinks to
+    nothing, it starts afresh from steepest descent with its history dropped (the reset),
+    exactly when and as its separate run does, while the others go on undisturbed."""
+    kwargs = {"history_size": 4, "tolerance_grad": 1e-9}
+
+    def poisoned(k: int, call: int) -> bool:
+        return k == 0 and 4 <= call <= 50
+
+    singles = []
+    for k in range(3):
+        a_k, b_k = (t.clone().requires_grad_(True) for t in _start(k))
+        calls = [0]
+
+        def evaluate(k=k, a=a_k, b=b_k, calls=calls) -> torch.Tensor:
+            a.grad = b.grad = None
+            calls[0] += 1
+            terms = _problem(k, a, b, poison=poisoned(k, calls[0]))
+            terms[0].backward()
+            return terms.detach()
+
+        singles.append(SyncFreeLBFGS([a_k, b_k], evaluate, max_iter=MAX_ITER[k], **kwargs))
+    a, b = (torch.stack(list(ts)).requires_grad_(True) for ts in zip(*map(_start, range(3))))
+    calls = [0]
+
+    def evaluate_all() -> torch.Tensor:
+        a.grad = b.grad = None
+        calls[0] += 1
+        terms = torch.stack([_problem(k, a[k], b[k], poisoned(k, calls[0])) for k in range(3)])
+        terms[:, 0].sum().backward()
+        return terms.detach()
+
+    batched = BatchedSyncFreeLBFGS([a, b], evaluate_all, max_iter=MAX_ITER, **kwargs)
+    resets, single_resets = [], []
+    reset, single_reset = batched._reset, singles[0]._reset
+    batched._reset = lambda fresh: (resets.append(fresh.clone()), reset(fresh))[1]
+    singles[0]._reset = lambda fresh: (single_resets.append(bool(fresh)), single_reset(fresh))[1]
+    batched.start()
+    for single in singles:
+        single.start()
+    for iteration in range(80):
+        _, ok = batched.step()
+        for k, single in enumerate(singles):
+            _, ok_k = single.step()
+            assert bool(ok[k]) == bool(ok_k), (iteration, k)
+            assert _rel(batched.x[k], single.x) <= 1e-8, (iteration, k)
+    restarted = torch.stack(resets)
+    assert restarted[:, 0].tolist() == single_resets and sum(single_resets) >= 1
+    assert not restarted[:, 1:].any()  # the others never restarted
+    assert batched.accepted.tolist() == [int(s.accepted) for s in singles]
+
+
 def test_batched_direction_equals_two_loop_per_member():
     """Members with different numbers of pairs: none, fewer than the slots, wrapped around."""
     gen = torch.Generator().manual_seed(3)
