@@ -6,7 +6,11 @@
 #   bash benchmarks/gpu_suite.sh        (on the GPU machine; give it ~600 s)
 # STEPS picks the steps (default: the throughput steps, "tests throughput runs concurrency
 # reference"); "laplacian memory_phases elliptic_d100 memory_vs_dim" are the memory and
-# Laplacian steps whose H100 results are in docs/performance.md.
+# Laplacian steps whose H100 results are in docs/performance.md; "ensemble projection
+# ensemble_table" are the batched-ensemble steps, not measured on a GPU yet, whose targets are
+# S up to 128 per member against a single run, a vmap L-BFGS iteration whose kernels do not
+# grow with S, and one burgers_table configuration at budget=paper as one batched job (run
+# STEPS="tests ensemble projection ensemble_table" first when a GPU is lent).
 # Each step is bounded by `timeout` (and BUDGET for all of them, which should stay ~60 s under
 # the time the GPU machine is available) and writes its own files into $WORK; after each step the small
 # files are packed into $OUT/results.tar.gz, so a late failure or a cut-off keeps the earlier
@@ -93,6 +97,17 @@ ENS_SIZES=${ENS_SIZES:-1,2,4,8,16,32,64,128}
 [ "$QUICK" = 1 ] && ENS_SIZES=1,4
 step ensemble 150 python3 benchmarks/ensemble.py --device "$DEVICE" --sizes "$ENS_SIZES" \
   --adam 30 --lbfgs 30 --warmup 5 --json "$WORK/ensemble.json" -- $JOB
+# the projected device-hours of a paper table (burgers_table, 70 runs) at each budget, run one
+# by one and as batched jobs of 4, from the step times just measured (STEPS="projection")
+step projection 30 python3 benchmarks/project_table.py "$WORK/ensemble.json" --size 4 \
+  --json "$WORK/projection.json"
+# one configuration of burgers_table at budget=paper as one batched job (its 5 seeds,
+# vmap, one round instead of ten): the wall time behind a whole table (STEPS="ensemble_table")
+TABLE_ROUNDS="rounds=1"
+[ "$QUICK" = 1 ] && TABLE_ROUNDS="rounds=1 optimizer.pretrain_steps=50 optimizer.adam_steps=10 optimizer.lbfgs_steps=10"
+step ensemble_table 240 python3 run.py +experiment=burgers_table hydra/launcher=batched \
+  hydra.launcher.vectorize=true device=$DEVICE sampler=rsmote_paper n_points=2000 $TABLE_ROUNDS \
+  hydra.sweep.dir="$WORK/ensemble_table"
 # the Laplacian and memory steps (STEPS="laplacian memory_phases elliptic_d100 memory_vs_dim")
 step laplacian 170 python3 benchmarks/laplacian.py --dims $DIMS_LAP --n-points $N_LAP \
   --device "$DEVICE" --repeats 5 --warmup 2 --json "$WORK/laplacian.json" \
@@ -106,7 +121,7 @@ step memory_vs_dim 100 python3 run.py +experiment=memory_vs_dim device=$DEVICE \
   hydra.sweep.dir="$WORK/memory_vs_dim"
 
 find "$WORK" -name checkpoint.pt -delete
-for name in throughput runs ensemble laplacian memory_phases; do
+for name in throughput runs ensemble projection ensemble_table laplacian memory_phases; do
   [ -f "$WORK/$name.txt" ] && { echo "### $name"; grep -v '^{' "$WORK/$name.txt" | tail -30; }
 done
 python3 - "$WORK" <<'EOF'

@@ -127,3 +127,26 @@ def test_throughput_benchmark_whole_run_reports_time_and_error(tmp_path):
     assert row["status"] == "ok" and 0 < row["l2_rel_error"] < 2
     assert row["adam_steps"] == 5 and 1 <= row["lbfgs_iterations"] <= 6
     assert row["wall_time_s"] >= row["time_train_s"] > 0
+
+
+def test_table_projection_costs_each_budget_from_the_measured_steps(tmp_path):
+    """benchmarks/project_table.py: a table's runs from its sweep (burgers_table: 7 samplers
+    × 2 N × 5 seeds), a run's steps from the budget's config, and hours = runs × steps × ms."""
+    rows = [{"size": s, "mode": m, "phase": p, "ms_per_step_per_member": ms}
+            for s, m, p, ms in [(1, "single", "adam", 10.0), (1, "single", "lbfgs", 20.0),
+                                (4, "loop", "adam", 8.0), (4, "loop", "lbfgs", 16.0),
+                                (4, "vmap", "adam", 2.0), (4, "vmap", "lbfgs", 5.0)]]  # fmt: skip
+    measured = tmp_path / "ens.json"
+    measured.write_text(json.dumps({"meta": {"device": "test"}, "rows": rows}))
+    out = tmp_path / "projection.json"
+    result = _run("project_table.py", str(measured), "--size", "4", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    got = {(r["budget"], r["mode"]): r for r in json.loads(out.read_text())["rows"]}
+    assert len(got) == 9 and {r["runs"] for r in got.values()} == {70}
+    paper = got[("paper", "vmap")]
+    # budget=paper: 15,000 + 10 × 1,000 Adam steps, up to 11 × 1,000 L-BFGS iterations
+    assert (paper["adam_steps"], paper["lbfgs_steps_max"]) == (25_000, 11_000)
+    assert paper["hours_per_table"] == pytest.approx(70 * (25_000 * 2.0 + 11_000 * 5.0) / 3.6e6)
+    assert got[("short", "single")]["hours_per_run"] < got[("reference", "single")]["hours_per_run"]
+    refused = _run("project_table.py", str(measured), "--size", "8")
+    assert refused.returncode == 2 and "--size 8 was not measured" in refused.stderr
