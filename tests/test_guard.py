@@ -227,13 +227,16 @@ def test_a_signal_records_the_run_and_a_second_one_changes_nothing(tmp_path, mon
         real(*args)
 
     monkeypatch.setattr(runner, "_write_files", files_with_a_second_signal)
+    # what was there before (Python's Ctrl-C handler; SIG_IGN where the suite was started in
+    # the background by a shell) is what is there after
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(runner.Interrupted) as stopped:
         _run(tmp_path, step_hook=hook)
     assert stopped.value.code == 128 + signum
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["status"] == "failed" and record["error"] == runner.ENDING[signum]
     assert (tmp_path / "loss.png").is_file() and (tmp_path / "history.csv").is_file()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
 
 
 # -------------------------------------------------------------------- end to end (run.py)
