@@ -10,7 +10,7 @@
 # ensemble_table" are the batched-ensemble steps, not measured on a GPU yet, whose targets are
 # S up to 128 per member against a single run, a vmap L-BFGS iteration whose kernels do not
 # grow with S, and one burgers_table configuration at budget=paper as one batched job (run
-# STEPS="tests ensemble projection ensemble_table" first when a GPU is lent).
+# STEPS="tests ensemble projection ensemble_table" first on a GPU machine).
 # Each step is bounded by `timeout` (and BUDGET for all of them, which should stay ~60 s under
 # the time the GPU machine is available) and writes its own files into $WORK; after each step the small
 # files are packed into $OUT/results.tar.gz, so a late failure or a cut-off keeps the earlier

@@ -8,8 +8,8 @@ runs one after the other (``single``: S = 1 as ``python run.py`` trains it) and 
 jobs of ``--size`` members (the seeds of one configuration; ``loop`` and ``vmap``), each from
 the ms per Adam step and per L-BFGS iteration that ``benchmarks/ensemble.py`` measured per
 member at that size. A run's steps come from the budget's config: ``pretrain_steps +
-rounds × adam_steps`` Adam steps and ``(rounds + 1) × lbfgs_steps`` L-BFGS iterations (an
-its full budget: L-BFGS may stop early). Every run is costed at the measured network and N
+rounds × adam_steps`` Adam steps and ``(rounds + 1) × lbfgs_steps`` L-BFGS iterations (at
+most: its full budget; L-BFGS may stop early). Every run is costed at the measured network and N
 (the default job's unless the measurement said otherwise); sampling, evaluation and the
 table's larger N are not in it: an estimate, not a bound.
 """

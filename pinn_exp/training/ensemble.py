@@ -19,7 +19,7 @@ other, and only the training stages are shared:
   :class:`~pinn_exp.training.lbfgs.BatchedSyncFreeLBFGS` over the stacked parameters: every
   member's update in one sequence of batched kernels whatever the number of members (the same
   algorithm, equal to the single runs to round-off), so that the L-BFGS stages are not bound
-  by S updates of some 100 small kernels each.
+  by S updates of some 250 small operations each.
 
 A member whose loss turns non-finite is recorded ``diverged`` (round, step, phase) and leaves
 the ensemble; the others go on (in an L-BFGS stage its optimizer freezes it: its parameters

@@ -143,7 +143,7 @@ class SyncFreeLBFGS:
         max_iter: accepted iterations after which further iterations do nothing.
         tolerance_grad: iterations stop doing anything once max |gradient| is at most this.
         c1: the Armijo constant.
-        compile: compile the update that follows each evaluation (some 100 small operations)
+        compile: compile the update that follows each evaluation (some 250 small operations)
             with ``torch.compile``; on a CPU this takes its cost from about 1 ms to a fraction.
     """
 
