@@ -57,18 +57,24 @@ def _timed(device: str, fn) -> float:
     return time.perf_counter() - began
 
 
-def phase_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
-    """ms per Adam step and per L-BFGS iteration of an ensemble of ``size`` (or one single
-    run: ``mode`` single)."""
+def _host(size: int, mode: str, overrides: list[str]):
+    """The trainer a stage runs on (one single run for ``mode`` single, else the ensemble of
+    seeds 0..size-1) with its first points, and the points a stage trains on."""
     trainers = _trainers(size, overrides)
     for t in trainers:
         t.state.points = t.sampler.initial().points
-    if mode == "single":
-        host = trainers[0]
-        x = host.state.points.detach().clone().requires_grad_(True)
-    else:
+    if mode != "single":
         host = EnsembleTrainer(trainers, progress=False, vectorize=mode == "vmap")
-        x = host.prepare_stage()
+        return host, host.prepare_stage()
+    host = trainers[0]
+    host._params = [p for p in host.model.parameters() if p.requires_grad]
+    return host, host.state.points.detach().clone().requires_grad_(True)
+
+
+def phase_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
+    """ms per Adam step and per L-BFGS iteration of an ensemble of ``size`` (or one single
+    run: ``mode`` single)."""
+    host, x = _host(size, mode, overrides)
     rows = []
     for phase, steps, run in (("adam", args.adam, host._adam),
                               ("lbfgs", args.lbfgs, host._lbfgs_sync_free)):  # fmt: skip
@@ -102,16 +108,7 @@ _NOT_COMPUTED = ("empty", "detach", "alias", "lift_fresh")
 def ops_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
     """Operations per sync-free L-BFGS iteration of an ensemble of ``size`` (or one single
     run), over ``args.lbfgs`` iterations after ``args.warmup`` uncounted ones."""
-    trainers = _trainers(size, overrides)
-    for t in trainers:
-        t.state.points = t.sampler.initial().points
-    if mode == "single":
-        host = trainers[0]
-        x = host.state.points.detach().clone().requires_grad_(True)
-        host._params = [p for p in host.model.parameters() if p.requires_grad]
-    else:
-        host = EnsembleTrainer(trainers, progress=False, vectorize=mode == "vmap")
-        x = host.prepare_stage()
+    host, x = _host(size, mode, overrides)
     optimizer = host._sync_free(x, args.lbfgs + args.warmup + 1)
     optimizer.start()
     for _ in range(args.warmup):

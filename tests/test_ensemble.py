@@ -30,6 +30,17 @@ def _parts(overrides: list[str], seeds: list[int]):
     return [build(compose_config([*EXACT, *overrides, f"seed={s}"])) for s in seeds]
 
 
+def _same_rounds(single: Trainer, member: Trainer) -> None:
+    """The member's error after every round equals its single run's to 1e-6, and its points
+    after every round are the same."""
+    errors = single.state.metrics["l2_rel_error"]
+    errors_m = member.state.metrics["l2_rel_error"]
+    assert len(errors) == 3 and np.allclose(errors_m, errors, rtol=1e-6, atol=0)
+    assert single.state.collocation.keys() == member.state.collocation.keys()
+    for key, points in single.state.collocation.items():
+        np.testing.assert_array_equal(member.state.collocation[key], points)
+
+
 def _losses(trainer: Trainer, phase: str) -> np.ndarray:
     return np.array([r["loss"] for r in trainer.state.history if r["phase"] == phase])
 
@@ -60,12 +71,7 @@ def test_each_member_equals_its_single_run(sampler):
         assert len(adam) == len(adam_m) and np.allclose(adam_m, adam, rtol=1e-10, atol=0)
         lbfgs, lbfgs_m = _losses(single, "lbfgs"), _losses(member, "lbfgs")
         assert len(lbfgs) == len(lbfgs_m) and np.allclose(lbfgs_m, lbfgs, rtol=1e-10, atol=0)
-        errors = single.state.metrics["l2_rel_error"]
-        errors_m = member.state.metrics["l2_rel_error"]
-        assert len(errors) == 3 and np.allclose(errors_m, errors, rtol=1e-6, atol=0)
-        assert single.state.collocation.keys() == member.state.collocation.keys()
-        for key, points in single.state.collocation.items():
-            np.testing.assert_array_equal(member.state.collocation[key], points)
+        _same_rounds(single, member)
         assert single.scorer.n_evals == member.scorer.n_evals
 
 
@@ -144,12 +150,7 @@ def test_vectorized_members_agree_with_their_single_runs_to_round_off(sampler):
                  for t in (single, member)]  # fmt: skip
         assert steps[0] == steps[1] and any(phase == "lbfgs" for _, phase, _ in steps[0])
         assert np.allclose(_losses(member, "lbfgs"), _losses(single, "lbfgs"), rtol=1e-6, atol=0)
-        errors = single.state.metrics["l2_rel_error"]
-        errors_m = member.state.metrics["l2_rel_error"]
-        assert len(errors) == 3 and np.allclose(errors_m, errors, rtol=1e-6, atol=0)
-        assert single.state.collocation.keys() == member.state.collocation.keys()
-        for key, points in single.state.collocation.items():
-            np.testing.assert_array_equal(member.state.collocation[key], points)
+        _same_rounds(single, member)
 
 
 def _sweep(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.CompletedProcess, Path]:

@@ -266,9 +266,10 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
-def test_batched_follows_separate_runs_member_by_member():
-    kwargs = {"history_size": 4, "tolerance_grad": 1e-9}
-    singles, single_params = [], []
+def _separate_runs(poisoned, **kwargs) -> tuple[list[SyncFreeLBFGS], list[tuple]]:
+    """One SyncFreeLBFGS per member, on its own parameters; member k's trial at its
+    evaluation c is not a number where ``poisoned(k, c)``."""
+    singles, params = [], []
     for k in range(3):
         a_k, b_k = (t.clone().requires_grad_(True) for t in _start(k))
         calls = [0]
@@ -276,24 +277,42 @@ def test_batched_follows_separate_runs_member_by_member():
         def evaluate(k=k, a=a_k, b=b_k, calls=calls) -> torch.Tensor:
             a.grad = b.grad = None
             calls[0] += 1
-            terms = _problem(k, a, b, poison=k == 2 and calls[0] == POISON)
+            terms = _problem(k, a, b, poison=poisoned(k, calls[0]))
             terms[0].backward()
             return terms.detach()
 
         singles.append(SyncFreeLBFGS([a_k, b_k], evaluate, max_iter=MAX_ITER[k], **kwargs))
-        single_params.append((a_k, b_k))
+        params.append((a_k, b_k))
+    return singles, params
+
+
+def _members_together(poisoned, trials: list | None = None, **kwargs):
+    """The three members in one BatchedSyncFreeLBFGS over stacked parameters (a, b); each
+    evaluation's losses are appended to ``trials``. Returns (optimizer, a, b)."""
     a, b = (torch.stack(list(ts)).requires_grad_(True) for ts in zip(*map(_start, range(3))))
-    trials: list[torch.Tensor] = []
+    calls = [0]
 
     def evaluate_all() -> torch.Tensor:
         a.grad = b.grad = None
-        poison = len(trials) + 1 == POISON
-        terms = torch.stack([_problem(k, a[k], b[k], poison and k == 2) for k in range(3)])
+        calls[0] += 1
+        terms = torch.stack([_problem(k, a[k], b[k], poisoned(k, calls[0])) for k in range(3)])
         terms[:, 0].sum().backward()
-        trials.append(terms[:, 0].detach())
+        if trials is not None:
+            trials.append(terms[:, 0].detach())
         return terms.detach()
 
-    batched = BatchedSyncFreeLBFGS([a, b], evaluate_all, max_iter=MAX_ITER, **kwargs)
+    return BatchedSyncFreeLBFGS([a, b], evaluate_all, max_iter=MAX_ITER, **kwargs), a, b
+
+
+def test_batched_follows_separate_runs_member_by_member():
+    kwargs = {"history_size": 4, "tolerance_grad": 1e-9}
+
+    def poisoned(k: int, call: int) -> bool:
+        return k == 2 and call == POISON
+
+    singles, single_params = _separate_runs(poisoned, **kwargs)
+    trials: list[torch.Tensor] = []
+    batched, a, b = _members_together(poisoned, trials, **kwargs)
     start = batched.start()
     for k, single in enumerate(singles):
         assert torch.equal(start[k], single.start())
@@ -338,30 +357,8 @@ def test_batched_restarts_a_stalled_member_as_its_separate_run_does():
     def poisoned(k: int, call: int) -> bool:
         return k == 0 and 4 <= call <= 50
 
-    singles = []
-    for k in range(3):
-        a_k, b_k = (t.clone().requires_grad_(True) for t in _start(k))
-        calls = [0]
-
-        def evaluate(k=k, a=a_k, b=b_k, calls=calls) -> torch.Tensor:
-            a.grad = b.grad = None
-            calls[0] += 1
-            terms = _problem(k, a, b, poison=poisoned(k, calls[0]))
-            terms[0].backward()
-            return terms.detach()
-
-        singles.append(SyncFreeLBFGS([a_k, b_k], evaluate, max_iter=MAX_ITER[k], **kwargs))
-    a, b = (torch.stack(list(ts)).requires_grad_(True) for ts in zip(*map(_start, range(3))))
-    calls = [0]
-
-    def evaluate_all() -> torch.Tensor:
-        a.grad = b.grad = None
-        calls[0] += 1
-        terms = torch.stack([_problem(k, a[k], b[k], poisoned(k, calls[0])) for k in range(3)])
-        terms[:, 0].sum().backward()
-        return terms.detach()
-
-    batched = BatchedSyncFreeLBFGS([a, b], evaluate_all, max_iter=MAX_ITER, **kwargs)
+    singles, _ = _separate_runs(poisoned, **kwargs)
+    batched, _, _ = _members_together(poisoned, **kwargs)
     resets, single_resets = [], []
     reset, single_reset = batched._reset, singles[0]._reset
     batched._reset = lambda fresh: (resets.append(fresh.clone()), reset(fresh))[1]
