@@ -223,6 +223,40 @@ def test_an_iteration_reads_nothing_on_the_host():
     assert opt.f < 1e-6
 
 
+def test_the_compiled_update_follows_the_eager_one():
+    """``compile=True`` (torch.compile's default backend, as ``optimizer.compile=true`` runs
+    it) takes the same steps as the eager update, to round-off in float64, where torch.compile
+    drops in-place writes to 0-d float64 tensors reached through an attribute (the step size
+    and the loss then stayed at their first values)."""
+    dtype = F64
+
+    def run(compile: bool) -> list[tuple[float, bool, float]]:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 2, generator=generator, dtype=dtype)
+        target = torch.sin(x.sum(1, keepdim=True))
+        w1 = torch.randn(2, 16, generator=generator, dtype=dtype).requires_grad_(True)
+        w2 = (torch.randn(16, 1, generator=generator, dtype=dtype) / 4).requires_grad_(True)
+
+        def evaluate() -> torch.Tensor:
+            w1.grad = w2.grad = None
+            loss = (torch.tanh(x @ w1) @ w2 - target).square().mean()
+            loss.backward()
+            return loss.detach().reshape(1)
+
+        opt = SyncFreeLBFGS([w1, w2], evaluate, history_size=10, max_iter=100, compile=compile)
+        opt.start()
+        out = []
+        for _ in range(30):
+            terms, accepted = opt.step()
+            out.append((float(terms[0]), bool(accepted), float(opt.t)))
+        return out
+
+    eager, compiled = run(False), run(True)
+    assert any(not accepted for _, accepted, _ in eager)  # a rejected trial is in the test
+    for (f, ok, t), (f_c, ok_c, t_c) in zip(eager, compiled):
+        assert ok == ok_c and f_c == pytest.approx(f, rel=1e-10) and t_c == pytest.approx(t, rel=1e-10)
+
+
 # --------------------------------------------------------------------------------------------
 # the batched sync-free L-BFGS: S problems at once, each as its own SyncFreeLBFGS
 # --------------------------------------------------------------------------------------------

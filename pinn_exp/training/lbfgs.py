@@ -278,27 +278,43 @@ class SyncFreeLBFGS:
     def accept(self, x_trial: torch.Tensor, active: torch.Tensor, terms: torch.Tensor):
         """Judges the evaluated trial (second half of :meth:`step`); returns whether it was
         accepted."""
-        return self._update(x_trial, active, terms, self.flat_grad())
+        ok, f, gtd, t = self._update(x_trial, active, terms, self.flat_grad(), self.f, self.gtd,
+                                     self.t)  # fmt: skip
+        # the 0-d state is written here, outside the compiled update: torch.compile (2.13)
+        # drops in-place writes to 0-d float64 tensors that a compiled function reaches
+        # through an attribute; in place, so a CUDA graph can capture the step
+        self.f.copy_(f)
+        self.gtd.copy_(gtd)
+        self.t.copy_(t)
+        return ok
 
     def flat_grad(self) -> torch.Tensor:
         """The gradient of the last evaluation as one flat vector."""
         return flat_grad(self.params)
 
     def _update_eager(
-        self, x_trial: torch.Tensor, active: torch.Tensor, terms: torch.Tensor, g: torch.Tensor
-    ) -> torch.Tensor:
-        """Accepts or rejects the trial, updates the history, the direction and the step."""
+        self,
+        x_trial: torch.Tensor,
+        active: torch.Tensor,
+        terms: torch.Tensor,
+        g: torch.Tensor,
+        f0: torch.Tensor,
+        gtd: torch.Tensor,
+        t: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Accepts or rejects the trial, updates the history and the direction; returns
+        whether it was accepted and the new loss, slope and step (``f0``, ``gtd``, ``t``: the
+        current ones), which :meth:`accept` stores."""
         f = terms[0]
-        armijo = f <= self.f + self.c1 * self.t * self.gtd
+        armijo = f <= f0 + self.c1 * t * gtd
         ok = active & torch.isfinite(f) & torch.isfinite(g).all() & armijo
         s, y = x_trial - self.x, g - self.g
         self._push(ok & (s.dot(y) > 1e-10), s, y)
         # the minimiser of the quadratic through f(0), f'(0) and f(t), within [0.1t, 0.5t]
-        t, gtd = self.t, self.gtd
-        shorter = _shorter_step(f, self.f, gtd, t)
+        shorter = _shorter_step(f, f0, gtd, t)
         # in place: the state keeps its storage, so a CUDA graph can capture this step
         self.x.copy_(torch.where(ok, x_trial, self.x))
-        self.f.copy_(torch.where(ok, f, self.f))
+        new_f = torch.where(ok, f, f0)
         self.g.copy_(torch.where(ok, g, self.g))
         self.terms.copy_(torch.where(ok, terms, self.terms))
         d = self.direction(self.g)
@@ -311,11 +327,10 @@ class SyncFreeLBFGS:
         fresh = (ok & bad) | stalled
         self._reset(fresh)
         self.d.copy_(torch.where(fresh, steep_d, torch.where(ok, d, self.d)))
-        self.gtd.copy_(torch.where(fresh, steep_gtd, torch.where(ok, gd, self.gtd)))
+        new_gtd = torch.where(fresh, steep_gtd, torch.where(ok, gd, gtd))
         new_t = torch.where(ok, torch.full_like(t, self.lr), torch.where(active, shorter, t))
-        self.t.copy_(torch.where(fresh, steep_t, new_t))
         self.accepted += ok.long()
-        return ok
+        return ok, new_f, new_gtd, torch.where(fresh, steep_t, new_t)
 
 
 # The batched products are written as a row times a transposed matrix: torch's CPU bmm takes
