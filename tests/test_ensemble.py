@@ -153,6 +153,31 @@ def test_vectorized_members_agree_with_their_single_runs_to_round_off(sampler):
         _same_rounds(single, member)
 
 
+@pytest.mark.parametrize(
+    "vectorize", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["loop", "vmap"]
+)
+def test_compiled_members_follow_their_compiled_single_runs(vectorize):
+    """``optimizer.compile=true``: the ensemble compiles its batched loss once (and, with
+    ``vmap``, the batched L-BFGS update); a member follows the compiled single run with its
+    seed to round-off: the same steps, losses and errors after every round to 1e-6 (float64),
+    the same points."""
+    overrides = ["sampler=rsmote", "rounds=1", "optimizer.compile=true"]
+    seeds = [0, 1]
+    singles = _single_runs(tuple(overrides), tuple(seeds))
+    members = [Trainer(b, progress=False) for b in _parts(overrides, seeds)]
+    EnsembleTrainer(members, progress=False, vectorize=vectorize).run()
+    for single, member in zip(singles, members):
+        steps = [[(r["round"], r["phase"], r["step"]) for r in t.state.history]
+                 for t in (single, member)]  # fmt: skip
+        assert steps[0] == steps[1] and any(phase == "lbfgs" for _, phase, _ in steps[0])
+        losses = [[r["loss"] for r in t.state.history] for t in (single, member)]
+        assert np.allclose(losses[1], losses[0], rtol=1e-6, atol=0)
+        errors = [t.state.metrics["l2_rel_error"] for t in (single, member)]
+        assert len(errors[0]) == 2 and np.allclose(errors[1], errors[0], rtol=1e-6, atol=0)
+        for key, points in single.state.collocation.items():
+            np.testing.assert_array_equal(member.state.collocation[key], points)
+
+
 def _sweep(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
     sweep = tmp_path / name
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests")}

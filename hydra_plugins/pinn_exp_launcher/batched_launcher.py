@@ -6,8 +6,8 @@ launcher: its output directory, ``.hydra/``, the guard's checks and ``config_res
 only its training is deferred (:func:`pinn_exp.runner.defer`). Then the deferred jobs of each
 group train together and each writes the files its single run writes. A group that cannot be
 batched (:func:`pinn_exp.training.ensemble.unbatchable_reason`: a sampler that moves its
-points within a stage, Hutchinson probes, ``optimizer.compile``, jobs that differ in more than
-the seed), and any job with ``resume=true``, runs one job after the other as the basic launcher
+points within a stage, Hutchinson probes, torch's L-BFGS, jobs that differ in more than the
+seed), and any job with ``resume=true``, runs one job after the other as the basic launcher
 does, with a log line saying why.
 
 Keys: ``sync_free`` (default true) adds ``optimizer.lbfgs_impl=sync_free`` to the overrides of

@@ -59,8 +59,6 @@ def unbatchable_reason(parts: list[RunParts]) -> str | None:
     schedule, sampler = first.schedule, first.sampler
     if schedule.lbfgs_steps and schedule.lbfgs_impl != "sync_free":
         return "batched L-BFGS is the sync-free one (optimizer.lbfgs_impl=sync_free)"
-    if schedule.compile:
-        return "optimizer.compile=true is not batched"
     if sampler.period:
         return f"sampler {sampler.name} updates within a stage (sampler.period)"
     if sampler.single_stage:
@@ -148,6 +146,9 @@ class EnsembleTrainer(Stages):
         self.progress, self.step_hook, self.vectorize = progress, step_hook, vectorize
         self._graphs, self._period = first._graphs, None
         self._loss = _MemberLoss(first)
+        #: the batched loss, compiled once for the ensemble with ``optimizer.compile``
+        self._terms_fn = (torch.compile(self.batched_terms) if self.schedule.compile
+                          else self.batched_terms)  # fmt: skip
         self._names = [f"model.{name}" for name, p in first.model.named_parameters()
                        if p.requires_grad]  # fmt: skip
         #: a member that diverged: index -> the exception its single run would have raised
@@ -223,7 +224,7 @@ class EnsembleTrainer(Stages):
         def evaluate():
             for p in params:
                 p.grad = None
-            terms, _ = self.batched_terms(params, x, soft)
+            terms, _ = self._terms_fn(params, x, soft)
             terms[:, 0].sum().backward(inputs=params)
             return terms.detach()
 
@@ -265,7 +266,8 @@ class EnsembleTrainer(Stages):
         kwargs = {"lr": self.schedule.lbfgs_lr, "history_size": self.schedule.history_size,
                   "max_iter": steps, "tolerance_grad": self.schedule.tolerance_grad}  # fmt: skip
         if self.vectorize:
-            optimizer = BatchedSyncFreeLBFGS(self._params, evaluate, **kwargs)
+            optimizer = BatchedSyncFreeLBFGS(self._params, evaluate, compile=self.schedule.compile,
+                                             **kwargs)  # fmt: skip
         else:
             parts = [_MemberLBFGS(self._params, i, None, **kwargs) for i in range(size)]
             optimizer = _Together(parts, evaluate)
