@@ -36,7 +36,7 @@ from pinn_exp.factory import build
 from pinn_exp.training.ensemble import EnsembleTrainer
 from pinn_exp.training.trainer import Trainer
 
-BASE = ["optimizer.lbfgs_impl=sync_free", "progress=false"]
+BASE = ["optimizer.lbfgs_impl=sync_free", "optimizer.compile=false", "progress=false"]
 
 
 def _sync(device: str) -> None:

@@ -43,15 +43,17 @@ from pinn_exp.factory import build
 from pinn_exp.training.trainer import Trainer
 
 # The paths compared by default: today's fastest first-class options against the old ones.
+# Each sets optimizer.compile, whose default (auto) compiles the default job on a CPU.
 VARIANTS = {
     # autograd derivatives (nested autograd.grad) and torch's L-BFGS: the code before jets
-    "baseline": ["laplacian=autograd", "optimizer.lbfgs_impl=torch"],
+    "baseline": ["laplacian=autograd", "optimizer.lbfgs_impl=torch", "optimizer.compile=false"],
     # forward jets (u, u_t, u_x, u_xx in one pass) with torch's L-BFGS
-    "forward": ["laplacian=forward", "optimizer.lbfgs_impl=torch"],
+    "forward": ["laplacian=forward", "optimizer.lbfgs_impl=torch", "optimizer.compile=false"],
     # forward jets and the sync-free L-BFGS
-    "sync_free": ["laplacian=forward", "optimizer.lbfgs_impl=sync_free"],
+    "sync_free": ["laplacian=forward", "optimizer.lbfgs_impl=sync_free", "optimizer.compile=false"],
     # forward jets and the sync-free L-BFGS, each step replayed as a CUDA graph (CUDA only)
-    "graphs": ["laplacian=forward", "optimizer.lbfgs_impl=sync_free", "optimizer.cuda_graphs=true"],
+    "graphs": ["laplacian=forward", "optimizer.lbfgs_impl=sync_free", "optimizer.cuda_graphs=true",
+               "optimizer.compile=false"],
     # forward jets, torch's L-BFGS, the loss and its gradient compiled by torch.compile
     "compiled_torch": ["laplacian=forward", "optimizer.lbfgs_impl=torch", "optimizer.compile=true"],
     # the same with the sync-free L-BFGS

@@ -196,13 +196,14 @@ def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,
             return None
         sys.exit(1)
     log.info(
-        "%s | %s | N=%d | rounds=%d | %s %s | out: %s",
+        "%s | %s | N=%d | rounds=%d | %s %s | %s | out: %s",
         built.pde,
         built.sampler,
         built.n_points,
         built.rounds,
         built.device.description,
         built.device.dtype_name,
+        built.compile_note,
         out_dir,
     )
     try:

@@ -51,6 +51,8 @@ class Built:
     #: the run's generator, seeded by ``seed``: the sampler (bound to it here) and the PDE's
     #: soft-constraint points draw from it; checkpoints save its state
     generator: torch.Generator
+    #: how ``optimizer.compile`` was decided (:meth:`Schedule.decide_compile`), for the log
+    compile_note: str = ""
 
 
 def _build(node: DictConfig, key: str, **kwargs):
@@ -293,6 +295,7 @@ def build(cfg: DictConfig, training: bool = True) -> Built:
         raise ConfigError(str(exc)) from None
     check_sizes(pde, sampler, device)
     schedule = _build(cfg.optimizer, "optimizer")
+    schedule, compile_note = schedule.decide_compile(device.device.type, cfg.rounds)
     seed_everything(cfg.seed)  # the network's initial weights depend on the seed only
     net: MLP = _build(cfg.model, "model", in_dim=pde.dim)
     if training:
@@ -309,4 +312,5 @@ def build(cfg: DictConfig, training: bool = True) -> Built:
         n_points=cfg.n_points,
         rounds=cfg.rounds,
         generator=generator,
+        compile_note=compile_note,
     )

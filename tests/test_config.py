@@ -100,6 +100,8 @@ def test_every_experiment_composes_and_builds(name, compose):
         (["laplacian.method=magic"], "laplacian.method"),
         (["laplacian=hutchinson", "laplacian.probes=0"], "laplacian.probes"),
         (["laplacian.compile_mode=fastest"], "laplacian.compile_mode"),
+        (["optimizer.compile=maybe"], "optimizer.compile"),
+        (["optimizer.compile=1"], "optimizer.compile"),
     ],
 )
 def test_bad_values_are_refused_before_training(overrides, key, compose):
@@ -286,3 +288,26 @@ def test_the_paper_tables_differ_only_in_their_pde(compose):
     first = configs[TABLES[0]]
     assert all(cfg == first for cfg in configs.values())
     assert first["sampler"]["_target_"].endswith("RSmote") and first["rounds"] == 10  # paper
+
+
+def test_compile_auto_compiles_long_cpu_runs_where_a_compiler_is_found(compose, monkeypatch):
+    """optimizer.compile=auto (the default): the default job on the CPU is compiled; a short
+    run, a GPU run and a machine without a C++ compiler stay eager, each saying why; an
+    explicit true or false is kept."""
+    from pinn_exp.training import schedule as schedule_module
+
+    monkeypatch.setattr(schedule_module.shutil, "which", lambda name: f"/usr/bin/{name}")
+    default = build(compose([]), training=False)
+    assert default.schedule.compile is True and default.schedule.steps(6) == 9000
+    assert default.compile_note == "optimizer.compile=auto: compiled (CPU, 9,000 steps)"
+    short = build(compose(["optimizer.pretrain_steps=1000", "rounds=2"]), training=False)
+    assert short.schedule.compile is False and "4,000 steps, below 5,000" in short.compile_note
+    decided, note = default.schedule.__class__(compile="auto").decide_compile("cuda", 6)
+    assert decided.compile is False and "not on the CPU (cuda)" in note
+    for kept in (True, False):
+        built = build(compose([f"optimizer.compile={str(kept).lower()}"]), training=False)
+        assert built.schedule.compile is kept
+        assert built.compile_note == f"optimizer.compile={str(kept).lower()}"
+    monkeypatch.setattr(schedule_module.shutil, "which", lambda name: None)
+    bare = build(compose([]), training=False)
+    assert bare.schedule.compile is False and "no C++ compiler" in bare.compile_note

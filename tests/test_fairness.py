@@ -192,8 +192,9 @@ def test_random_r_as_published_resamples_every_100_adam_steps_in_one_stage(
 
     built.sampler.update = recording
     lbfgs_runs: list[int] = []
-    lbfgs = trainer._lbfgs
-    trainer._lbfgs = lambda x, r, n: (lbfgs_runs.append(n), lbfgs(x, r, n))
+    for name in ("_lbfgs", "_lbfgs_sync_free"):  # torch's L-BFGS stage or the sync-free one
+        stage = getattr(trainer, name)
+        setattr(trainer, name, lambda x, r, n, stage=stage: (lbfgs_runs.append(n), stage(x, r, n)))
     state = trainer.run()
     assert len(state.round_stats) == 1 and trainer.rounds == 0  # one stage, no rounds
     assert state.round_stats[0]["n_stage_updates"] == expected == len(sets)

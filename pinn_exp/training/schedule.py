@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+import shutil
 from dataclasses import dataclass
 
 LBFGS_IMPLS = ("torch", "sync_free")
+
+#: ``optimizer.compile=auto`` compiles a run on the CPU of at least this many optimizer steps
+#: (Adam steps and L-BFGS iterations of all its stages): below it a cold compilation costs
+#: more than it saves (docs/performance.md)
+AUTO_COMPILE_STEPS = 5000
 
 
 @dataclass
@@ -37,7 +45,10 @@ class Schedule:
             ``sync_free`` (:class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS`: one evaluation per
             iteration, no host reads within a block, docs/performance.md).
         compile: compile the loss and its gradient with ``torch.compile`` (a one-off cost of
-            tens of seconds per run, less with a warm compile cache; docs/performance.md).
+            tens of seconds per run, less with a warm compile cache; docs/performance.md):
+            true, false, or ``auto`` (the default): compiled on the CPU for a run of at least
+            :data:`AUTO_COMPILE_STEPS` steps where a C++ compiler is found, otherwise eager
+            (:meth:`decide_compile`).
         cuda_graphs: on CUDA, replay each Adam step and each sync-free L-BFGS iteration as a
             CUDA graph (:mod:`pinn_exp.training.capture`); torch's L-BFGS is not captured.
             No effect on a CPU.
@@ -53,8 +64,8 @@ class Schedule:
     max_ls: int | None = None
     tolerance_grad: float = 1e-9
     check_every: int = 50
-    lbfgs_impl: str = "torch"
-    compile: bool = False
+    lbfgs_impl: str = "sync_free"
+    compile: bool | str = "auto"
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
@@ -75,6 +86,10 @@ class Schedule:
                 f"optimizer.lbfgs_impl={self.lbfgs_impl!r} is not allowed; choose one of "
                 f"{LBFGS_IMPLS}"
             )
+        if not (isinstance(self.compile, bool) or self.compile == "auto"):
+            raise ValueError(
+                f"optimizer.compile={self.compile!r} is not allowed; choose true, false or auto"
+            )
         if not isinstance(self.tolerance_grad, (int, float)) or not self.tolerance_grad >= 0:
             raise ValueError(
                 f"optimizer.tolerance_grad={self.tolerance_grad!r} is not allowed; it must be a "
@@ -93,6 +108,43 @@ class Schedule:
                 f"optimizer.max_ls={self.max_ls!r} is not allowed; it must be null or an "
                 "integer >= 1"
             )
+
+
+    def steps(self, rounds: int) -> int:
+        """Optimizer steps of a run of ``rounds`` rounds at most: Adam steps and L-BFGS
+        iterations of the initial training and of every round."""
+        per_round = self.adam_steps + self.lbfgs_steps
+        return self.pretrain_steps + self.lbfgs_steps + rounds * per_round
+
+    def decide_compile(self, device_type: str, rounds: int) -> tuple[Schedule, str]:
+        """This schedule with ``compile=auto`` decided, and a line saying how.
+
+        ``auto`` compiles on the CPU when the run has at least :data:`AUTO_COMPILE_STEPS`
+        steps and a C++ compiler (``$CXX``, ``c++``, ``g++`` or ``clang++``) is on the PATH,
+        which torch.compile needs there; on a GPU it stays eager (not measured there yet: set
+        ``optimizer.compile=true`` to compile). An explicit true or false is kept.
+        """
+        if self.compile != "auto":
+            return self, f"optimizer.compile={str(self.compile).lower()}"
+        steps = self.steps(rounds)
+        if device_type != "cpu":
+            on, why = False, f"not on the CPU ({device_type})"
+        elif steps < AUTO_COMPILE_STEPS:
+            on, why = False, f"{steps:,} steps, below {AUTO_COMPILE_STEPS:,}"
+        elif not _cxx():
+            on, why = False, "no C++ compiler found ($CXX, c++, g++, clang++)"
+        else:
+            on, why = True, f"CPU, {steps:,} steps"
+        decided = dataclasses.replace(self, compile=on)
+        return decided, f"optimizer.compile=auto: {'compiled' if on else 'eager'} ({why})"
+
+
+def _cxx() -> str | None:
+    """The C++ compiler torch.compile would use on the CPU, if one is on the PATH."""
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
 
 
 def lbfgs_max_eval(steps: int) -> int:
