@@ -8,7 +8,9 @@ write the run's record into its Hydra output directory.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import json
 import logging
 import os
 import sys
@@ -152,6 +154,23 @@ def _main(cfg: DictConfig) -> float | None:
             guard.release(out_dir)
 
 
+def _first_compile_decision(built, out_dir: Path):
+    """A resumed run keeps the ``optimizer.compile=auto`` decision its record holds: the
+    decision depends on ``rounds`` and the machine, both of which a resume may change."""
+    if not built.compile_note.startswith("optimizer.compile=auto"):
+        return built
+    try:
+        recorded = json.loads((out_dir / record_files.METRICS).read_text()).get("compiled")
+    except (OSError, ValueError, AttributeError):  # the guard has read the record already
+        return built
+    if not isinstance(recorded, bool) or recorded == built.schedule.compile:
+        return built
+    schedule = dataclasses.replace(built.schedule, compile=recorded)
+    how = "compiled" if recorded else "eager"
+    note = f"optimizer.compile=auto: {how} (as the run's record says it started)"
+    return dataclasses.replace(built, schedule=schedule, compile_note=note)
+
+
 def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,
          requeued: bool) -> float | None:  # fmt: skip
     has_checkpoint = (out_dir / record_files.CHECKPOINT).is_file()
@@ -195,6 +214,8 @@ def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,
         if multirun:
             return None
         sys.exit(1)
+    if resuming:
+        built = _first_compile_decision(built, out_dir)
     log.info(
         "%s | %s | N=%d | rounds=%d | %s %s | %s | out: %s",
         built.pde,

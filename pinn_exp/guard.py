@@ -38,6 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -91,12 +92,30 @@ def _differences(before: dict, after: dict) -> list[str]:
             if k.split(".")[0] not in RESUMABLE and before.get(k) != after.get(k)]  # fmt: skip
 
 
+#: the defaults that changed (key, the value before): a run started before resumes with
+#: these on its command line
+CHANGED_DEFAULTS = {"optimizer.lbfgs_impl": "torch", "optimizer.compile": "false"}
+
+
+def _old_defaults_hint(changed: list[str]) -> str:
+    """How to resume a run or sweep started before the defaults changed, where that is what
+    differs."""
+    keys = [k for k in CHANGED_DEFAULTS if any(d.split(" ")[0] == k for d in changed)]
+    if not keys:
+        return ""
+    overrides = " ".join(f"{k}={v}" for k, v in CHANGED_DEFAULTS.items())
+    return (f" (the defaults of {', '.join(keys)} changed: optimizer.lbfgs_impl is sync_free "
+            "and optimizer.compile auto; a run started before resumes with "
+            f"{overrides})")  # fmt: skip
+
+
 def _compare(run_dir: Path, recorded: dict, job: dict, source: str) -> None:
     changed = _differences(recorded, job)
     if changed:
         raise Refused(
             f"cannot resume {run_dir}: the config differs from the run's ({source}) in "
             f"{', '.join(changed)}; only {', '.join(sorted(RESUMABLE))} may change on resume"
+            + _old_defaults_hint(changed)
         )
     if (job.get("rounds") or 0) < (recorded.get("rounds") or 0):
         raise Refused(
@@ -538,12 +557,25 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
     except Exception as exc:  # noqa: BLE001 - a damaged multirun.yaml
         raise Refused(f"cannot resume the sweep {sweep_dir}: multirun.yaml is unreadable "
                       f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None  # fmt: skip
+    old_values, new_values = _flat(old_job), _flat(_unresolved_job(config))
+
+    def same(key: str) -> bool:
+        """The key has the same value before and after: the same override, or an override
+        on one side that sets the value the other side's config has (a default written
+        out, e.g. optimizer.lbfgs_impl=torch for a sweep started when it was the default)."""
+        if before.get(key) == after.get(key):
+            return True
+        if key not in before or key not in after:
+            side, other = (after, old_values) if key not in before else (before, new_values)
+            return key in other and _value(side[key]) == other[key]
+        return False
+
     changed = [
         f"{k} ({before.get(k)!r} -> {after.get(k)!r})"
         for k in sorted(set(before) | set(after))
         if k.split(".")[0] not in RESUMABLE
         and not k.startswith(("hydra.sweep.dir", "hydra/launcher", "hydra.launcher"))
-        and before.get(k) != after.get(k)
+        and not same(k)
     ]
     given = set(before) | set(after)  # keys set on a command line: compared above already
     changed += [d for d in _differences(old_job, _unresolved_job(config))
@@ -553,7 +585,16 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
             f"cannot resume the sweep {sweep_dir}: its config differs from the sweep's "
             f"(multirun.yaml) in {', '.join(changed)}; only {', '.join(sorted(RESUMABLE))} may "
             "change on resume; start a new sweep in another hydra.sweep.dir"
+            + _old_defaults_hint(changed)
         )
+
+
+def _value(text: str) -> Any:
+    """An override's value as the config holds it (``false`` -> False, ``0.1`` -> 0.1)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"

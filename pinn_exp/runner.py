@@ -73,6 +73,8 @@ def base_record(built: Built | None, meta: dict) -> RunRecord:
             threads=built.device.threads,
             rounds=built.rounds,
             laplacian=built.laplacian.method,
+            lbfgs_impl=built.schedule.lbfgs_impl,
+            compiled=built.schedule.compile,
         )
     return record
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 from pathlib import Path
 
 import pytest
@@ -296,18 +297,43 @@ def test_compile_auto_compiles_long_cpu_runs_where_a_compiler_is_found(compose, 
     explicit true or false is kept."""
     from pinn_exp.training import schedule as schedule_module
 
-    monkeypatch.setattr(schedule_module.shutil, "which", lambda name: f"/usr/bin/{name}")
-    default = build(compose([]), training=False)
+    monkeypatch.setattr(schedule_module, "_cxx", lambda: "g++")
+    default = build(compose(["device=cpu"]), training=False)
     assert default.schedule.compile is True and default.schedule.steps(6) == 9000
     assert default.compile_note == "optimizer.compile=auto: compiled (CPU, 9,000 steps)"
-    short = build(compose(["optimizer.pretrain_steps=1000", "rounds=2"]), training=False)
+    short = build(compose(["device=cpu", "optimizer.pretrain_steps=1000", "rounds=2"]),
+                  training=False)  # fmt: skip
     assert short.schedule.compile is False and "4,000 steps, below 5,000" in short.compile_note
     decided, note = default.schedule.__class__(compile="auto").decide_compile("cuda", 6)
     assert decided.compile is False and "not on the CPU (cuda)" in note
     for kept in (True, False):
-        built = build(compose([f"optimizer.compile={str(kept).lower()}"]), training=False)
+        built = build(compose(["device=cpu", f"optimizer.compile={str(kept).lower()}"]),
+                      training=False)  # fmt: skip
         assert built.schedule.compile is kept
         assert built.compile_note == f"optimizer.compile={str(kept).lower()}"
-    monkeypatch.setattr(schedule_module.shutil, "which", lambda name: None)
-    bare = build(compose([]), training=False)
+    random_r = build(compose(["device=cpu", "sampler=random_r"]), training=False)
+    assert random_r.schedule.compile is False and "3,000 steps" in random_r.compile_note
+    monkeypatch.setattr(schedule_module, "_cxx", lambda: None)
+    bare = build(compose(["device=cpu"]), training=False)
     assert bare.schedule.compile is False and "no C++ compiler" in bare.compile_note
+
+
+def test_a_resumed_run_keeps_the_compile_decision_its_record_holds(compose, tmp_path, monkeypatch):
+    """optimizer.compile=auto decides by rounds and by the machine; a resume (which may raise
+    rounds, or run on another node) keeps what the run's record says it started with, and the
+    record says it (``compiled``, ``lbfgs_impl``)."""
+    from pinn_exp import cli, runner
+    from pinn_exp.training import schedule as schedule_module
+
+    monkeypatch.setattr(schedule_module, "_cxx", lambda: "g++")
+    built = build(compose(["device=cpu"]), training=False)
+    record = runner.base_record(built, {}).to_json()
+    assert (record["compiled"], record["lbfgs_impl"]) == (True, "sync_free")
+    (tmp_path / "metrics.json").write_text(json.dumps({**record, "compiled": False}))
+    kept = cli._first_compile_decision(built, tmp_path)
+    assert kept.schedule.compile is False and "as the run's record says" in kept.compile_note
+    (tmp_path / "metrics.json").write_text(json.dumps(record))
+    assert cli._first_compile_decision(built, tmp_path) is built
+    explicit = build(compose(["device=cpu", "optimizer.compile=true"]), training=False)
+    (tmp_path / "metrics.json").write_text(json.dumps({**record, "compiled": False}))
+    assert cli._first_compile_decision(explicit, tmp_path) is explicit  # asked for: kept

@@ -341,3 +341,27 @@ def test_sweeps_whose_jobs_collide_or_whose_config_changed_are_refused(tmp_path)
                 cwd=tmp_path)  # fmt: skip
     _refused(proc, "sampler ('uniform' -> 'rad')")
     assert _files(sweep) == before
+
+
+def test_a_sweep_started_before_the_defaults_changed_resumes_with_them_written_out(tmp_path):
+    """A sweep whose multirun.yaml has the old defaults (torch's L-BFGS, no compilation) is
+    refused with the overrides that resume it, and resumes with them: an override that sets
+    the value the sweep's config had is not a change."""
+    sweep_dir = tmp_path / "sweep"
+    old = ["optimizer.lbfgs_impl=torch", "optimizer.compile=false"]
+    first = _cli("-m", *TINY1, "seed=0", *old, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    # as if it had been started when these were the defaults: not on its command line
+    multirun = OmegaConf.load(sweep_dir / "multirun.yaml")
+    task = [o for o in multirun.hydra.overrides.task if o not in old]
+    multirun.hydra.overrides.task = task
+    OmegaConf.save(multirun, sweep_dir / "multirun.yaml")
+    refused = _cli("-m", *TINY1, "seed=0", "resume=true", f"hydra.sweep.dir={sweep_dir}",
+                   cwd=tmp_path)  # fmt: skip
+    _refused(refused, "resumes with optimizer.lbfgs_impl=torch optimizer.compile=false")
+    resumed = _cli("-m", *TINY1, "seed=0", *old, "resume=true", f"hydra.sweep.dir={sweep_dir}",
+                   cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    record = json.loads(next(sweep_dir.glob("*/metrics.json")).read_text())
+    assert record["status"] == "ok"
+    assert (record["lbfgs_impl"], record["compiled"]) == ("torch", False)

@@ -227,10 +227,11 @@ def test_the_compiled_update_follows_the_eager_one():
     """``compile=True`` (torch.compile's default backend, as ``optimizer.compile=true`` runs
     it) takes the same steps as the eager update, to round-off in float64, where torch.compile
     drops in-place writes to 0-d float64 tensors reached through an attribute (the step size
-    and the loss then stayed at their first values)."""
+    and the loss then stayed at their first values). Its integer state (accepted iterations,
+    pairs pushed) follows too, up to the iteration budget and past it."""
     dtype = F64
 
-    def run(compile: bool) -> list[tuple[float, bool, float]]:
+    def run(compile: bool) -> list[tuple[float, bool, float, int, int]]:
         generator = torch.Generator().manual_seed(0)
         x = torch.randn(64, 2, generator=generator, dtype=dtype)
         target = torch.sin(x.sum(1, keepdim=True))
@@ -243,18 +244,20 @@ def test_the_compiled_update_follows_the_eager_one():
             loss.backward()
             return loss.detach().reshape(1)
 
-        opt = SyncFreeLBFGS([w1, w2], evaluate, history_size=10, max_iter=100, compile=compile)
+        opt = SyncFreeLBFGS([w1, w2], evaluate, history_size=10, max_iter=24, compile=compile)
         opt.start()
         out = []
         for _ in range(30):
             terms, accepted = opt.step()
-            out.append((float(terms[0]), bool(accepted), float(opt.t)))
+            out.append((float(terms[0]), bool(accepted), float(opt.t), int(opt.accepted),
+                        int(opt.count)))  # fmt: skip
         return out
 
     eager, compiled = run(False), run(True)
-    assert any(not accepted for _, accepted, _ in eager)  # a rejected trial is in the test
-    for (f, ok, t), (f_c, ok_c, t_c) in zip(eager, compiled):
-        assert ok == ok_c
+    assert any(not row[1] for row in eager[:20])  # a rejected trial is in the test
+    assert eager[-1][3] == 24 and not eager[-1][1]  # the budget was spent before the end
+    for (f, ok, t, *counts), (f_c, ok_c, t_c, *counts_c) in zip(eager, compiled):
+        assert ok == ok_c and counts == counts_c
         assert f_c == pytest.approx(f, rel=1e-10) and t_c == pytest.approx(t, rel=1e-10)
 
 

@@ -275,8 +275,8 @@ def test_sigterm_records_what_was_done_and_exits_143(tmp_path, root, tiny):
     out, ready = tmp_path / "run", tmp_path / "ready"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(root / "tests"),
            "PINN_EXP_READY": str(ready)}  # fmt: skip
-    args = [*tiny, "optimizer.pretrain_steps=1000000", "pde._target_=faults.ReadyBurgers",
-            f"hydra.run.dir={out}"]  # fmt: skip
+    args = [*tiny, "optimizer.pretrain_steps=1000000", "optimizer.compile=false",
+            "pde._target_=faults.ReadyBurgers", f"hydra.run.dir={out}"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, str(root / "run.py"), *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120

@@ -96,6 +96,8 @@ class RunRecord:
     phase: str | None = _field()
     last_completed_round: int | None = _field(fmt=PLAIN)
     laplacian: str | None = _field()
+    lbfgs_impl: str | None = _field()  # the L-BFGS that ran (optimizer.lbfgs_impl)
+    compiled: bool | None = _field()  # optimizer.compile as decided (auto: per run)
     overrides: list[str] = field(default_factory=list)
     #: fields of a user's sampler (``Sampler.record_fields``) that the record does not declare
     extra: dict[str, Any] = field(default_factory=dict)

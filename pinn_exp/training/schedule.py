@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import shutil
 from dataclasses import dataclass
 
@@ -110,29 +109,35 @@ class Schedule:
             )
 
 
-    def steps(self, rounds: int) -> int:
+    def steps(self, rounds: int, single_stage: bool = False) -> int:
         """Optimizer steps of a run of ``rounds`` rounds at most: Adam steps and L-BFGS
-        iterations of the initial training and of every round."""
+        iterations of the initial training and of every round (``single_stage``: of its one
+        stage, :attr:`single_stage_lbfgs_steps` L-BFGS iterations)."""
+        if single_stage:
+            lbfgs = self.single_stage_lbfgs_steps
+            return self.pretrain_steps + (self.lbfgs_steps if lbfgs is None else lbfgs)
         per_round = self.adam_steps + self.lbfgs_steps
         return self.pretrain_steps + self.lbfgs_steps + rounds * per_round
 
-    def decide_compile(self, device_type: str, rounds: int) -> tuple[Schedule, str]:
+    def decide_compile(
+        self, device_type: str, rounds: int, single_stage: bool = False
+    ) -> tuple[Schedule, str]:
         """This schedule with ``compile=auto`` decided, and a line saying how.
 
         ``auto`` compiles on the CPU when the run has at least :data:`AUTO_COMPILE_STEPS`
-        steps and a C++ compiler (``$CXX``, ``c++``, ``g++`` or ``clang++``) is on the PATH,
-        which torch.compile needs there; on a GPU it stays eager (not measured there yet: set
+        steps and torch.compile finds the C++ compiler it needs there (``$CXX``, else g++ on
+        Linux); on a GPU it stays eager (not measured there yet: set
         ``optimizer.compile=true`` to compile). An explicit true or false is kept.
         """
         if self.compile != "auto":
             return self, f"optimizer.compile={str(self.compile).lower()}"
-        steps = self.steps(rounds)
+        steps = self.steps(rounds, single_stage)
         if device_type != "cpu":
             on, why = False, f"not on the CPU ({device_type})"
         elif steps < AUTO_COMPILE_STEPS:
             on, why = False, f"{steps:,} steps, below {AUTO_COMPILE_STEPS:,}"
         elif not _cxx():
-            on, why = False, "no C++ compiler found ($CXX, c++, g++, clang++)"
+            on, why = False, "torch.compile finds no C++ compiler ($CXX, g++)"
         else:
             on, why = True, f"CPU, {steps:,} steps"
         decided = dataclasses.replace(self, compile=on)
@@ -140,11 +145,15 @@ class Schedule:
 
 
 def _cxx() -> str | None:
-    """The C++ compiler torch.compile would use on the CPU, if one is on the PATH."""
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return name
-    return None
+    """The C++ compiler torch.compile would use on the CPU (its own search: ``$CXX``, else
+    its configured one, g++ on Linux), or None where it finds none."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        compiler = get_cpp_compiler()
+    except Exception:  # noqa: BLE001 - whatever the search raises: no usable compiler
+        return None
+    return compiler if compiler and shutil.which(compiler) else None
 
 
 def lbfgs_max_eval(steps: int) -> int:

@@ -91,6 +91,9 @@ class Trainer(Stages):
     ):
         self.parts = built
         pde, schedule = built.pde, built.schedule
+        if not isinstance(schedule.compile, bool):  # a Built made without factory.build
+            schedule, _ = schedule.decide_compile(built.device.device.type, built.rounds,
+                                                  built.sampler.single_stage)  # fmt: skip
         device, dtype = built.device.device, built.device.dtype
         self.pde, self.sampler, self.model = pde, built.sampler, built.model
         self.schedule = schedule
