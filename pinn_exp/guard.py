@@ -94,7 +94,7 @@ def _differences(before: dict, after: dict) -> list[str]:
 
 #: the defaults that changed (key, the value before): a run started before resumes with
 #: these on its command line
-CHANGED_DEFAULTS = {"optimizer.lbfgs_impl": "torch", "optimizer.compile": "false"}
+CHANGED_DEFAULTS = {"optimizer.compile": "false"}
 
 
 def _old_defaults_hint(changed: list[str]) -> str:
@@ -104,9 +104,8 @@ def _old_defaults_hint(changed: list[str]) -> str:
     if not keys:
         return ""
     overrides = " ".join(f"{k}={v}" for k, v in CHANGED_DEFAULTS.items())
-    return (f" (the defaults of {', '.join(keys)} changed: optimizer.lbfgs_impl is sync_free "
-            "and optimizer.compile auto; a run started before resumes with "
-            f"{overrides})")  # fmt: skip
+    return (f" (the default of {', '.join(keys)} changed to auto: a run started before "
+            f"resumes with {overrides})")  # fmt: skip
 
 
 def _compare(run_dir: Path, recorded: dict, job: dict, source: str) -> None:

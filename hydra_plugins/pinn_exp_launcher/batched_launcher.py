@@ -11,9 +11,10 @@ seed), and any job with ``resume=true``, runs one job after the other as the bas
 does, with a log line saying why.
 
 Keys: ``sync_free`` (default true) adds ``optimizer.lbfgs_impl=sync_free`` to the overrides of
-every job that does not choose an L-BFGS itself, since the ensemble's L-BFGS is the sync-free
-one; the override is in each job's ``.hydra/overrides.yaml`` and record, so the single run with
-the same overrides is the member. ``vectorize`` (default false): one ``torch.func.vmap`` over
+every job that does not choose an L-BFGS on its command line, since the ensemble's L-BFGS is
+the sync-free one (also where a budget's config sets torch's, the default); the
+override is in each job's ``.hydra/overrides.yaml`` and record, so the single run with the
+same overrides is the member. ``vectorize`` (default false): one ``torch.func.vmap`` over
 the members instead of their losses one after the other, and one batched L-BFGS for all of
 them instead of one per member (docs/performance.md).
 """

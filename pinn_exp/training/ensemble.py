@@ -120,7 +120,8 @@ class EnsembleTrainer(Stages):
             all of them (fewer, larger kernels: the GPU's gain); its batched matrix products
             round differently from the single run's in the last bits, which L-BFGS amplifies
             (docs/performance.md). False: the members' losses one after the other, each
-            exactly its single run's operations, in one backward pass, and a
+            exactly its single run's operations (eager; compiled, the batched loss is one
+            graph and agrees to round-off), in one backward pass, and a
             :class:`SyncFreeLBFGS` per member.
 
     Raises:

@@ -63,7 +63,7 @@ class Schedule:
     max_ls: int | None = None
     tolerance_grad: float = 1e-9
     check_every: int = 50
-    lbfgs_impl: str = "sync_free"
+    lbfgs_impl: str = "torch"
     compile: bool | str = "auto"
     cuda_graphs: bool = False
 

@@ -1,0 +1,141 @@
+"""Whole default jobs as a user runs them (``python run.py ...`` in a subprocess), timed
+from the command's start to its end, with every run's final relative L2 error: the project's
+defaults against an older commit's, and a 5-seed sweep one run after the other against the
+same seeds as one batched job.
+
+    python benchmarks/default_job.py --json default_job.json
+    python benchmarks/default_job.py --cases old,fast_cold,fast_warm --old-commit 9214f4a
+    python benchmarks/default_job.py --cases sequential,batched -- pde=allen_cahn
+
+Cases (``--cases``, in the order given; overrides after ``--`` go to every command):
+
+- ``old``: the default job at ``--old-commit`` (a ``git worktree`` of it in a temporary
+  directory, its own ``run.py`` and package), seed 0.
+- ``eager``: today's code, seed 0, with the settings before compilation was the default
+  (``optimizer.lbfgs_impl=torch optimizer.compile=false``).
+- ``fast_cold``: today's code with its defaults, seed 0, torch.compile's cache empty (a fresh
+  ``TORCHINDUCTOR_CACHE_DIR``): what the first run on a machine pays.
+- ``fast_warm``: the same again with that cache filled by ``fast_cold``.
+- ``sequential``: ``--seeds`` as one sweep of the basic launcher (one run after the other) at
+  the settings of ``eager``.
+- ``batched``: the same seeds as one batched job (``hydra/launcher=batched``, whose L-BFGS is
+  the sync-free one) with today's defaults; ``batched_vmap``: the same with
+  ``hydra.launcher.vectorize=true``.
+
+Each row: case, command, wall time, runs, runs per hour, the seeds' errors. The table printed
+at the end gives runs per hour relative to ``sequential`` (or to the first case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EAGER = ["optimizer.lbfgs_impl=torch", "optimizer.compile=false"]
+CASES = ("old", "eager", "fast_cold", "fast_warm", "sequential", "batched", "batched_vmap")
+
+
+def _errors(out: Path) -> dict[int, float]:
+    """seed -> final relative L2 error of every run under ``out``."""
+    errors = {}
+    for metrics in sorted(out.rglob("metrics.json")):
+        record = json.loads(metrics.read_text())
+        errors[int(record["seed"])] = record.get("l2_rel_error")
+    return errors
+
+
+def _run(case: str, argv: list[str], out: Path, env: dict, cwd: Path) -> dict:
+    began = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - began
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"{case}: exit {proc.returncode}")
+    errors = _errors(out)
+    return {
+        "case": case,
+        "command": " ".join(argv[1:]),
+        "wall_s": wall,
+        "runs": len(errors),
+        "runs_per_hour": 3600 * len(errors) / wall,
+        "errors": errors,
+        "device": f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "log_tail": (proc.stdout + proc.stderr)[-1500:],
+        "torch": torch.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--old-commit", default="9214f4a")
+    parser.add_argument("--json", default=None, help="write the rows here")
+    args = parser.parse_args(argv)
+    cases = args.cases.split(",")
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f"--cases: {unknown} unknown; choose from {list(CASES)}")
+    base = ["progress=false", *extra]
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cache = tmp / "inductor"
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+        for case in cases:
+            out = tmp / case
+            run = [sys.executable, str(ROOT / "run.py")]
+            cwd = ROOT
+            if case == "old":
+                old = tmp / "old"
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old),
+                                args.old_commit], check=True, capture_output=True)  # fmt: skip
+                run, cwd = [sys.executable, str(old / "run.py")], old
+                command = [*run, *base, "seed=0", f"hydra.run.dir={out}"]
+            elif case == "eager":
+                command = [*run, *base, *EAGER, "seed=0", f"hydra.run.dir={out}"]
+            elif case in ("fast_cold", "fast_warm"):
+                command = [*run, *base, "seed=0", f"hydra.run.dir={out}"]
+            else:
+                sweep = [*run, "-m", *base, f"seed={args.seeds}", f"hydra.sweep.dir={out}"]
+                command = {
+                    "sequential": [*sweep, *EAGER],
+                    "batched": [*sweep, "hydra/launcher=batched"],
+                    "batched_vmap": [*sweep, "hydra/launcher=batched",
+                                     "hydra.launcher.vectorize=true"],  # fmt: skip
+                }[case]
+            if case == "fast_cold":
+                cache = tmp / "inductor_cold"  # empty: the first compilation on a machine
+                env = {**env, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+            try:
+                rows.append(_run(case, command, out, env, cwd))
+            finally:
+                if case == "old":
+                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                    str(old)], capture_output=True)  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    table = pd.DataFrame(rows)
+    reference = table[table.case == "sequential"] if "sequential" in cases else table.iloc[:1]
+    table["x_runs_per_hour"] = table.runs_per_hour / float(reference.runs_per_hour.iloc[0])
+    print(table[["case", "wall_s", "runs", "runs_per_hour", "x_runs_per_hour"]].to_string(
+        index=False, float_format=lambda v: f"{v:.2f}"))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
