@@ -561,7 +561,7 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
     def same(key: str) -> bool:
         """The key has the same value before and after: the same override, or an override
         on one side that sets the value the other side's config has (a default written
-        out, e.g. optimizer.lbfgs_impl=torch for a sweep started when it was the default)."""
+        out, e.g. optimizer.compile=false for a sweep started when it was the default)."""
         if before.get(key) == after.get(key):
             return True
         if key not in before or key not in after:
