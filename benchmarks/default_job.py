@@ -43,7 +43,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EAGER = ["optimizer.lbfgs_impl=torch", "optimizer.compile=false"]
-CASES = ("old", "eager", "fast_cold", "fast_warm", "sequential", "batched", "batched_vmap")
+#: single runs (seed 0) and sweeps (``--seeds``): each case's overrides
+SINGLE = {"old": [], "eager": EAGER, "fast_cold": [], "fast_warm": []}
+SWEEP = {"sequential": EAGER, "batched": ["hydra/launcher=batched"],
+         "batched_vmap": ["hydra/launcher=batched", "hydra.launcher.vectorize=true"]}  # fmt: skip
+CASES = (*SINGLE, *SWEEP)
 
 
 def _errors(out: Path) -> dict[int, float]:
@@ -94,39 +98,28 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cache = tmp / "inductor"
-        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp / "inductor")}
         for case in cases:
             out = tmp / case
-            run = [sys.executable, str(ROOT / "run.py")]
-            cwd = ROOT
-            if case == "old":
-                old = tmp / "old"
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old),
+            run, cwd = [sys.executable, str(ROOT / "run.py")], ROOT
+            if case == "old":  # its own checkout beside the run directories
+                tree = tmp / "old_tree"
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree),
                                 args.old_commit], check=True, capture_output=True)  # fmt: skip
-                run, cwd = [sys.executable, str(old / "run.py")], old
-                command = [*run, *base, "seed=0", f"hydra.run.dir={out}"]
-            elif case == "eager":
-                command = [*run, *base, *EAGER, "seed=0", f"hydra.run.dir={out}"]
-            elif case in ("fast_cold", "fast_warm"):
-                command = [*run, *base, "seed=0", f"hydra.run.dir={out}"]
+                run, cwd = [sys.executable, str(tree / "run.py")], tree
+            if case in SINGLE:
+                command = [*run, *base, *SINGLE[case], "seed=0", f"hydra.run.dir={out}"]
             else:
                 sweep = [*run, "-m", *base, f"seed={args.seeds}", f"hydra.sweep.dir={out}"]
-                command = {
-                    "sequential": [*sweep, *EAGER],
-                    "batched": [*sweep, "hydra/launcher=batched"],
-                    "batched_vmap": [*sweep, "hydra/launcher=batched",
-                                     "hydra.launcher.vectorize=true"],  # fmt: skip
-                }[case]
-            if case == "fast_cold":
-                cache = tmp / "inductor_cold"  # empty: the first compilation on a machine
-                env = {**env, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+                command = [*sweep, *SWEEP[case]]
+            if case == "fast_cold":  # an empty cache: the first compilation on a machine
+                env = {**env, "TORCHINDUCTOR_CACHE_DIR": str(tmp / "inductor_cold")}
             try:
                 rows.append(_run(case, command, out, env, cwd))
             finally:
                 if case == "old":
                     subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                    str(old)], capture_output=True)  # fmt: skip
+                                    str(tree)], capture_output=True)  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
