@@ -38,7 +38,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -94,18 +93,19 @@ def _differences(before: dict, after: dict) -> list[str]:
 
 #: the defaults that changed (key, the value before): a run started before resumes with
 #: these on its command line
-CHANGED_DEFAULTS = {"optimizer.compile": "false"}
+CHANGED_DEFAULTS = {"optimizer.compile": False}
 
 
-def _old_defaults_hint(changed: list[str]) -> str:
-    """How to resume a run or sweep started before the defaults changed, where that is what
-    differs."""
-    keys = [k for k in CHANGED_DEFAULTS if any(d.split(" ")[0] == k for d in changed)]
+def _old_defaults_hint(before: dict, after: dict) -> str:
+    """How to resume a run or sweep started before the defaults changed, where it had an old
+    default (``before``, flattened) that the resumed config (``after``) does not."""
+    keys = [k for k, old in CHANGED_DEFAULTS.items()
+            if before.get(k) == old and after.get(k) != old]  # fmt: skip
     if not keys:
         return ""
-    overrides = " ".join(f"{k}={v}" for k, v in CHANGED_DEFAULTS.items())
-    return (f" (the default of {', '.join(keys)} changed to auto: a run started before "
-            f"resumes with {overrides})")  # fmt: skip
+    overrides = " ".join(f"{k}={str(CHANGED_DEFAULTS[k]).lower()}" for k in keys)
+    return (f" (the default of {', '.join(keys)} changed: a run started before resumes with "
+            f"{overrides})")  # fmt: skip
 
 
 def _compare(run_dir: Path, recorded: dict, job: dict, source: str) -> None:
@@ -114,7 +114,7 @@ def _compare(run_dir: Path, recorded: dict, job: dict, source: str) -> None:
         raise Refused(
             f"cannot resume {run_dir}: the config differs from the run's ({source}) in "
             f"{', '.join(changed)}; only {', '.join(sorted(RESUMABLE))} may change on resume"
-            + _old_defaults_hint(changed)
+            + _old_defaults_hint(_flat(recorded), _flat(job))
         )
     if (job.get("rounds") or 0) < (recorded.get("rounds") or 0):
         raise Refused(
@@ -557,17 +557,17 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
         raise Refused(f"cannot resume the sweep {sweep_dir}: multirun.yaml is unreadable "
                       f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None  # fmt: skip
     old_values, new_values = _flat(old_job), _flat(_unresolved_job(config))
+    not_set = object()
 
     def same(key: str) -> bool:
         """The key has the same value before and after: the same override, or an override
-        on one side that sets the value the other side's config has (a default written
-        out, e.g. optimizer.compile=false for a sweep started when it was the default)."""
+        on one side only whose composed value is the other side's (a default written out,
+        e.g. optimizer.compile=false for a sweep started when it was the default; the values
+        as Hydra composed them, not the override's text)."""
         if before.get(key) == after.get(key):
             return True
-        if key not in before or key not in after:
-            side, other = (after, old_values) if key not in before else (before, new_values)
-            return key in other and _value(side[key]) == other[key]
-        return False
+        one_side = key not in before or key not in after
+        return one_side and key in old_values and old_values[key] == new_values.get(key, not_set)
 
     changed = [
         f"{k} ({before.get(k)!r} -> {after.get(k)!r})"
@@ -584,16 +584,8 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
             f"cannot resume the sweep {sweep_dir}: its config differs from the sweep's "
             f"(multirun.yaml) in {', '.join(changed)}; only {', '.join(sorted(RESUMABLE))} may "
             "change on resume; start a new sweep in another hydra.sweep.dir"
-            + _old_defaults_hint(changed)
+            + _old_defaults_hint(old_values, new_values)
         )
-
-
-def _value(text: str) -> Any:
-    """An override's value as the config holds it (``false`` -> False, ``0.1`` -> 0.1)."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
 
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"

@@ -346,10 +346,13 @@ def test_sweeps_whose_jobs_collide_or_whose_config_changed_are_refused(tmp_path)
 def test_a_sweep_started_before_the_defaults_changed_resumes_with_them_written_out(tmp_path):
     """A sweep whose multirun.yaml has the old default (optimizer.compile=false) is
     refused with the overrides that resume it, and resumes with them: an override that sets
-    the value the sweep's config had is not a change."""
+    the value the sweep's config had is not a change, nor is leaving out one that restated a
+    default in another form (1e-3); values are compared as Hydra composed them (0100 is 100,
+    not YAML's octal 64)."""
     sweep_dir = tmp_path / "sweep"
     old = ["optimizer.compile=false"]
-    first = _cli("-m", *TINY1, "seed=0", *old, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    first = _cli("-m", *TINY1, "seed=0", *old, "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}",
+                 cwd=tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr[-2000:]
     # as if it had been started when these were the defaults: not on its command line
     multirun = OmegaConf.load(sweep_dir / "multirun.yaml")
@@ -359,6 +362,10 @@ def test_a_sweep_started_before_the_defaults_changed_resumes_with_them_written_o
     refused = _cli("-m", *TINY1, "seed=0", "resume=true", f"hydra.sweep.dir={sweep_dir}",
                    cwd=tmp_path)  # fmt: skip
     _refused(refused, "resumes with optimizer.compile=false")
+    wider = _cli("-m", *TINY1, "seed=0", *old, "model.width=0100", "resume=true",
+                 f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)  # fmt: skip
+    _refused(wider, "model.width")
+    assert "resumes with" not in wider.stderr  # it has the old default already
     resumed = _cli("-m", *TINY1, "seed=0", *old, "resume=true", f"hydra.sweep.dir={sweep_dir}",
                    cwd=tmp_path)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
