@@ -45,8 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EAGER = ["optimizer.lbfgs_impl=torch", "optimizer.compile=false"]
 #: single runs (seed 0) and sweeps (``--seeds``): each case's overrides
 SINGLE = {"old": [], "eager": EAGER, "fast_cold": [], "fast_warm": []}
-SWEEP = {"sequential": EAGER, "batched": ["hydra/launcher=batched"],
-         "batched_vmap": ["hydra/launcher=batched", "hydra.launcher.vectorize=true"]}  # fmt: skip
+SWEEP = {
+    "sequential": EAGER,
+    "batched": ["hydra/launcher=batched"],
+    "batched_vmap": ["hydra/launcher=batched", "hydra.launcher.vectorize=true"],
+}
 CASES = (*SINGLE, *SWEEP)
 
 
@@ -104,8 +107,20 @@ def main(argv: list[str] | None = None) -> None:
             run, cwd = [sys.executable, str(ROOT / "run.py")], ROOT
             if case == "old":  # its own checkout beside the run directories
                 tree = tmp / "old_tree"
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree),
-                                args.old_commit], check=True, capture_output=True)  # fmt: skip
+                subprocess.run(
+                    [
+                        "git",
+                        "-C",
+                        str(ROOT),
+                        "worktree",
+                        "add",
+                        "--detach",
+                        str(tree),
+                        args.old_commit,
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
                 run, cwd = [sys.executable, str(tree / "run.py")], tree
             if case in SINGLE:
                 command = [*run, *base, *SINGLE[case], "seed=0", f"hydra.run.dir={out}"]
@@ -118,16 +133,21 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(_run(case, command, out, env, cwd))
             finally:
                 if case == "old":
-                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                    str(tree)], capture_output=True)  # fmt: skip
+                    subprocess.run(
+                        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                        capture_output=True,
+                    )
             print(json.dumps(rows[-1]), flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     table = pd.DataFrame(rows)
     reference = table[table.case == "sequential"] if "sequential" in cases else table.iloc[:1]
     table["x_runs_per_hour"] = table.runs_per_hour / float(reference.runs_per_hour.iloc[0])
-    print(table[["case", "wall_s", "runs", "runs_per_hour", "x_runs_per_hour"]].to_string(
-        index=False, float_format=lambda v: f"{v:.2f}"))  # fmt: skip
+    print(
+        table[["case", "wall_s", "runs", "runs_per_hour", "x_runs_per_hour"]].to_string(
+            index=False, float_format=lambda v: f"{v:.2f}"
+        )
+    )
 
 
 if __name__ == "__main__":

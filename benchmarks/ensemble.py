@@ -45,8 +45,10 @@ def _sync(device: str) -> None:
 
 
 def _trainers(size: int, overrides: list[str]) -> list[Trainer]:
-    return [Trainer(build(compose_config([*BASE, *overrides, f"seed={s}"])), progress=False)
-            for s in range(size)]  # fmt: skip
+    return [
+        Trainer(build(compose_config([*BASE, *overrides, f"seed={s}"])), progress=False)
+        for s in range(size)
+    ]
 
 
 def _timed(device: str, fn) -> float:
@@ -76,14 +78,24 @@ def phase_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
     run: ``mode`` single)."""
     host, x = _host(size, mode, overrides)
     rows = []
-    for phase, steps, run in (("adam", args.adam, host._adam),
-                              ("lbfgs", args.lbfgs, host._lbfgs_sync_free)):  # fmt: skip
+    for phase, steps, run in (
+        ("adam", args.adam, host._adam),
+        ("lbfgs", args.lbfgs, host._lbfgs_sync_free),
+    ):
         if args.warmup:
             _timed(args.device, lambda run=run: run(x, 0, args.warmup))
         seconds = _timed(args.device, lambda run=run, steps=steps: run(x, 0, steps))
-        rows.append({"size": size, "mode": mode, "phase": phase, "steps": steps,
-                     "seconds": seconds, "ms_per_step": 1e3 * seconds / steps,
-                     "ms_per_step_per_member": 1e3 * seconds / steps / size})  # fmt: skip
+        rows.append(
+            {
+                "size": size,
+                "mode": mode,
+                "phase": phase,
+                "steps": steps,
+                "seconds": seconds,
+                "ms_per_step": 1e3 * seconds / steps,
+                "ms_per_step_per_member": 1e3 * seconds / steps / size,
+            }
+        )
     return rows
 
 
@@ -120,10 +132,18 @@ def ops_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
     with _Count() as evaluation:
         for _ in range(n):
             optimizer.evaluate()
-    return [{"size": size, "mode": mode, "phase": "lbfgs_ops", "steps": n,
-             "ops_per_iteration": step.all / n, "ops_evaluation": evaluation.all / n,
-             "ops_update": (step.all - evaluation.all) / n,
-             "ops_update_computed": (step.computed - evaluation.computed) / n}]  # fmt: skip
+    return [
+        {
+            "size": size,
+            "mode": mode,
+            "phase": "lbfgs_ops",
+            "steps": n,
+            "ops_per_iteration": step.all / n,
+            "ops_evaluation": evaluation.all / n,
+            "ops_update": (step.all - evaluation.all) / n,
+            "ops_update_computed": (step.computed - evaluation.computed) / n,
+        }
+    ]
 
 
 def whole_rows(size: int, args, overrides: list[str]) -> list[dict]:
@@ -138,12 +158,21 @@ def whole_rows(size: int, args, overrides: list[str]) -> list[dict]:
     began = time.perf_counter()
     ensemble.run()
     ensemble_s = time.perf_counter() - began
-    same = all(a.state.metrics["l2_rel_error"] == b.state.metrics["l2_rel_error"]
-               for a, b in zip(singles, members))  # fmt: skip
-    return [{"size": size, "mode": "vmap" if args.vectorize else "loop",
-             "singles_s": single_s, "ensemble_s": ensemble_s, "speedup": single_s / ensemble_s,
-             "errors_equal": same,
-             "errors": [m.state.metrics["l2_rel_error"][-1] for m in members]}]  # fmt: skip
+    same = all(
+        a.state.metrics["l2_rel_error"] == b.state.metrics["l2_rel_error"]
+        for a, b in zip(singles, members)
+    )
+    return [
+        {
+            "size": size,
+            "mode": "vmap" if args.vectorize else "loop",
+            "singles_s": single_s,
+            "ensemble_s": ensemble_s,
+            "speedup": single_s / ensemble_s,
+            "errors_equal": same,
+            "errors": [m.state.metrics["l2_rel_error"][-1] for m in members],
+        }
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,8 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--whole-run", action="store_true")
     parser.add_argument("--vectorize", action="store_true", help="whole runs: vmap")
-    parser.add_argument("--count-ops", action="store_true",
-                        help="operations per L-BFGS iteration instead of times")  # fmt: skip
+    parser.add_argument(
+        "--count-ops", action="store_true", help="operations per L-BFGS iteration instead of times"
+    )
     parser.add_argument("--json", default=None, help="write the rows here")
     args = parser.parse_args(argv)
     if args.count_ops and args.whole_run:
@@ -181,20 +211,28 @@ def main(argv: list[str] | None = None) -> None:
             rows += phase_rows(1, "single", args, overrides)
         for mode in args.modes.split(","):
             rows += phase_rows(size, mode, args, overrides)
-        print(pd.DataFrame(rows).tail(2 * len(args.modes.split(","))).to_string(index=False),
-              flush=True)  # fmt: skip
+        print(
+            pd.DataFrame(rows).tail(2 * len(args.modes.split(","))).to_string(index=False),
+            flush=True,
+        )
     frame = pd.DataFrame(rows)
     if not (args.whole_run or args.count_ops):
         single = frame[frame["mode"] == "single"].set_index("phase")["ms_per_step"]
         per_member = zip(frame["phase"], frame["ms_per_step_per_member"])
         frame["speedup_per_member"] = [single.get(p, float("nan")) / v for p, v in per_member]
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
-    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"overrides {overrides}")  # fmt: skip
+    print(
+        f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"overrides {overrides}"
+    )
     print(frame.to_string(index=False))
     if args.json:
-        meta = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "overrides": overrides}  # fmt: skip
+        meta = {
+            "device": device,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "overrides": overrides,
+        }
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": frame.to_dict(orient="records")}, f, indent=1)
 

@@ -79,8 +79,9 @@ def step_fn(
 
 def measure(method: str, args, dim: int, device: torch.device, dtype: torch.dtype) -> dict:
     """Median step time and peak memory of one method at one dimension."""
-    step = step_fn(method, dim, args.n_points, args.width, args.depth, args.probes, device, dtype,
-                   args.phase)  # fmt: skip
+    step = step_fn(
+        method, dim, args.n_points, args.width, args.depth, args.probes, device, dtype, args.phase
+    )
     _sync(device)
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -192,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     for dim in args.dims:
         for method in args.methods:
             try:
-                rows.append(run_isolated(method, args, dim) if device.type == "cpu"
-                            else measure(method, args, dim, device, dtype))  # fmt: skip
+                rows.append(
+                    run_isolated(method, args, dim)
+                    if device.type == "cpu"
+                    else measure(method, args, dim, device, dtype)
+                )
             except torch.cuda.OutOfMemoryError:
                 print(f"{method} d={dim}: out of memory", file=sys.stderr)
                 continue

@@ -29,24 +29,46 @@ from pinn_exp.training.trainer import Trainer
 
 def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
     """A short run; returns its phases' peak memory and times."""
-    rad = ["sampler=rad", f"sampler.n_dense={args.n_dense}",
-           f"sampler.chunk_size={chunk or 'null'}"]  # fmt: skip
-    built = build(compose_config([
-        "pde=elliptic", f"pde.dim={dim}", "pde.n_test=2000",
-        *(rad if sampler_name == "rad" else ["sampler=rsmote_paper"]),
-        f"n_points={args.n_points}", "rounds=1",
-        f"device.name={args.device}", f"device.dtype={args.dtype}",
-        f"device.memory_limit_gb={args.memory_limit_gb or 'null'}",
-        f"laplacian={args.laplacian}", f"model.width={args.width}", f"model.depth={args.depth}",
-        f"optimizer.pretrain_steps={args.steps}", f"optimizer.adam_steps={args.steps}",
-        f"optimizer.lbfgs_steps={args.lbfgs}", "progress=false",
-    ]))  # fmt: skip
+    rad = [
+        "sampler=rad",
+        f"sampler.n_dense={args.n_dense}",
+        f"sampler.chunk_size={chunk or 'null'}",
+    ]
+    built = build(
+        compose_config(
+            [
+                "pde=elliptic",
+                f"pde.dim={dim}",
+                "pde.n_test=2000",
+                *(rad if sampler_name == "rad" else ["sampler=rsmote_paper"]),
+                f"n_points={args.n_points}",
+                "rounds=1",
+                f"device.name={args.device}",
+                f"device.dtype={args.dtype}",
+                f"device.memory_limit_gb={args.memory_limit_gb or 'null'}",
+                f"laplacian={args.laplacian}",
+                f"model.width={args.width}",
+                f"model.depth={args.depth}",
+                f"optimizer.pretrain_steps={args.steps}",
+                f"optimizer.adam_steps={args.steps}",
+                f"optimizer.lbfgs_steps={args.lbfgs}",
+                "progress=false",
+            ]
+        )
+    )
     device = built.device
     reset_peak_rss()  # the run's start, as in pinn_exp.runner
     device.apply()
-    row = {"sampler": sampler_name, "chunk_size": chunk, "dim": dim, "n_points": args.n_points,
-           "n_dense": args.n_dense if sampler_name == "rad" else None,
-           "laplacian": args.laplacian, "device": device.description, "status": "ok"}  # fmt: skip
+    row = {
+        "sampler": sampler_name,
+        "chunk_size": chunk,
+        "dim": dim,
+        "n_points": args.n_points,
+        "n_dense": args.n_dense if sampler_name == "rad" else None,
+        "laplacian": args.laplacian,
+        "device": device.description,
+        "status": "ok",
+    }
     trainer = None
     try:
         trainer = Trainer(built, progress=False)
@@ -57,8 +79,11 @@ def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
         if status == "failed":
             row.update(error=repr(exc))
     device.release()
-    row.update(cpu_peak_method=HWM.label, cpu_rss_start_mb=HWM.start_mb,
-               peak_cpu_increase_mb=HWM.increase_mb())  # fmt: skip
+    row.update(
+        cpu_peak_method=HWM.label,
+        cpu_rss_start_mb=HWM.start_mb,
+        peak_cpu_increase_mb=HWM.increase_mb(),
+    )
     if trainer is not None:
         meter = trainer.meter
         row.update(
@@ -68,8 +93,10 @@ def one_run(sampler_name: str, chunk: int | None, dim: int, args) -> dict:
             reserved_sampling_mb=meter.reserved("sampling"),
             reserved_growth_train_mb=meter.reserved_growth("train"),
             reserved_growth_sampling_mb=meter.reserved_growth("sampling"),
-            **{f"cpu_increase_{name}_mb": meter.cpu_increase(name)
-               for name in ("setup", "train", "sampling", "evaluation")},  # fmt: skip
+            **{
+                f"cpu_increase_{name}_mb": meter.cpu_increase(name)
+                for name in ("setup", "train", "sampling", "evaluation")
+            },
             time_train_s=meter.time_s.get("train"),
             time_sampling_s=trainer.meter.time_s.get("sampling"),
             l2_rel_error=(trainer.state.metrics.get("l2_rel_error") or [None])[-1],
@@ -85,14 +112,17 @@ def _cell(row: dict, key: str, fmt: str = "{:.0f}") -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| dim | sampler | chunk | status | GPU peak train / sampling (MiB) | "
-             "GPU reserve growth train / sampling (MiB) | CPU peak increase train / sampling "
-             "(MiB) | sampling time (s) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "| dim | sampler | chunk | status | GPU peak train / sampling (MiB) | "
+        "GPU reserve growth train / sampling (MiB) | CPU peak increase train / sampling "
+        "(MiB) | sampling time (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
-        pairs = [f"{_cell(r, f'{what}_train{unit}')} / {_cell(r, f'{what}_sampling{unit}')}"
-                 for what, unit in (("peak", "_mb"), ("reserved_growth", "_mb"),
-                                    ("cpu_increase", "_mb"))]  # fmt: skip
+        pairs = [
+            f"{_cell(r, f'{what}_train{unit}')} / {_cell(r, f'{what}_sampling{unit}')}"
+            for what, unit in (("peak", "_mb"), ("reserved_growth", "_mb"), ("cpu_increase", "_mb"))
+        ]
         cells = [*pairs, _cell(r, "time_sampling_s", "{:.2f}")]
         head = f"| {r['dim']} | {r['sampler']} | {r['chunk_size']} | {r['status']} | "
         lines.append(head + " | ".join(cells) + " |")
@@ -104,8 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dims", type=int, nargs="+", default=[10, 50, 100, 200, 1000])
     parser.add_argument("--n-points", type=int, default=5000)
     parser.add_argument("--n-dense", type=int, default=100_000)
-    parser.add_argument("--chunk-sizes", type=int, nargs="+", default=[10_000, 20_000],
-                        help="RAD's chunked runs (besides the unchunked one)")
+    parser.add_argument(
+        "--chunk-sizes",
+        type=int,
+        nargs="+",
+        default=[10_000, 20_000],
+        help="RAD's chunked runs (besides the unchunked one)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--memory-limit-gb", type=float, default=None)

@@ -59,10 +59,18 @@ def projection(rows: list[dict], runs: int, size: int) -> pd.DataFrame:
             continue
         adam, lbfgs = budget_steps(budget)
         per_run_s = (adam * ms["adam"] + lbfgs * ms["lbfgs"]) / 1e3
-        out.append({"budget": budget, "mode": mode, "size": 1 if mode == "single" else size,
-                    "adam_steps": adam, "lbfgs_steps_max": lbfgs, "runs": runs,
-                    "hours_per_run": per_run_s / 3600,
-                    "hours_per_table": runs * per_run_s / 3600})  # fmt: skip
+        out.append(
+            {
+                "budget": budget,
+                "mode": mode,
+                "size": 1 if mode == "single" else size,
+                "adam_steps": adam,
+                "lbfgs_steps_max": lbfgs,
+                "runs": runs,
+                "hours_per_run": per_run_s / 3600,
+                "hours_per_table": runs * per_run_s / 3600,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -79,13 +87,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.size not in sizes:
         parser.error(f"--size {args.size} was not measured; the file has sizes {sorted(sizes)}")
     frame = projection(measured["rows"], table_runs(args.experiment), args.size)
-    print(f"device: {measured['meta'].get('device')}, torch {measured['meta'].get('torch')}; "
-          f"+experiment={args.experiment}: {frame['runs'].iloc[0]} runs")  # fmt: skip
+    print(
+        f"device: {measured['meta'].get('device')}, torch {measured['meta'].get('torch')}; "
+        f"+experiment={args.experiment}: {frame['runs'].iloc[0]} runs"
+    )
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"meta": measured["meta"], "experiment": args.experiment,
-                       "rows": frame.to_dict(orient="records")}, f, indent=1)  # fmt: skip
+            json.dump(
+                {
+                    "meta": measured["meta"],
+                    "experiment": args.experiment,
+                    "rows": frame.to_dict(orient="records"),
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

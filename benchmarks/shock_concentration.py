@@ -26,8 +26,17 @@ from pinn_exp.training.trainer import Trainer
 def final_points(overrides: list[str]) -> tuple[np.ndarray, list[float]]:
     # the settings its documented figures were measured with (docs/samplers.md): torch's
     # L-BFGS, eager; overrides may change them
-    cfg = compose_config(["device=cpu", "n_points=1000", "rounds=3", "progress=false",
-                          "optimizer.lbfgs_impl=torch", "optimizer.compile=false", *overrides])
+    cfg = compose_config(
+        [
+            "device=cpu",
+            "n_points=1000",
+            "rounds=3",
+            "progress=false",
+            "optimizer.lbfgs_impl=torch",
+            "optimizer.compile=false",
+            *overrides,
+        ]
+    )
     b = build(cfg)
     b.device.apply()
     trainer = Trainer(b, progress=False)

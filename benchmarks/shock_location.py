@@ -40,9 +40,13 @@ def rows(run: Path) -> list[dict]:
         p = points[f"round_{k}"]
         eps = maps[f"residual_round_{k}"].reshape(-1)
         top = eps >= np.quantile(eps, 0.95)
-        row = {"run": run.name, "seed": metrics["seed"], "round": k,
-               "l2_rel_error": metrics["l2_rel_error_per_round"][k],
-               "concentration": metrics["concentration_per_round"][k]}  # fmt: skip
+        row = {
+            "run": run.name,
+            "seed": metrics["seed"],
+            "round": k,
+            "l2_rel_error": metrics["l2_rel_error_per_round"][k],
+            "concentration": metrics["concentration_per_round"][k],
+        }
         for name, inside, area in REGIONS:
             row[f"points in {name} / uniform"] = float(inside(p[:, 0], p[:, 1]).mean() / area)
             row[f"top-5% residual in {name}"] = float(inside(*grid[top].T).mean())
@@ -63,8 +67,9 @@ def figure(runs: list[Path], path: Path) -> None:
     for ax, run in zip(axes[0], runs):
         maps, points = np.load(run / record.RESIDUAL), np.load(run / record.COLLOCATION)
         last = len(points.files) - 1
-        draw_residual_map(ax, maps["grid"], maps[f"residual_round_{last}"],
-                          points[f"round_{last}"], ("x", "t"))  # fmt: skip
+        draw_residual_map(
+            ax, maps["grid"], maps[f"residual_round_{last}"], points[f"round_{last}"], ("x", "t")
+        )
         ax.add_patch(Rectangle((-0.05, 0.4), 0.1, 0.6, fill=False, ec="r", lw=1))
         ax.add_patch(Rectangle((-0.1, 0.25), 0.2, 0.15, fill=False, ec="orange", lw=1))
         seed = json.loads((run / record.METRICS).read_text())["seed"]
@@ -83,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(keys) + " |")
     print("|" + " --- |" * len(keys))
     for row in table:
-        print("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v)
-                               for v in row.values()) + " |")  # fmt: skip
+        print(
+            "| "
+            + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values())
+            + " |"
+        )
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
     if args.figure:

@@ -52,8 +52,12 @@ VARIANTS = {
     # forward jets and the sync-free L-BFGS
     "sync_free": ["laplacian=forward", "optimizer.lbfgs_impl=sync_free", "optimizer.compile=false"],
     # forward jets and the sync-free L-BFGS, each step replayed as a CUDA graph (CUDA only)
-    "graphs": ["laplacian=forward", "optimizer.lbfgs_impl=sync_free", "optimizer.cuda_graphs=true",
-               "optimizer.compile=false"],
+    "graphs": [
+        "laplacian=forward",
+        "optimizer.lbfgs_impl=sync_free",
+        "optimizer.cuda_graphs=true",
+        "optimizer.compile=false",
+    ],
     # forward jets, torch's L-BFGS, the loss and its gradient compiled by torch.compile
     "compiled_torch": ["laplacian=forward", "optimizer.lbfgs_impl=torch", "optimizer.compile=true"],
     # the same with the sync-free L-BFGS

@@ -138,8 +138,13 @@ def _main(cfg: DictConfig) -> float | None:
         _refuse(out_dir, exc, multirun)
         return None
     except Exception as exc:  # noqa: BLE001
-        _refuse(out_dir, guard.Refused(f"{out_dir} could not be checked ({type(exc).__name__}: "
-                                       f"{exc}); nothing was started"), multirun)  # fmt: skip
+        _refuse(
+            out_dir,
+            guard.Refused(
+                f"{out_dir} could not be checked ({type(exc).__name__}: {exc}); nothing was started"
+            ),
+            multirun,
+        )
         return None
     deferred = False
     try:
@@ -171,8 +176,9 @@ def _first_compile_decision(built, out_dir: Path):
     return dataclasses.replace(built, schedule=schedule, compile_note=note)
 
 
-def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,
-         requeued: bool) -> float | None:  # fmt: skip
+def _run(
+    cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool, requeued: bool
+) -> float | None:
     has_checkpoint = (out_dir / record_files.CHECKPOINT).is_file()
     resume = bool(cfg.resume) or (requeued and has_checkpoint)
     if multirun and resume and not has_checkpoint:
@@ -204,8 +210,9 @@ def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,
             raise
         message = f"{type(exc).__name__}: {exc}"
         if resuming:
-            refusal = guard.Refused(f"cannot resume {out_dir}: out of memory while building "
-                                    f"({message})", code=1)  # fmt: skip
+            refusal = guard.Refused(
+                f"cannot resume {out_dir}: out of memory while building ({message})", code=1
+            )
             _refuse(out_dir, refusal, multirun, True)
             return None
         _write_config(out_dir, job)
@@ -229,11 +236,19 @@ def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,
     )
     try:
         _write_config(out_dir, job)
-        record = runner.run(built, out_dir, resume=resume, progress=cfg.progress and not multirun,
-                            meta=meta, config=job)  # fmt: skip
+        record = runner.run(
+            built,
+            out_dir,
+            resume=resume,
+            progress=cfg.progress and not multirun,
+            meta=meta,
+            config=job,
+        )
     except runner.Interrupted as exc:
-        print(f"run {exc}; record: {out_dir / record_files.METRICS} (resume=true continues it)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"run {exc}; record: {out_dir / record_files.METRICS} (resume=true continues it)",
+            file=sys.stderr,
+        )
         sys.exit(exc.code)
     except OSError as exc:  # the run's files could not be written (a full disk, a quota)
         print(f"error: cannot write the run's files in {out_dir}: {exc}", file=sys.stderr)
@@ -246,8 +261,10 @@ def _run(cfg: DictConfig, hydra_cfg, out_dir: Path, job: dict, multirun: bool,
             f"({record['wall_time_s']:.1f} s)\noutputs: {out_dir}"
         )
     else:
-        print(f"run {record['status']}: {record['error']}; record: "
-              f"{out_dir / record_files.METRICS}", file=sys.stderr)  # fmt: skip
+        print(
+            f"run {record['status']}: {record['error']}; record: {out_dir / record_files.METRICS}",
+            file=sys.stderr,
+        )
         if not multirun:
             sys.exit(1)
     return record[PRIMARY]

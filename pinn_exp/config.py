@@ -230,8 +230,9 @@ def help_groups() -> str:
     for group in sorted(hydra.list_all_config_groups()):
         if group == "hydra" or group.startswith(("hydra/", "schema/", "schema")):
             continue
-        options = sorted(o for o in hydra.config_loader.get_group_options(group)
-                         if not o.startswith("_"))  # fmt: skip
+        options = sorted(
+            o for o in hydra.config_loader.get_group_options(group) if not o.startswith("_")
+        )
         if options:
             lines.append(f"{group}: {', '.join(options)}")
     return "\n".join(lines)

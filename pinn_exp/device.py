@@ -36,8 +36,9 @@ def retain_cpu_memory() -> bool:
         process, glibc = ctypes.CDLL(None), ctypes.CDLL("libc.so.6")
         mallopt = glibc.mallopt
         # the malloc the process really calls (an LD_PRELOAD-ed one comes first)
-        in_use, glibc_malloc = (ctypes.cast(lib.malloc, ctypes.c_void_p).value
-                                for lib in (process, glibc))  # fmt: skip
+        in_use, glibc_malloc = (
+            ctypes.cast(lib.malloc, ctypes.c_void_p).value for lib in (process, glibc)
+        )
     except (OSError, AttributeError):
         return False
     if in_use != glibc_malloc:

@@ -240,8 +240,9 @@ class LShape(Domain):
     #: the lower-left corners of the three unit squares
     SQUARES = np.array([[-1.0, -1.0], [-1.0, 0.0], [0.0, 0.0]])
     #: the polygon's vertices, counter-clockwise from the re-entrant corner
-    VERTICES = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0],
-                         [0.0, -1.0]])  # fmt: skip
+    VERTICES = np.array(
+        [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [0.0, -1.0]]
+    )
 
     @property
     def unit_dim(self) -> int:

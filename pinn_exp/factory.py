@@ -295,8 +295,9 @@ def build(cfg: DictConfig, training: bool = True) -> Built:
         raise ConfigError(str(exc)) from None
     check_sizes(pde, sampler, device)
     schedule = _build(cfg.optimizer, "optimizer")
-    schedule, compile_note = schedule.decide_compile(device.device.type, cfg.rounds,
-                                                     sampler.single_stage)  # fmt: skip
+    schedule, compile_note = schedule.decide_compile(
+        device.device.type, cfg.rounds, sampler.single_stage
+    )
     seed_everything(cfg.seed)  # the network's initial weights depend on the seed only
     net: MLP = _build(cfg.model, "model", in_dim=pde.dim)
     if training:

@@ -49,8 +49,17 @@ RUN_CLAIM = ".run.lock"
 #: keys that may differ between a run and its resumption
 RESUMABLE = {"resume", "progress", "rounds", "report"}
 #: what a resume needs of a checkpoint (pinn_exp.training.trainer.Trainer.snapshot)
-CHECKPOINT_KEYS = ("state", "model", "generator", "laplacian_generator", "torch_rng",
-                   "numpy_rng", "python_rng", "meter", "n_evals")  # fmt: skip
+CHECKPOINT_KEYS = (
+    "state",
+    "model",
+    "generator",
+    "laplacian_generator",
+    "torch_rng",
+    "numpy_rng",
+    "python_rng",
+    "meter",
+    "n_evals",
+)
 #: the plots a finished run has (residual.png only on 1-D and 2-D boxes)
 FINISHED_PLOTS = ("loss", "error", "points", "solution")
 
@@ -87,8 +96,11 @@ def _differences(before: dict, after: dict) -> list[str]:
     """Keys of ``before`` (flattened) whose value differs in ``after``, resumable keys aside;
     keys the recorded config lacks were added to the project after the run started."""
     before, after = _flat(before), _flat(after)
-    return [f"{k} ({before.get(k)!r} -> {after.get(k)!r})" for k in sorted(before)
-            if k.split(".")[0] not in RESUMABLE and before.get(k) != after.get(k)]  # fmt: skip
+    return [
+        f"{k} ({before.get(k)!r} -> {after.get(k)!r})"
+        for k in sorted(before)
+        if k.split(".")[0] not in RESUMABLE and before.get(k) != after.get(k)
+    ]
 
 
 #: the defaults that changed (key, the value before): a run started before resumes with
@@ -99,13 +111,16 @@ CHANGED_DEFAULTS = {"optimizer.compile": False}
 def _old_defaults_hint(before: dict, after: dict) -> str:
     """How to resume a run or sweep started before the defaults changed, where it had an old
     default (``before``, flattened) that the resumed config (``after``) does not."""
-    keys = [k for k, old in CHANGED_DEFAULTS.items()
-            if before.get(k) == old and after.get(k) != old]  # fmt: skip
+    keys = [
+        k for k, old in CHANGED_DEFAULTS.items() if before.get(k) == old and after.get(k) != old
+    ]
     if not keys:
         return ""
     overrides = " ".join(f"{k}={str(CHANGED_DEFAULTS[k]).lower()}" for k in keys)
-    return (f" (the default of {', '.join(keys)} changed: a run started before resumes with "
-            f"{overrides})")  # fmt: skip
+    return (
+        f" (the default of {', '.join(keys)} changed: a run started before resumes with "
+        f"{overrides})"
+    )
 
 
 def _compare(run_dir: Path, recorded: dict, job: dict, source: str) -> None:
@@ -457,8 +472,10 @@ def admit(run_dir: Path, job: dict, sweep: bool = False, keep: tuple[str, ...] =
     claim = claim_run_dir(run_dir)
     try:
         check_run_dir(run_dir, job)
-        files = {name: (run_dir / name).read_bytes() if (run_dir / name).is_file() else None
-                 for name in keep}  # fmt: skip
+        files = {
+            name: (run_dir / name).read_bytes() if (run_dir / name).is_file() else None
+            for name in keep
+        }
     except BaseException:
         claim.release()
         raise
@@ -554,8 +571,10 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
         before, after = _overrides(old), _overrides(config)
         old_job = _unresolved_job(old)
     except Exception as exc:  # noqa: BLE001 - a damaged multirun.yaml
-        raise Refused(f"cannot resume the sweep {sweep_dir}: multirun.yaml is unreadable "
-                      f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None  # fmt: skip
+        raise Refused(
+            f"cannot resume the sweep {sweep_dir}: multirun.yaml is unreadable "
+            f"({type(exc).__name__}: {exc})".replace("\n", " ")
+        ) from None
     old_values, new_values = _flat(old_job), _flat(_unresolved_job(config))
     not_set = object()
 
@@ -577,8 +596,9 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
         and not same(k)
     ]
     given = set(before) | set(after)  # keys set on a command line: compared above already
-    changed += [d for d in _differences(old_job, _unresolved_job(config))
-                if d.split(" ")[0] not in given]  # fmt: skip
+    changed += [
+        d for d in _differences(old_job, _unresolved_job(config)) if d.split(" ")[0] not in given
+    ]
     if changed:
         raise Refused(
             f"cannot resume the sweep {sweep_dir}: its config differs from the sweep's "
@@ -671,8 +691,9 @@ def _refuse(exc: Refused) -> None:
 def _unchecked(exc: Exception, key: str) -> Refused:
     """A check that failed: the run does not start (the checks fail closed)."""
     message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return Refused(f"the output directory ({key}) could not be checked ({message}); nothing "
-                   "was started")  # fmt: skip
+    return Refused(
+        f"the output directory ({key}) could not be checked ({message}); nothing was started"
+    )
 
 
 class RunGuard(Callback):

@@ -48,8 +48,19 @@ def versions() -> dict[str, str | None]:
 
 
 #: the record fields that the command line can fill from the config alone
-META_FIELDS = ("pde", "sampler", "dim", "n_points", "ratio", "seed", "device", "dtype",
-               "rounds", "laplacian", "overrides")  # fmt: skip
+META_FIELDS = (
+    "pde",
+    "sampler",
+    "dim",
+    "n_points",
+    "ratio",
+    "seed",
+    "device",
+    "dtype",
+    "rounds",
+    "laplacian",
+    "overrides",
+)
 
 
 def base_record(built: Built | None, meta: dict) -> RunRecord:
@@ -127,8 +138,17 @@ def run(
             unless only the files of a finished run were being written).
     """
     if _deferring:
-        raise Deferred(dict(built=built, out_dir=Path(out_dir), resume=resume, progress=progress,
-                            meta=meta, step_hook=step_hook, config=config))  # fmt: skip
+        raise Deferred(
+            dict(
+                built=built,
+                out_dir=Path(out_dir),
+                resume=resume,
+                progress=progress,
+                meta=meta,
+                step_hook=step_hook,
+                config=config,
+            )
+        )
     out_dir = Path(out_dir)
     record = base_record(built, meta or {})
     write(out_dir, record)
@@ -148,14 +168,18 @@ def run(
             status="diverged", error=str(exc), round=exc.round_index, step=exc.step, phase=exc.phase
         )
     except KeyboardInterrupt:  # where no handler could be set (outside the main thread)
-        record.update(status="failed", error=ENDING[signal.SIGINT],
-                      phase=trainer.phase if trainer else "setup")  # fmt: skip
+        record.update(
+            status="failed",
+            error=ENDING[signal.SIGINT],
+            phase=trainer.phase if trainer else "setup",
+        )
         raise
     except Terminated as exc:
         # SLURM's time limit and scancel send SIGTERM, Ctrl-C SIGINT: record what was done,
         # then end the process as the signal would (128 + its number), after the files below
-        record.update(status="failed", error=ENDING[exc.signum],
-                      phase=trainer.phase if trainer else "setup")  # fmt: skip
+        record.update(
+            status="failed", error=ENDING[exc.signum], phase=trainer.phase if trainer else "setup"
+        )
     except Exception as exc:  # noqa: BLE001 - every failure must leave a record
         oom = is_allocation_failure(exc)
         record.update(
@@ -172,8 +196,12 @@ def run(
         built.device.release()
         record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
         record.wall_time_session_s = time.perf_counter() - start
-        record.update(peak_cpu_rss_mb=peak_rss_mb(), cpu_rss_start_mb=HWM.start_mb,
-                      peak_cpu_rss_increase_mb=HWM.increase_mb(), cpu_peak_method=HWM.label)
+        record.update(
+            peak_cpu_rss_mb=peak_rss_mb(),
+            cpu_rss_start_mb=HWM.start_mb,
+            peak_cpu_rss_increase_mb=HWM.increase_mb(),
+            cpu_peak_method=HWM.label,
+        )
         if trainer is not None:
             _fill(record, trainer)
         _write_final(out_dir, record)  # first: it must never be lost
@@ -215,11 +243,15 @@ def defer():
 
 
 #: the signals that end a run with its record written, and what the record says
-ENDING = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGINT: "interrupted (SIGINT)",
-          # SLURM's warnings before a time limit or pre-emption (sbatch --signal; submitit's
-          # is USR2): the record is written, then the handler that was there runs (submitit's
-          # requeues the job, which resumes from its checkpoint)
-          signal.SIGUSR1: "terminated (SIGUSR1)", signal.SIGUSR2: "terminated (SIGUSR2)"}
+ENDING = {
+    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGINT: "interrupted (SIGINT)",
+    # SLURM's warnings before a time limit or pre-emption (sbatch --signal; submitit's
+    # is USR2): the record is written, then the handler that was there runs (submitit's
+    # requeues the job, which resumes from its checkpoint)
+    signal.SIGUSR1: "terminated (SIGUSR1)",
+    signal.SIGUSR2: "terminated (SIGUSR2)",
+}
 
 
 class Terminated(BaseException):
@@ -306,8 +338,9 @@ def _fill(record: RunRecord, trainer: Trainer) -> None:
     if record.round is None and record.status != "ok":
         record.round = completed + 1
     ok = record.status == "ok"  # a diverged or failed run has no final metrics
-    record.metrics = {name: values[-1] if ok and values else None
-                      for name, values in state.metrics.items()}  # fmt: skip
+    record.metrics = {
+        name: values[-1] if ok and values else None for name, values in state.metrics.items()
+    }
     record.metrics_per_round = dict(state.metrics)
     record.update(
         peak_gpu_mem_mb=meter.peak(),
@@ -326,8 +359,9 @@ def _fill(record: RunRecord, trainer: Trainer) -> None:
 def _write_files(out_dir: Path, trainer: Trainer, record: RunRecord) -> None:
     state = trainer.state
     errors = state.metrics.get(metrics.PRIMARY, [])
-    title = run_plots.run_title(record.pde, record.sampler, record.seed,
-                                record.metrics.get(metrics.PRIMARY), record.status)  # fmt: skip
+    title = run_plots.run_title(
+        record.pde, record.sampler, record.seed, record.metrics.get(metrics.PRIMARY), record.status
+    )
     labels = trainer.pde.coordinate_names
     try:
         records.write_history(out_dir / HISTORY, state.history)
@@ -337,22 +371,34 @@ def _write_files(out_dir: Path, trainer: Trainer, record: RunRecord) -> None:
             grid = points.cpu().numpy().reshape(*shape, -1)
             records.write_arrays(out_dir / RESIDUAL, {"grid": grid, **state.residual_maps})
             # the last round with both a map and a point set (a failure can fall between them)
-            last = max(int(name.rsplit("_", 1)[1]) for name in state.residual_maps
-                       if f"round_{name.rsplit('_', 1)[1]}" in state.collocation)  # fmt: skip
-            run_plots.plot_residual(out_dir / PLOTS["residual"], grid,
-                                    state.residual_maps[f"residual_round_{last}"],
-                                    state.collocation[f"round_{last}"], labels,
-                                    title)  # fmt: skip
+            last = max(
+                int(name.rsplit("_", 1)[1])
+                for name in state.residual_maps
+                if f"round_{name.rsplit('_', 1)[1]}" in state.collocation
+            )
+            run_plots.plot_residual(
+                out_dir / PLOTS["residual"],
+                grid,
+                state.residual_maps[f"residual_round_{last}"],
+                state.collocation[f"round_{last}"],
+                labels,
+                title,
+            )
         run_plots.plot_loss(out_dir / PLOTS["loss"], pd.DataFrame(state.history), title)
         run_plots.plot_error(out_dir / PLOTS["error"], errors, title)
         if state.collocation:
             run_plots.plot_points(out_dir / PLOTS["points"], state.collocation, labels, title)
         if errors:  # a model trained for at least one round: show what it predicts
             last = state.collocation[f"round_{state.round_index}"]
-            run_plots.plot_solution(out_dir / PLOTS["solution"], trainer.x_test.cpu().numpy(),
-                                    trainer.u_test.cpu().numpy(),
-                                    trainer.predict_test().cpu().numpy(), last, labels,
-                                    title)  # fmt: skip
+            run_plots.plot_solution(
+                out_dir / PLOTS["solution"],
+                trainer.x_test.cpu().numpy(),
+                trainer.u_test.cpu().numpy(),
+                trainer.predict_test().cpu().numpy(),
+                last,
+                labels,
+                title,
+            )
     except OSError as exc:  # a full disk, a quota: one line (resume=true writes them later)
         log.warning("writing the run's files failed: %s", exc)
     except Exception:  # noqa: BLE001 - metrics.json is written already; report and go on
@@ -406,8 +452,9 @@ def run_ensemble(
                 record.update(**fields, phase=trainers[k].phase if k < len(trainers) else "setup")
 
     def diverged(k: int, exc: Diverged) -> None:
-        records[k].update(status="diverged", error=str(exc), round=exc.round_index,
-                          step=exc.step, phase=exc.phase)  # fmt: skip
+        records[k].update(
+            status="diverged", error=str(exc), round=exc.round_index, step=exc.step, phase=exc.phase
+        )
 
     try:
         reset_peak_rss()
@@ -416,8 +463,9 @@ def run_ensemble(
             trainer = Trainer(built, out_dir=out_dir, progress=False)
             trainer.run_config = config
             trainers.append(trainer)
-        ensemble = EnsembleTrainer(trainers, progress=progress, step_hook=step_hook,
-                                   vectorize=vectorize)  # fmt: skip
+        ensemble = EnsembleTrainer(
+            trainers, progress=progress, step_hook=step_hook, vectorize=vectorize
+        )
         ensemble.run()
         for record in records:
             record.status = "ok"
@@ -440,9 +488,12 @@ def run_ensemble(
             trainer = trainers[k] if k < len(trainers) else None
             record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
             record.wall_time_session_s = time.perf_counter() - start
-            record.update(peak_cpu_rss_mb=peak_rss_mb(), cpu_rss_start_mb=HWM.start_mb,
-                          peak_cpu_rss_increase_mb=HWM.increase_mb(),
-                          cpu_peak_method=HWM.label)  # fmt: skip
+            record.update(
+                peak_cpu_rss_mb=peak_rss_mb(),
+                cpu_rss_start_mb=HWM.start_mb,
+                peak_cpu_rss_increase_mb=HWM.increase_mb(),
+                cpu_peak_method=HWM.label,
+            )
             if trainer is not None:
                 _fill(record, trainer)
             _write_final(out_dir, record)

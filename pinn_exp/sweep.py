@@ -192,8 +192,9 @@ def hydra_value(value: str) -> str:
     if _PLAIN.fullmatch(value):
         return value
     # in a quoted value only the quote and the backslashes before it (or at the end) escape
-    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2)
-                                                                 else ""), value)  # fmt: skip
+    body = re.sub(
+        r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2) else ""), value
+    )
     return f"'{body}'"
 
 
@@ -202,10 +203,19 @@ def finish_command(config: DictConfig, sweep_dir: Path) -> str:
     given = OmegaConf.to_container(config.hydra.overrides, resolve=False)  # as typed
     given = [*given.get("hydra", []), *given.get("task", [])]
     # hydra.mode=MULTIRUN is Hydra's own record of -m
-    kept = [str(o) for o in given
-            if not str(o).startswith(("resume=", "hydra.sweep.dir=", "hydra.mode="))]  # fmt: skip
-    words = ["python", "run.py", "-m", *kept, "resume=true",
-             f"hydra.sweep.dir={hydra_value(str(sweep_dir))}"]  # fmt: skip
+    kept = [
+        str(o)
+        for o in given
+        if not str(o).startswith(("resume=", "hydra.sweep.dir=", "hydra.mode="))
+    ]
+    words = [
+        "python",
+        "run.py",
+        "-m",
+        *kept,
+        "resume=true",
+        f"hydra.sweep.dir={hydra_value(str(sweep_dir))}",
+    ]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -224,8 +234,9 @@ def finish_cut_sweep() -> None:
     try:
         frame = write_sweep_summary(config)
     except Exception as exc:  # noqa: BLE001 - exiting anyway; say what could not be done
-        print(f"the sweep stopped early and its summary could not be written: {exc}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"the sweep stopped early and its summary could not be written: {exc}", file=sys.stderr
+        )
         return
     # every job without an ok record: those killed or never started (incomplete), and those
     # that failed (a signal, an error), which resume=true continues from their checkpoints

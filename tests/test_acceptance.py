@@ -23,14 +23,21 @@ from pinn_exp.training.trainer import Trainer
 
 
 def _final_points(overrides: list[str]) -> torch.Tensor:
-    cfg = compose_config([
-        "device=cpu", "n_points=1000", "rounds=3", "progress=false",
-        "optimizer.pretrain_steps=300", "optimizer.adam_steps=50", "optimizer.lbfgs_steps=50",
-        # the thresholds below were set with torch's L-BFGS, whose strong-Wolfe search goes
-        # further in 50 iterations than the sync-free one's 50 (seen: 76 points against 80)
-        "optimizer.lbfgs_impl=torch",
-        *overrides,
-    ])  # fmt: skip
+    cfg = compose_config(
+        [
+            "device=cpu",
+            "n_points=1000",
+            "rounds=3",
+            "progress=false",
+            "optimizer.pretrain_steps=300",
+            "optimizer.adam_steps=50",
+            "optimizer.lbfgs_steps=50",
+            # the thresholds below were set with torch's L-BFGS, whose strong-Wolfe search goes
+            # further in 50 iterations than the sync-free one's 50 (seen: 76 points against 80)
+            "optimizer.lbfgs_impl=torch",
+            *overrides,
+        ]
+    )
     b = build(cfg)
     trainer = Trainer(b, progress=False)
     return trainer.run().points

@@ -12,17 +12,42 @@ from support import ROOT, patient
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
-                          capture_output=True, text=True, timeout=patient(300),
-                          cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_laplacian_benchmark_writes_one_row_per_method_and_dim(tmp_path):
     out = tmp_path / "lap.json"
-    result = _run("laplacian.py", "--dims", "3", "5", "--n-points", "20", "--device", "cpu",
-                  "--width", "8", "--depth", "2", "--repeats", "1", "--warmup", "0",
-                  "--methods", "autograd", "forward", "hutchinson", "--json", str(out))  # fmt: skip
+    result = _run(
+        "laplacian.py",
+        "--dims",
+        "3",
+        "5",
+        "--n-points",
+        "20",
+        "--device",
+        "cpu",
+        "--width",
+        "8",
+        "--depth",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--methods",
+        "autograd",
+        "forward",
+        "hutchinson",
+        "--json",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
     assert [(r["method"], r["dim"]) for r in rows] == [
@@ -46,9 +71,30 @@ def test_laplacian_benchmark_writes_one_row_per_method_and_dim(tmp_path):
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_memory_phases_benchmark_records_each_sampler(tmp_path):
     out = tmp_path / "mem.json"
-    result = _run("memory_phases.py", "--dims", "3", "--n-points", "50", "--n-dense", "200",
-                  "--chunk-sizes", "64", "128", "--device", "cpu", "--width", "8", "--depth", "2",
-                  "--steps", "2", "--lbfgs", "1", "--json", str(out))  # fmt: skip
+    result = _run(
+        "memory_phases.py",
+        "--dims",
+        "3",
+        "--n-points",
+        "50",
+        "--n-dense",
+        "200",
+        "--chunk-sizes",
+        "64",
+        "128",
+        "--device",
+        "cpu",
+        "--width",
+        "8",
+        "--depth",
+        "2",
+        "--steps",
+        "2",
+        "--lbfgs",
+        "1",
+        "--json",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
     assert [(r["sampler"], r["chunk_size"]) for r in rows] == [
@@ -62,9 +108,17 @@ def test_memory_phases_benchmark_records_each_sampler(tmp_path):
 
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_shock_concentration_counts_points_in_the_region():
-    result = _run("shock_concentration.py", "--seeds", "0", "--", "sampler=uniform",
-                  "n_points=200", "rounds=1", "optimizer.pretrain_steps=2",
-                  "optimizer.lbfgs_steps=1")  # fmt: skip
+    result = _run(
+        "shock_concentration.py",
+        "--seeds",
+        "0",
+        "--",
+        "sampler=uniform",
+        "n_points=200",
+        "rounds=1",
+        "optimizer.pretrain_steps=2",
+        "optimizer.lbfgs_steps=1",
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout.splitlines()[0])
     assert row["seed"] == 0 and len(row["errors"]) == 2
@@ -98,9 +152,27 @@ def test_shock_location_reads_the_runs_points_and_residual_maps(tmp_path, compos
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):
     out = tmp_path / "tp.json"
-    result = _run("throughput.py", "--adam", "3", "--lbfgs", "4", "--warmup", "1", "--updates",
-                  "1", "--evals", "1", "--variants", "baseline,sync_free", "--json", str(out),
-                  "--", "n_points=100", "model.width=8", "model.depth=1")  # fmt: skip
+    result = _run(
+        "throughput.py",
+        "--adam",
+        "3",
+        "--lbfgs",
+        "4",
+        "--warmup",
+        "1",
+        "--updates",
+        "1",
+        "--evals",
+        "1",
+        "--variants",
+        "baseline,sync_free",
+        "--json",
+        str(out),
+        "--",
+        "n_points=100",
+        "model.width=8",
+        "model.depth=1",
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
     assert [(r["variant"], r["phase"]) for r in rows] == [
@@ -119,9 +191,19 @@ def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_throughput_benchmark_whole_run_reports_time_and_error(tmp_path):
     out = tmp_path / "run.json"
-    result = _run("throughput.py", "--whole-run", "--variants", "forward", "--json", str(out),
-                  "--", "n_points=100", "optimizer.pretrain_steps=5", "optimizer.lbfgs_steps=3",
-                  "rounds=1")  # fmt: skip
+    result = _run(
+        "throughput.py",
+        "--whole-run",
+        "--variants",
+        "forward",
+        "--json",
+        str(out),
+        "--",
+        "n_points=100",
+        "optimizer.pretrain_steps=5",
+        "optimizer.lbfgs_steps=3",
+        "rounds=1",
+    )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(out.read_text())
     assert row["status"] == "ok" and 0 < row["l2_rel_error"] < 2
@@ -132,10 +214,17 @@ def test_throughput_benchmark_whole_run_reports_time_and_error(tmp_path):
 def test_table_projection_costs_each_budget_from_the_measured_steps(tmp_path):
     """benchmarks/project_table.py: a table's runs from its sweep (burgers_table: 7 samplers
     × 2 N × 5 seeds), a run's steps from the budget's config, and hours = runs × steps × ms."""
-    rows = [{"size": s, "mode": m, "phase": p, "ms_per_step_per_member": ms}
-            for s, m, p, ms in [(1, "single", "adam", 10.0), (1, "single", "lbfgs", 20.0),
-                                (4, "loop", "adam", 8.0), (4, "loop", "lbfgs", 16.0),
-                                (4, "vmap", "adam", 2.0), (4, "vmap", "lbfgs", 5.0)]]  # fmt: skip
+    rows = [
+        {"size": s, "mode": m, "phase": p, "ms_per_step_per_member": ms}
+        for s, m, p, ms in [
+            (1, "single", "adam", 10.0),
+            (1, "single", "lbfgs", 20.0),
+            (4, "loop", "adam", 8.0),
+            (4, "loop", "lbfgs", 16.0),
+            (4, "vmap", "adam", 2.0),
+            (4, "vmap", "lbfgs", 5.0),
+        ]
+    ]
     measured = tmp_path / "ens.json"
     measured.write_text(json.dumps({"meta": {"device": "test"}, "rows": rows}))
     out = tmp_path / "projection.json"

@@ -198,7 +198,7 @@ def _option_files():
 CONTRIBUTE = (
     "an option contributed to conf/ extends its schema: start it with `defaults: "
     "[/schema/{group}/NAME@_here_, _self_]` and register NAME and its class in GROUPS of "
-    "pinn_exp/config.py (docs/architecture.md, \"Contributing an option to conf/\"); a file "
+    'pinn_exp/config.py (docs/architecture.md, "Contributing an option to conf/"); a file '
     "with its own `_target_` belongs in a folder of your own on the search path"
 )
 
@@ -217,8 +217,11 @@ def option_file_problems(path: Path, compose) -> list[str]:
         node = OmegaConf.structured(schema_of(targets[name], supplied))
     else:  # extends another option of the group
         node = compose([f"{path.parent.name}={parent}"])[path.parent.name]
-    return [f"{path.name} restates {key}={value!r}, the default" for key, value in own.items()
-            if node[key] == value]  # fmt: skip
+    return [
+        f"{path.name} restates {key}={value!r}, the default"
+        for key, value in own.items()
+        if node[key] == value
+    ]
 
 
 @pytest.mark.parametrize("path", list(_option_files()))
@@ -247,14 +250,18 @@ def test_contributing_an_option_to_conf_as_the_recipe_says(tmp_path, monkeypatch
     from pinn_exp import config as config_module
 
     supplied, targets = SCHEMA_GROUPS["sampler"]
-    monkeypatch.setitem(SCHEMA_GROUPS, "sampler", config_module.Group(
-        supplied, {**targets, "my_uniform": "pinn_exp.samplers.Uniform"}))  # fmt: skip
+    monkeypatch.setitem(
+        SCHEMA_GROUPS,
+        "sampler",
+        config_module.Group(supplied, {**targets, "my_uniform": "pinn_exp.samplers.Uniform"}),
+    )
     config_module.register_configs()
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
     option = conf / "sampler" / "my_uniform.yaml"
-    option.write_text("defaults:\n  - /schema/sampler/my_uniform@_here_\n  - _self_\n"
-                      "method: sobol\n")  # fmt: skip
+    option.write_text(
+        "defaults:\n  - /schema/sampler/my_uniform@_here_\n  - _self_\nmethod: sobol\n"
+    )
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
             cfg = hydra_compose(config_name="config", overrides=["sampler=my_uniform"])
@@ -281,9 +288,7 @@ def test_rsmote_option_is_the_framework_default_and_rsmote_paper_the_class_defau
 
 
 def test_the_paper_tables_differ_only_in_their_pde(compose):
-    configs = {
-        name: OmegaConf.to_container(compose([f"+experiment={name}"])) for name in TABLES
-    }
+    configs = {name: OmegaConf.to_container(compose([f"+experiment={name}"])) for name in TABLES}
     pdes = {name: cfg.pop("pde")["_target_"] for name, cfg in configs.items()}
     assert len(set(pdes.values())) == len(TABLES)
     first = configs[TABLES[0]]
@@ -301,14 +306,16 @@ def test_compile_auto_compiles_long_cpu_runs_where_a_compiler_is_found(compose, 
     default = build(compose(["device=cpu"]), training=False)
     assert default.schedule.compile is True and default.schedule.steps(6) == 9000
     assert default.compile_note == "optimizer.compile=auto: compiled (CPU, 9,000 steps)"
-    short = build(compose(["device=cpu", "optimizer.pretrain_steps=1000", "rounds=2"]),
-                  training=False)  # fmt: skip
+    short = build(
+        compose(["device=cpu", "optimizer.pretrain_steps=1000", "rounds=2"]), training=False
+    )
     assert short.schedule.compile is False and "4,000 steps, below 5,000" in short.compile_note
     decided, note = default.schedule.__class__(compile="auto").decide_compile("cuda", 6)
     assert decided.compile is False and "not on the CPU (cuda)" in note
     for kept in (True, False):
-        built = build(compose(["device=cpu", f"optimizer.compile={str(kept).lower()}"]),
-                      training=False)  # fmt: skip
+        built = build(
+            compose(["device=cpu", f"optimizer.compile={str(kept).lower()}"]), training=False
+        )
         assert built.schedule.compile is kept
         assert built.compile_note == f"optimizer.compile={str(kept).lower()}"
     random_r = build(compose(["device=cpu", "sampler=random_r"]), training=False)

@@ -32,8 +32,9 @@ print(rss() - before)
 )
 def test_retained_memory_stays_in_the_heap_and_the_default_returns_it():
     def kept(flag: str) -> float:
-        out = subprocess.run([sys.executable, "-c", SCRIPT, flag], capture_output=True,
-                             text=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", SCRIPT, flag], capture_output=True, text=True, check=True
+        )
         return float(out.stdout.split()[-1])
 
     assert kept("1") > 200  # the freed 256 MiB block stays mapped, ready for the next step

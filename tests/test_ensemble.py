@@ -22,8 +22,14 @@ from pinn_exp.training.ensemble import EnsembleTrainer, Unbatchable, unbatchable
 from pinn_exp.training.trainer import Trainer
 
 #: float64 and the ensemble's L-BFGS: the single runs members are compared with
-EXACT = [*TINY, "device.dtype=float64", "optimizer.lbfgs_impl=sync_free", "rounds=2",
-         "optimizer.lbfgs_steps=15", "n_points=150"]  # fmt: skip
+EXACT = [
+    *TINY,
+    "device.dtype=float64",
+    "optimizer.lbfgs_impl=sync_free",
+    "rounds=2",
+    "optimizer.lbfgs_steps=15",
+    "n_points=150",
+]
 
 
 def _parts(overrides: list[str], seeds: list[int]):
@@ -100,8 +106,9 @@ def test_a_member_whose_loss_turns_nan_diverges_alone(tmp_path, vectorize):
 
     EnsembleTrainer.__init__ = keep
     try:
-        records = runner.run_ensemble(builts, dirs, progress=False, step_hook=poison,
-                                      vectorize=vectorize)  # fmt: skip
+        records = runner.run_ensemble(
+            builts, dirs, progress=False, step_hook=poison, vectorize=vectorize
+        )
     finally:
         EnsembleTrainer.__init__ = original
     assert [r["status"] for r in records] == ["ok", "diverged", "ok"]
@@ -109,8 +116,9 @@ def test_a_member_whose_loss_turns_nan_diverges_alone(tmp_path, vectorize):
     assert (bad["round"], bad["step"], bad["phase"]) == (1, 3, "adam")
     assert len(bad["l2_rel_error_per_round"]) == 1  # round 0 finished, round 1 did not
     for record, single in zip([records[0], records[2]], singles):
-        assert np.isclose(record["l2_rel_error"], single.state.metrics["l2_rel_error"][-1],
-                          rtol=1e-6, atol=0)  # fmt: skip
+        assert np.isclose(
+            record["l2_rel_error"], single.state.metrics["l2_rel_error"][-1], rtol=1e-6, atol=0
+        )
     for d in dirs:
         assert json.loads((d / "metrics.json").read_text())["status"] in ("ok", "diverged")
         assert (d / "history.csv").is_file()
@@ -143,11 +151,14 @@ def test_vectorized_members_agree_with_their_single_runs_to_round_off(sampler):
     members = [Trainer(b, progress=False) for b in _parts(overrides, seeds)]
     EnsembleTrainer(members, progress=False, vectorize=True).run()
     for single, member in zip(singles, members):
-        first = [[r["loss"] for r in t.state.history if r["round"] == 0 and r["phase"] == "adam"]
-                 for t in (single, member)]  # fmt: skip
+        first = [
+            [r["loss"] for r in t.state.history if r["round"] == 0 and r["phase"] == "adam"]
+            for t in (single, member)
+        ]
         assert len(first[0]) == 30 and np.allclose(first[1], first[0], rtol=1e-10, atol=0)
-        steps = [[(r["round"], r["phase"], r["step"]) for r in t.state.history]
-                 for t in (single, member)]  # fmt: skip
+        steps = [
+            [(r["round"], r["phase"], r["step"]) for r in t.state.history] for t in (single, member)
+        ]
         assert steps[0] == steps[1] and any(phase == "lbfgs" for _, phase, _ in steps[0])
         assert np.allclose(_losses(member, "lbfgs"), _losses(single, "lbfgs"), rtol=1e-6, atol=0)
         _same_rounds(single, member)
@@ -167,8 +178,9 @@ def test_compiled_members_follow_their_compiled_single_runs(vectorize):
     members = [Trainer(b, progress=False) for b in _parts(overrides, seeds)]
     EnsembleTrainer(members, progress=False, vectorize=vectorize).run()
     for single, member in zip(singles, members):
-        steps = [[(r["round"], r["phase"], r["step"]) for r in t.state.history]
-                 for t in (single, member)]  # fmt: skip
+        steps = [
+            [(r["round"], r["phase"], r["step"]) for r in t.state.history] for t in (single, member)
+        ]
         assert steps[0] == steps[1] and any(phase == "lbfgs" for _, phase, _ in steps[0])
         losses = [[r["loss"] for r in t.state.history] for t in (single, member)]
         assert np.allclose(losses[1], losses[0], rtol=1e-6, atol=0)
@@ -182,9 +194,14 @@ def _sweep(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.CompletedP
     sweep = tmp_path / name
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests")}
     overrides = [a for a in EXACT if a != "rounds=2"] + ["rounds=1", "optimizer.lbfgs_steps=5"]
-    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", *overrides, *args,
-                           f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=patient(600))  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "-m", *overrides, *args, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, sweep
 
@@ -205,15 +222,19 @@ def test_the_batched_launcher_writes_what_the_basic_one_writes(tmp_path):
         one = json.loads((basic / job / "metrics.json").read_text())
         other = json.loads((batched / job / "metrics.json").read_text())
         assert other["status"] == one["status"] == "ok"
-        assert np.allclose(other["l2_rel_error_per_round"], one["l2_rel_error_per_round"],
-                           rtol=1e-6, atol=0)  # fmt: skip
-        pd.testing.assert_frame_equal(pd.read_csv(batched / job / "history.csv"),
-                                      pd.read_csv(basic / job / "history.csv"))  # fmt: skip
+        assert np.allclose(
+            other["l2_rel_error_per_round"], one["l2_rel_error_per_round"], rtol=1e-6, atol=0
+        )
+        pd.testing.assert_frame_equal(
+            pd.read_csv(batched / job / "history.csv"), pd.read_csv(basic / job / "history.csv")
+        )
     summary, summary_b = (pd.read_csv(d / "summary.csv") for d in (basic, batched))
     assert list(summary.columns) == list(summary_b.columns) and len(summary_b) == 4
     assert not list(batched.rglob(".run.lock"))  # every member's claim released at its end
-    assert (pd.read_csv(basic / "summary.md", sep="\t").shape
-            == pd.read_csv(batched / "summary.md", sep="\t").shape)  # fmt: skip
+    assert (
+        pd.read_csv(basic / "summary.md", sep="\t").shape
+        == pd.read_csv(batched / "summary.md", sep="\t").shape
+    )
 
 
 def test_sigterm_records_every_member(tmp_path):
@@ -227,8 +248,9 @@ def test_sigterm_records_every_member(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     with pytest.raises(runner.Interrupted):
-        runner.run_ensemble(_parts(["sampler=uniform"], seeds), dirs, progress=False,
-                            step_hook=terminate)  # fmt: skip
+        runner.run_ensemble(
+            _parts(["sampler=uniform"], seeds), dirs, progress=False, step_hook=terminate
+        )
     for d in dirs:
         record = json.loads((d / "metrics.json").read_text())
         assert (record["status"], record["error"]) == ("failed", "terminated (SIGTERM)")
@@ -238,10 +260,28 @@ def test_sigterm_records_every_member(tmp_path):
 
 def test_ensemble_benchmark_writes_a_row_per_size_mode_and_phase(tmp_path):
     out = tmp_path / "ens.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ensemble.py"), "--sizes", "1,2",
-                    "--adam", "2", "--lbfgs", "2", "--warmup", "0", "--json", str(out), "--",
-                    "n_points=100"], cwd=tmp_path, check=True, capture_output=True,
-                   timeout=patient(300))  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "ensemble.py"),
+            "--sizes",
+            "1,2",
+            "--adam",
+            "2",
+            "--lbfgs",
+            "2",
+            "--warmup",
+            "0",
+            "--json",
+            str(out),
+            "--",
+            "n_points=100",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=patient(300),
+    )
     rows = json.loads(out.read_text())["rows"]
     assert {(r["size"], r["mode"], r["phase"]) for r in rows} == {
         (s, m, p)
@@ -255,10 +295,27 @@ def test_a_vectorised_l_bfgs_update_costs_the_same_operations_for_any_ensemble_s
     """benchmarks/ensemble.py --count-ops: in vmap mode an L-BFGS update dispatches as many
     operations for 4 members as for 1; in loop mode one member's worth per member."""
     out = tmp_path / "ops.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ensemble.py"), "--count-ops",
-                    "--sizes", "1,4", "--lbfgs", "2", "--warmup", "1", "--json", str(out), "--",
-                    "n_points=100"], cwd=tmp_path, check=True, capture_output=True,
-                   timeout=patient(300))  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "ensemble.py"),
+            "--count-ops",
+            "--sizes",
+            "1,4",
+            "--lbfgs",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+            "--",
+            "n_points=100",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=patient(300),
+    )
     ops = {(r["size"], r["mode"]): r for r in json.loads(out.read_text())["rows"]}
     assert set(ops) == {(1, "single"), (1, "loop"), (1, "vmap"), (4, "loop"), (4, "vmap")}
     update = {key: row["ops_update"] for key, row in ops.items()}
@@ -267,8 +324,7 @@ def test_a_vectorised_l_bfgs_update_costs_the_same_operations_for_any_ensemble_s
     assert update[(1, "single")] > 0 and update[(4, "vmap")] < update[(4, "loop")] / 2
 
 
-def test_a_failure_in_one_members_sampling_leaves_the_others_records_right(tmp_path,
-                                                                          monkeypatch):  # fmt: skip
+def test_a_failure_in_one_members_sampling_leaves_the_others_records_right(tmp_path, monkeypatch):
     """Members end their rounds one after the other: when member 0's next sampling fails, the
     others (round 0 evaluated and checkpointed) record that round as their last completed
     one, the one their checkpoint holds."""
@@ -285,8 +341,9 @@ def test_a_failure_in_one_members_sampling_leaves_the_others_records_right(tmp_p
     dirs = [tmp_path / f"m{s}" for s in seeds]
     for d in dirs:
         d.mkdir()
-    records = runner.run_ensemble(_parts(["sampler=uniform", "rounds=1"], seeds), dirs,
-                                  progress=False)  # fmt: skip
+    records = runner.run_ensemble(
+        _parts(["sampler=uniform", "rounds=1"], seeds), dirs, progress=False
+    )
     for d, record in zip(dirs, records):
         held = torch.load(d / "checkpoint.pt", weights_only=False)["state"]["round_index"]
         assert record["status"] == "oom" and record["last_completed_round"] == held == 0

@@ -113,7 +113,11 @@ def test_end_to_end_run(tmp_path, root, tiny):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "run.py", "pde=poisson_peak", SEARCHPATH, f"hydra.run.dir={run_dir}"]
     proc = subprocess.run(
-        [*cmd, *tiny, "rounds=1"], cwd=root, env=env, capture_output=True, text=True,
+        [*cmd, *tiny, "rounds=1"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=patient(300),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -14,8 +14,14 @@ from support import ROOT, patient
 
 def _run(*args: str, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=patient(timeout))  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(timeout),
+    )
 
 
 def test_experiment_cfg_job_shows_the_config_without_running(tmp_path):
@@ -33,11 +39,27 @@ def test_smoke_runs_every_pde_with_every_sampler(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 10 * 7
-    assert set(summary["pde"]) == {"burgers", "allen_cahn", "laplace", "elliptic",
-                                   "reaction_diffusion", "convection", "helmholtz",
-                                   "poisson_lshape", "heat", "wave"}  # fmt: skip
-    assert set(summary["sampler"]) == {"uniform", "random_r", "rad", "rar_d", "rar_g", "r3",
-                                       "rsmote"}  # fmt: skip
+    assert set(summary["pde"]) == {
+        "burgers",
+        "allen_cahn",
+        "laplace",
+        "elliptic",
+        "reaction_diffusion",
+        "convection",
+        "helmholtz",
+        "poisson_lshape",
+        "heat",
+        "wave",
+    }
+    assert set(summary["sampler"]) == {
+        "uniform",
+        "random_r",
+        "rad",
+        "rar_d",
+        "rar_g",
+        "r3",
+        "rsmote",
+    }
     failed = summary[summary["status"] != "ok"]
     assert failed.empty, failed[["run_dir", "status", "error"]].to_string()
     assert summary["l2_rel_error"].notna().all()
@@ -55,8 +77,15 @@ def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher, tiny):
     extra = (
         ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
     )
-    proc = _run("-m", f"hydra/launcher={launcher}", *extra, *tiny, "sampler=uniform,rsmote",
-                f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+    proc = _run(
+        "-m",
+        f"hydra/launcher={launcher}",
+        *extra,
+        *tiny,
+        "sampler=uniform,rsmote",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = pd.read_csv(sweep / "summary.csv")
     assert sorted(summary["sampler"]) == ["rsmote", "uniform"]
@@ -65,9 +94,12 @@ def test_launcher_plugins_run_a_two_job_sweep(tmp_path, launcher, tiny):
 
 @pytest.mark.parametrize(
     "budget, rounds, steps, dtype",
-    [("reference", 100, (15000, 1000, 1000), "float64"), ("paper", 10, (15000, 1000, 1000),
-     "float32"), ("short", 3, (2000, 200, 200), "float32")],
-)  # fmt: skip
+    [
+        ("reference", 100, (15000, 1000, 1000), "float64"),
+        ("paper", 10, (15000, 1000, 1000), "float32"),
+        ("short", 3, (2000, 200, 200), "float32"),
+    ],
+)
 def test_a_budget_is_one_switch_over_an_experiment(budget, rounds, steps, dtype, compose):
     cfg = compose(["+experiment=burgers_table", f"budget={budget}"])
     opt = cfg.optimizer
@@ -93,20 +125,37 @@ def test_a_killed_joblib_worker_leaves_a_summary_and_the_command_that_finishes(
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
     env = {**os.environ, "PYTHONPATH": str(root / "tests"), "HYDRA_FULL_ERROR": "0"}
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *tiny, "rounds=1",
-            "pde._target_=faults.KilledBurgers,pinn_exp.pdes.Burgers", "seed=0,1",
-            f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    cut = subprocess.run([sys.executable, str(root / "run.py"), *args], cwd=tmp_path,
-                         env={**env, "PINN_EXP_KILL": "5"}, capture_output=True, text=True,
-                         timeout=patient(600))  # fmt: skip
+    args = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *tiny,
+        "rounds=1",
+        "pde._target_=faults.KilledBurgers,pinn_exp.pdes.Burgers",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    cut = subprocess.run(
+        [sys.executable, str(root / "run.py"), *args],
+        cwd=tmp_path,
+        env={**env, "PINN_EXP_KILL": "5"},
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
     assert cut.returncode != 0
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 4 and (summary["status"] == "incomplete").sum() >= 2
     finish = shlex.split(cut.stderr.strip().splitlines()[-1])
     assert finish[:3] == ["python", "run.py", "-m"] and "resume=true" in finish
-    done = subprocess.run([sys.executable, str(root / "run.py"), *finish[2:]], cwd=tmp_path,
-                          env=env, capture_output=True, text=True,
-                          timeout=patient(600))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(root / "run.py"), *finish[2:]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "set hydra.run.dir" not in done.stdout + done.stderr  # jobs that never started: start
     summary = pd.read_csv(sweep / "summary.csv")

@@ -22,8 +22,10 @@ from pinn_exp.training.trainer import Trainer
 
 @pytest.mark.parametrize("pde", ["burgers", "laplace"])
 def test_one_seed_shares_the_initial_network_and_points_across_samplers(compose, tiny, pde):
-    built = {name: build(compose([*tiny, f"pde={pde}", f"sampler={name}", "seed=3"]))
-             for name in ("rad", "rsmote", "uniform", "r3")}  # fmt: skip
+    built = {
+        name: build(compose([*tiny, f"pde={pde}", f"sampler={name}", "seed=3"]))
+        for name in ("rad", "rsmote", "uniform", "r3")
+    }
     first = {name: b.sampler.initial().points for name, b in built.items()}
     reference = built["rad"]
     for name, b in built.items():
@@ -63,8 +65,9 @@ def test_residual_maps_are_the_residual_on_the_grid(tmp_path, compose, tiny):
 
 
 def test_no_residual_map_above_two_dimensions(tmp_path, compose, tiny):
-    metrics = runner.run(build(compose([*tiny, "pde=laplace", "pde.dim=3"])), tmp_path,
-                         progress=False)  # fmt: skip
+    metrics = runner.run(
+        build(compose([*tiny, "pde=laplace", "pde.dim=3"])), tmp_path, progress=False
+    )
     assert metrics["status"] == "ok" and not (tmp_path / record.RESIDUAL).exists()
     assert metrics["concentration"] is not None
 
@@ -175,13 +178,21 @@ def test_random_r_as_published_resamples_every_100_adam_steps_in_one_stage(
     replaced, in one Adam stage (the set after the last step included, as DeepXDE's resampler
     does), then one L-BFGS run of optimizer.single_stage_lbfgs_steps on the last set; the
     run's rounds are not run."""
-    cfg = compose([*tiny, "sampler=random_r", f"optimizer.pretrain_steps={steps}",
-                   "optimizer.single_stage_lbfgs_steps=7", "rounds=2"])  # fmt: skip
+    cfg = compose(
+        [
+            *tiny,
+            "sampler=random_r",
+            f"optimizer.pretrain_steps={steps}",
+            "optimizer.single_stage_lbfgs_steps=7",
+            "rounds=2",
+        ]
+    )
     built = build(cfg)
     trainer = Trainer(built, progress=False)
     used: list[torch.Tensor] = []  # the set each Adam step trains on
-    trainer.step_hook = lambda r, s, phase: used.append(trainer.state.points) if phase == "adam" \
-        else None  # fmt: skip
+    trainer.step_hook = lambda r, s, phase: (
+        used.append(trainer.state.points) if phase == "adam" else None
+    )
     sets: list[torch.Tensor] = []
     update = built.sampler.update
 
@@ -238,8 +249,9 @@ def test_rsmote_control_arm_moves_the_same_number_of_points_for_every_lambda(rat
 
     n = 1000
     sampler = RSmote(ratio=ratio, synthetic=synthetic)
-    sampler.bind(Box([0.0, 0.0], [1.0, 1.0]), n, 3, torch.Generator().manual_seed(0), "cpu",
-                 torch.float64)  # fmt: skip
+    sampler.bind(
+        Box([0.0, 0.0], [1.0, 1.0]), n, 3, torch.Generator().manual_seed(0), "cpu", torch.float64
+    )
     x = sampler.initial().points
     new = sampler.update(x, lambda p, chunk_size=None: p[:, 0] + p[:, 1], 1).points
     assert len(new) == n

@@ -114,8 +114,13 @@ def test_header_shows_every_sampler_setting():
 
 
 def test_option_lists_show_options_not_schemas(tmp_path, root):
-    proc = subprocess.run([sys.executable, str(root / "run.py"), "sampler=nope"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=patient(120))  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(root / "run.py"), "sampler=nope"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=patient(120),
+    )
     assert proc.returncode != 0
     listed = proc.stderr.split("Available options in 'sampler':")[1]
     options = listed.split("Config search path")[0].split()
@@ -124,8 +129,13 @@ def test_option_lists_show_options_not_schemas(tmp_path, root):
 
 
 def test_help_lists_the_groups_a_user_chooses_from(tmp_path, root):
-    proc = subprocess.run([sys.executable, str(root / "run.py"), "--help"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=patient(120))  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(root / "run.py"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=patient(120),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     groups = proc.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     lines = {line.split(":")[0]: line for line in groups.splitlines() if ":" in line}

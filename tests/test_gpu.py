@@ -18,8 +18,9 @@ def test_run_on_cuda_records_gpu_memory_per_phase(tmp_path, tiny, compose):
     assert record["status"] == "ok"
     assert record["device"] == torch.cuda.get_device_name()
     assert record["peak_gpu_mem_mb_train"] > 0 and record["peak_gpu_mem_mb_sampling"] > 0
-    assert record["peak_gpu_mem_mb"] == max(record["peak_gpu_mem_mb_train"],
-                                            record["peak_gpu_mem_mb_sampling"])  # fmt: skip
+    assert record["peak_gpu_mem_mb"] == max(
+        record["peak_gpu_mem_mb_train"], record["peak_gpu_mem_mb_sampling"]
+    )
 
 
 def test_forward_laplacian_matches_autograd_on_cuda():
@@ -40,8 +41,14 @@ def test_memory_limit_turns_an_overflow_into_an_oom_record(tmp_path, tiny, compo
     # Training (N = 200) fits in 1 GiB; scoring RAD's 400k dense points at d = 200 in one pass
     # with the autograd Laplacian needs tens of GiB (H100: 77 GiB already at d = 100, 100k).
     overrides = [o for o in tiny if not o.startswith("device")] + [
-        "device=cuda", "device.memory_limit_gb=1", "pde=elliptic", "pde.dim=200",
-        "sampler=rad", "sampler.n_dense=400000", "laplacian=autograd"]  # fmt: skip
+        "device=cuda",
+        "device.memory_limit_gb=1",
+        "pde=elliptic",
+        "pde.dim=200",
+        "sampler=rad",
+        "sampler.n_dense=400000",
+        "laplacian=autograd",
+    ]
     torch.cuda.empty_cache()  # the cap counts memory cached by earlier tests
     record = runner.run(build(compose(overrides)), tmp_path, progress=False)
     assert record["status"] == "oom", record["error"]
@@ -54,11 +61,19 @@ def test_cuda_graphs_replay_the_same_steps_as_eager(tmp_path, pde, tiny, compose
     """Captured Adam steps and sync-free L-BFGS iterations follow the eager ones (float64,
     so that the kernels' different orders of summation stay far below the tolerance)."""
     overrides = [o for o in tiny if not o.startswith("device")] + [
-        "device=cuda", "device.dtype=float64", f"pde={pde}", "optimizer.lbfgs_impl=sync_free",
-        "optimizer.lbfgs_steps=20", "rounds=1"]  # fmt: skip
+        "device=cuda",
+        "device.dtype=float64",
+        f"pde={pde}",
+        "optimizer.lbfgs_impl=sync_free",
+        "optimizer.lbfgs_steps=20",
+        "rounds=1",
+    ]
     eager = runner.run(build(compose(overrides)), tmp_path / "eager", progress=False)
-    graphs = runner.run(build(compose([*overrides, "optimizer.cuda_graphs=true"])),
-                        tmp_path / "graphs", progress=False)  # fmt: skip
+    graphs = runner.run(
+        build(compose([*overrides, "optimizer.cuda_graphs=true"])),
+        tmp_path / "graphs",
+        progress=False,
+    )
     assert eager["status"] == graphs["status"] == "ok"
     assert graphs["l2_rel_error_per_round"] == pytest.approx(
         eager["l2_rel_error_per_round"], rel=1e-6
@@ -90,15 +105,24 @@ def test_resume_with_cuda_graphs_reaches_the_uninterrupted_result(tmp_path, root
     import sys
 
     overrides = [o for o in tiny if not o.startswith("device")] + [
-        "device=cuda", "device.dtype=float64", "rounds=3", "optimizer.lbfgs_impl=sync_free",
-        "optimizer.cuda_graphs=true", "pde._target_=faults.KilledBurgers"]  # fmt: skip
+        "device=cuda",
+        "device.dtype=float64",
+        "rounds=3",
+        "optimizer.lbfgs_impl=sync_free",
+        "optimizer.cuda_graphs=true",
+        "pde._target_=faults.KilledBurgers",
+    ]
     env = {**os.environ, "PYTHONPATH": str(root / "tests"), "HYDRA_FULL_ERROR": "0"}
 
     def run(out, *extra, kill=False):
-        return subprocess.run([sys.executable, str(root / "run.py"), *overrides, *extra,
-                               f"hydra.run.dir={out}"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=patient(600),
-                              env={**env, **({"PINN_EXP_KILL": "22"} if kill else {})})  # fmt: skip
+        return subprocess.run(
+            [sys.executable, str(root / "run.py"), *overrides, *extra, f"hydra.run.dir={out}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=patient(600),
+            env={**env, **({"PINN_EXP_KILL": "22"} if kill else {})},
+        )
 
     assert run(tmp_path / "full").returncode == 0
     assert run(tmp_path / "part", kill=True).returncode != 0

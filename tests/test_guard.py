@@ -26,8 +26,14 @@ TINY1 = [*TINY, "rounds=1"]
 
 def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=patient(600))  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -139,9 +145,16 @@ def test_runs_and_sweeps_do_not_nest(tmp_path):
 def test_the_finish_command_survives_the_shell_and_hydra(where):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    config = OmegaConf.create({"hydra": {"overrides": {
-        "hydra": [f"hydra.sweep.dir={where}", "hydra.sweep.subdir=${hydra.job.num}"],
-        "task": ["seed=0,1", "resume=true"]}}})  # fmt: skip
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {
+                    "hydra": [f"hydra.sweep.dir={where}", "hydra.sweep.subdir=${hydra.job.num}"],
+                    "task": ["seed=0,1", "resume=true"],
+                }
+            }
+        }
+    )
     words = shlex.split(sweep.finish_command(config, Path(where)))
     assert words[:3] == ["python", "run.py", "-m"] and words.count("resume=true") == 1
     parsed = OverridesParser.create().parse_overrides(words[3:])
@@ -214,8 +227,7 @@ def test_last_completed_round_is_the_round_the_checkpoint_holds(tmp_path, monkey
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_records_the_run_and_a_second_one_changes_nothing(tmp_path, monkeypatch,
-                                                                   signum):  # fmt: skip
+def test_a_signal_records_the_run_and_a_second_one_changes_nothing(tmp_path, monkeypatch, signum):
     def hook(round_index, step, phase):
         if step == 5:
             os.kill(os.getpid(), signum)
@@ -243,14 +255,17 @@ def test_a_signal_records_the_run_and_a_second_one_changes_nothing(tmp_path, mon
 def test_a_resume_that_cannot_build_or_load_leaves_the_run_as_it_was(finished, tmp_path):
     run = _copy(finished, tmp_path)
     before = _files(run)
-    proc = _cli(*TINY, "rounds=3", "resume=true", "+sampler.period=5", f"hydra.run.dir={run}",
-                cwd=tmp_path)  # fmt: skip
+    proc = _cli(
+        *TINY, "rounds=3", "resume=true", "+sampler.period=5", f"hydra.run.dir={run}", cwd=tmp_path
+    )
     _refused(proc, "period")
     assert _files(run) == before  # .hydra/ and the log included
     torch.save({"foo": 1}, run / "checkpoint.pt")
     before = _files(run)
-    _refused(_cli(*TINY, "rounds=3", "resume=true", f"hydra.run.dir={run}", cwd=tmp_path),
-             "not a checkpoint of a run")  # fmt: skip
+    _refused(
+        _cli(*TINY, "rounds=3", "resume=true", f"hydra.run.dir={run}", cwd=tmp_path),
+        "not a checkpoint of a run",
+    )
     assert _files(run) == before
 
 
@@ -258,8 +273,17 @@ def test_a_resume_that_cannot_build_or_load_leaves_the_run_as_it_was(finished, t
 def test_the_original_resume_still_works_after_a_refused_one(finished, tmp_path):
     run = _copy(finished, tmp_path)
     (run / "loss.png").unlink()  # and a finished run missing a plot gets it on resume
-    _refused(_cli(*TINY, "rounds=2", "resume=true", "+sampler.period=5", f"hydra.run.dir={run}",
-                  cwd=tmp_path), "period")  # fmt: skip
+    _refused(
+        _cli(
+            *TINY,
+            "rounds=2",
+            "resume=true",
+            "+sampler.period=5",
+            f"hydra.run.dir={run}",
+            cwd=tmp_path,
+        ),
+        "period",
+    )
     proc = _cli(*TINY, "rounds=1", "resume=true", f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0 and (run / "loss.png").is_file(), proc.stderr[-2000:]
     proc = _cli(*TINY, "rounds=2", "resume=true", f"hydra.run.dir={run}", cwd=tmp_path)
@@ -306,14 +330,17 @@ def test_refusals_of_places(finished, tmp_path):
     _refused(_cli(*TINY1, "hydra.run.dir=", cwd=tmp_path), "hydra.run.dir is empty")
     assert not list(tmp_path.iterdir())
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    _refused(_cli(*TINY1, f"hydra.run.dir={tmp_path / 'dangling'}", cwd=tmp_path),
-             "which does not exist")  # fmt: skip
+    _refused(
+        _cli(*TINY1, f"hydra.run.dir={tmp_path / 'dangling'}", cwd=tmp_path), "which does not exist"
+    )
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / ".sweep").touch()
     _refused(_cli(*TINY1, f"hydra.run.dir={sweep / 'mine'}", cwd=tmp_path), "sweep's directory")
-    _refused(_cli("-m", *TINY1, "seed=0,1", f"hydra.sweep.dir={finished}", cwd=tmp_path),
-             "a run's directory")  # fmt: skip
+    _refused(
+        _cli("-m", *TINY1, "seed=0,1", f"hydra.sweep.dir={finished}", cwd=tmp_path),
+        "a run's directory",
+    )
 
 
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
@@ -329,16 +356,28 @@ def test_a_failed_configuration_does_not_block_the_corrected_rerun(tmp_path):
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_sweeps_whose_jobs_collide_or_whose_config_changed_are_refused(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = _cli("-m", *TINY1, "seed=0,1", "hydra.sweep.subdir=${hydra.runtime.choices.sampler}",
-                f"hydra.sweep.dir={sweep}", cwd=tmp_path)  # fmt: skip
+    proc = _cli(
+        "-m",
+        *TINY1,
+        "seed=0,1",
+        "hydra.sweep.subdir=${hydra.runtime.choices.sampler}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     _refused(proc, "both write into")
     assert not (sweep / "rsmote").exists()
-    proc = _cli("-m", *TINY1, "sampler=uniform", "seed=0", f"hydra.sweep.dir={sweep}",
-                cwd=tmp_path)  # fmt: skip
+    proc = _cli("-m", *TINY1, "sampler=uniform", "seed=0", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     before = _files(sweep)
-    proc = _cli("-m", *TINY1, "sampler=rad", "seed=0", "resume=true", f"hydra.sweep.dir={sweep}",
-                cwd=tmp_path)  # fmt: skip
+    proc = _cli(
+        "-m",
+        *TINY1,
+        "sampler=rad",
+        "seed=0",
+        "resume=true",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     _refused(proc, "sampler ('uniform' -> 'rad')")
     assert _files(sweep) == before
 
@@ -351,23 +390,40 @@ def test_a_sweep_started_before_the_defaults_changed_resumes_with_them_written_o
     not YAML's octal 64)."""
     sweep_dir = tmp_path / "sweep"
     old = ["optimizer.compile=false"]
-    first = _cli("-m", *TINY1, "seed=0", *old, "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}",
-                 cwd=tmp_path)  # fmt: skip
+    first = _cli(
+        "-m",
+        *TINY1,
+        "seed=0",
+        *old,
+        "optimizer.lr=1e-3",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     # as if it had been started when these were the defaults: not on its command line
     multirun = OmegaConf.load(sweep_dir / "multirun.yaml")
     task = [o for o in multirun.hydra.overrides.task if o not in old]
     multirun.hydra.overrides.task = task
     OmegaConf.save(multirun, sweep_dir / "multirun.yaml")
-    refused = _cli("-m", *TINY1, "seed=0", "resume=true", f"hydra.sweep.dir={sweep_dir}",
-                   cwd=tmp_path)  # fmt: skip
+    refused = _cli(
+        "-m", *TINY1, "seed=0", "resume=true", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path
+    )
     _refused(refused, "resumes with optimizer.compile=false")
-    wider = _cli("-m", *TINY1, "seed=0", *old, "model.width=0100", "resume=true",
-                 f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)  # fmt: skip
+    wider = _cli(
+        "-m",
+        *TINY1,
+        "seed=0",
+        *old,
+        "model.width=0100",
+        "resume=true",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
     _refused(wider, "model.width")
     assert "resumes with" not in wider.stderr  # it has the old default already
-    resumed = _cli("-m", *TINY1, "seed=0", *old, "resume=true", f"hydra.sweep.dir={sweep_dir}",
-                   cwd=tmp_path)  # fmt: skip
+    resumed = _cli(
+        "-m", *TINY1, "seed=0", *old, "resume=true", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     record = json.loads(next(sweep_dir.glob("*/metrics.json")).read_text())
     assert record["status"] == "ok"

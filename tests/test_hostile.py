@@ -160,8 +160,13 @@ def test_swapped_errors_tie_in_the_signed_rank_test():
 # ----------------------------------------------------------------------------------- report
 def _fake_run(folder: Path, seed: int, error: float) -> None:
     folder.mkdir(parents=True)
-    record = {"status": "ok", "pde": "burgers", "sampler": "rad", "seed": seed,
-              "l2_rel_error": error}  # fmt: skip
+    record = {
+        "status": "ok",
+        "pde": "burgers",
+        "sampler": "rad",
+        "seed": seed,
+        "l2_rel_error": error,
+    }
     (folder / "metrics.json").write_text(json.dumps(record))
     (folder / "config_resolved.yaml").write_text(f"seed: {seed}\nn_points: 200\n")
 

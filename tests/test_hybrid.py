@@ -108,8 +108,9 @@ def test_fluctuation_is_a_report_column_and_a_paired_metric(tmp_path):
         for seed, per_round in enumerate(runs):
             record = _metrics(2, sampler, None, seed, "ok", per_round[-1], 1.0, "x")
             record.update(l2_rel_error_per_round=per_round, sampler_class=sampler)
-            _write_run(tmp_path / f"{sampler}{seed}", _config(2, sampler, None, seed),
-                       json.dumps(record))  # fmt: skip
+            _write_run(
+                tmp_path / f"{sampler}{seed}", _config(2, sampler, None, seed), json.dumps(record)
+            )
     frame = collect_runs([tmp_path])
     by_run = dict(zip(frame["run_dir"].map(lambda p: p.split("/")[-1]), frame["fluctuation"]))
     # rad0: changes 0, 1 -> 0.5; rad1: 1, 0 -> 0.5; rsmote0: 1, 1 -> 1; rsmote1: 0, 2 -> 1

@@ -132,19 +132,25 @@ def test_lbfgs_steps_given_to_the_adam_only_optimizer_are_refused(key, compose):
 @pytest.mark.parametrize(
     ("override", "said"),
     [
-        ("+n_point=500", "n_point=500 is not allowed: n_point is not a config key (did you mean "
-         "n_points?); the top-level keys are"),
+        (
+            "+n_point=500",
+            "n_point=500 is not allowed: n_point is not a config key (did you mean "
+            "n_points?); the top-level keys are",
+        ),
         ("+foo=1", "foo=1 is not allowed: foo is not a config key; the top-level keys are"),
         ("+foo.bar=1", "foo={'bar': 1} is not allowed: foo is not a config key"),
-        ("+sampler.ration=0.3", "sampler.ration=0.3 is not allowed: sampler.ration is not a "
-         "config key (did you mean sampler.ratio?); the keys of sampler are ratio,"),
+        (
+            "+sampler.ration=0.3",
+            "sampler.ration=0.3 is not allowed: sampler.ration is not a "
+            "config key (did you mean sampler.ratio?); the keys of sampler are ratio,",
+        ),
         ("+sampler.foo=2", "sampler.foo=2 is not allowed: sampler.foo is not a config key;"),
         ("+optimizer.lbfgs_step=5", "(did you mean optimizer.lbfgs_steps?)"),
         ("+report.metrik=x", "(did you mean report.metric?); the keys of report are rows,"),
         ("+model.in_dim=3", "model.in_dim=3 is not allowed: the run sets model.in_dim itself"),
         ("+laplacian.seed=3", "laplacian.seed=3 is not allowed: the run sets laplacian.seed"),
     ],
-)  # fmt: skip
+)
 def test_keys_added_with_plus_that_nothing_reads_are_refused(override, said, compose):
     with pytest.raises(ConfigError) as info:
         build(compose([override, "n_points=200"]))
@@ -162,8 +168,11 @@ def test_a_mistyped_key_on_the_command_line_exits_2_in_one_line_before_training(
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, str(root / "run.py"), *tiny, "+n_point=500", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=patient(300), cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     said = [line for line in proc.stderr.splitlines() if "n_point=500" in line]
     assert len(said) == 1 and "did you mean n_points?" in said[0]
@@ -239,8 +248,17 @@ def test_a_dense_set_whose_one_pass_scoring_does_not_fit_is_refused_with_a_chunk
     assert "1.0 GiB are free on cpu; set sampler.chunk_size=" in message and "\n" not in message
     chunk = int(message.split("sampler.chunk_size=")[1].split()[0])
     assert 50_000 <= chunk <= 150_000  # half of 1 GiB at 5,888 bytes a point
-    built = build(compose(["sampler=rad", "device=cpu", "device.dtype=float32",
-                           "sampler.n_dense=4000000", f"sampler.chunk_size={chunk}"]))  # fmt: skip
+    built = build(
+        compose(
+            [
+                "sampler=rad",
+                "device=cpu",
+                "device.dtype=float32",
+                "sampler.n_dense=4000000",
+                f"sampler.chunk_size={chunk}",
+            ]
+        )
+    )
     assert built.sampler.chunk_size == chunk
     # a chunk too large for the memory is refused under its own key
     message = _refusal(compose, ["sampler.n_dense=4000000", "sampler.chunk_size=1000000"])
@@ -262,9 +280,10 @@ def test_the_scoring_estimate_grows_with_width_depth_dim_and_graph_methods(compo
         1.9 * base
     )
     assert estimate("pde=elliptic", "pde.dim=10", "device.dtype=float32", "model.depth=8") > base
-    assert estimate(
-        "pde=elliptic", "pde.dim=10", "device.dtype=float32", "laplacian=autograd"
-    ) > 1.5 * base  # fmt: skip
+    assert (
+        estimate("pde=elliptic", "pde.dim=10", "device.dtype=float32", "laplacian=autograd")
+        > 1.5 * base
+    )
 
 
 MEASURE = """
@@ -292,8 +311,13 @@ print(status("VmHWM:") - before, scoring_bytes(n, n, *parts) - scoring_bytes(n, 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux peak RSS only")
 @pytest.mark.parametrize("overrides", [["pde=burgers"], ["pde=laplace", "laplacian=autograd"]])
 def test_the_scoring_estimate_bounds_the_measured_peak(root, overrides):
-    proc = subprocess.run([sys.executable, "-c", MEASURE, "50000", *overrides], cwd=root,
-                          capture_output=True, text=True, timeout=patient(300))  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, "50000", *overrides],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+    )
     if proc.returncode != 0 and "clear_refs" in proc.stderr:
         pytest.skip("the peak RSS cannot be reset here")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -22,17 +22,43 @@ def installed(tmp_path_factory, root) -> Path:
     project's wheel installed into it; returns its bin directory."""
     pytest.importorskip("hatchling", reason="the dev extra installs hatchling")
     tmp = tmp_path_factory.mktemp("install")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                            "--no-build-isolation", "-q", "-w", str(tmp / "dist"), str(root)],
-                           capture_output=True, text=True, timeout=patient(300))  # fmt: skip
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+    )
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp / "dist").glob("pinn_exp-*.whl")
     venv.create(tmp / "venv", with_pip=True)
     bin_dir = tmp / "venv" / "bin"
     _see_this_interpreters_packages(bin_dir / "python")
-    install = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q",
-                              "--no-deps", "--no-index", str(wheel)],
-                             capture_output=True, text=True, timeout=patient(300))  # fmt: skip
+    install = subprocess.run(
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+    )
     assert install.returncode == 0, install.stderr
     return bin_dir
 
@@ -44,8 +70,9 @@ def _see_this_interpreters_packages(python: Path) -> None:
     the venv's own site-packages, so the wheel's copy of pinn_exp wins over any editable
     install, whose own ``.pth`` files are not processed from there."""
     where = "import sysconfig; print(sysconfig.get_path('purelib'))"
-    purelib = subprocess.run([str(python), "-c", where], capture_output=True, text=True,
-                             check=True).stdout.strip()  # fmt: skip
+    purelib = subprocess.run(
+        [str(python), "-c", where], capture_output=True, text=True, check=True
+    ).stdout.strip()
     ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib"), *site.getsitepackages()}
     (Path(purelib) / "_parent_packages.pth").write_text("\n".join(sorted(ours)) + "\n")
 
@@ -57,33 +84,61 @@ def _env() -> dict:
 
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_console_script_runs_a_job_from_another_directory(installed, tmp_path, tiny):
-    where = subprocess.run([str(installed / "python"), "-c",
-                            "import pinn_exp.config as c; print(c.__file__); print(c.CONF_DIR)"],
-                           cwd=tmp_path, capture_output=True, text=True, env=_env())  # fmt: skip
+    where = subprocess.run(
+        [
+            str(installed / "python"),
+            "-c",
+            "import pinn_exp.config as c; print(c.__file__); print(c.CONF_DIR)",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     module, conf = where.stdout.split()
     assert str(installed.parent) in module  # the wheel's copy, not the checkout
     assert Path(conf).is_dir() and str(installed.parent) in conf
     out = tmp_path / "run"
-    proc = subprocess.run([str(installed / "pinn-exp"), *tiny, "rounds=1",
-                           f"hydra.run.dir={out}"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=patient(300), env=_env())  # fmt: skip
+    proc = subprocess.run(
+        [str(installed / "pinn-exp"), *tiny, "rounds=1", f"hydra.run.dir={out}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+        env=_env(),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((out / "metrics.json").read_text())
     assert record["status"] == "ok" and (out / "run.log").is_file()
     # the installed package loads its run back and recomputes the recorded error
-    check = subprocess.run([str(installed / "python"), "-c",
-                            f"import pinn_exp; r = pinn_exp.load_run({str(out)!r}); "
-                            "print(r.evaluate() == r.metrics['l2_rel_error'])"],
-                           cwd=tmp_path, capture_output=True, text=True, env=_env())  # fmt: skip
+    check = subprocess.run(
+        [
+            str(installed / "python"),
+            "-c",
+            f"import pinn_exp; r = pinn_exp.load_run({str(out)!r}); "
+            "print(r.evaluate() == r.metrics['l2_rel_error'])",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert check.stdout.strip() == "True", check.stderr[-2000:]
 
 
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_installed_compose_helper_and_experiments(installed, tmp_path):
-    code = ("from pinn_exp.config import compose_config; "
-            "c = compose_config(['+experiment=burgers_table', 'budget=short']); "
-            "print(c.rounds, c.pde._target_)")  # fmt: skip
-    proc = subprocess.run([str(installed / "python"), "-c", code], cwd=tmp_path,
-                          capture_output=True, text=True, env=_env())  # fmt: skip
+    code = (
+        "from pinn_exp.config import compose_config; "
+        "c = compose_config(['+experiment=burgers_table', 'budget=short']); "
+        "print(c.rounds, c.pde._target_)"
+    )
+    proc = subprocess.run(
+        [str(installed / "python"), "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["3", "pinn_exp.pdes.Burgers"]

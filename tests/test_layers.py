@@ -25,8 +25,13 @@ def _layers() -> list[str]:
 def test_the_contract_holds():
     pytest.importorskip("importlinter", reason="the dev extra installs import-linter")
     command = Path(sys.executable).parent / "lint-imports"  # installed beside this Python
-    proc = subprocess.run([str(command), "--config", str(CONTRACT), "--no-cache"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=patient(300))  # fmt: skip
+    proc = subprocess.run(
+        [str(command), "--config", str(CONTRACT), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "0 broken" in proc.stdout
 

@@ -81,8 +81,13 @@ def _rosenbrock_run(optimizer: str, iters: int) -> tuple[float, int]:
         return (100 * (x[1::2] - x[::2] ** 2) ** 2 + (1 - x[::2]) ** 2).sum()
 
     if optimizer == "torch":
-        opt = torch.optim.LBFGS([x], max_iter=iters, history_size=10,
-                                line_search_fn="strong_wolfe", tolerance_change=0.0)  # fmt: skip
+        opt = torch.optim.LBFGS(
+            [x],
+            max_iter=iters,
+            history_size=10,
+            line_search_fn="strong_wolfe",
+            tolerance_change=0.0,
+        )
 
         def closure():
             opt.zero_grad()
@@ -145,8 +150,15 @@ def test_load_keeps_parameter_storage():
 def test_sync_free_stage_records_accepted_iterations_and_lowers_the_loss(
     tmp_path, pde, tiny, compose
 ):
-    cfg = compose([*tiny, f"pde={pde}", "optimizer.lbfgs_impl=sync_free",
-                          "optimizer.lbfgs_steps=40", "optimizer.check_every=7"])  # fmt: skip
+    cfg = compose(
+        [
+            *tiny,
+            f"pde={pde}",
+            "optimizer.lbfgs_impl=sync_free",
+            "optimizer.lbfgs_steps=40",
+            "optimizer.check_every=7",
+        ]
+    )
     record = runner.run(build(cfg), tmp_path, progress=False)
     assert record["status"] == "ok"
     history = pd.read_csv(tmp_path / "history.csv")
@@ -195,8 +207,9 @@ def test_compiled_loss_trains_like_the_eager_one(tmp_path, tiny, compose):
     follows the eager one to float32 rounding."""
     base = [*tiny, "rounds=1", "model.width=16", "model.depth=2"]
     eager = runner.run(build(compose(base)), tmp_path / "eager", progress=False)
-    compiled = runner.run(build(compose([*base, "optimizer.compile=true"])),
-                          tmp_path / "compiled", progress=False)  # fmt: skip
+    compiled = runner.run(
+        build(compose([*base, "optimizer.compile=true"])), tmp_path / "compiled", progress=False
+    )
     assert eager["status"] == compiled["status"] == "ok"
     assert compiled["l2_rel_error_per_round"] == pytest.approx(
         eager["l2_rel_error_per_round"], rel=1e-3
@@ -249,8 +262,9 @@ def test_the_compiled_update_follows_the_eager_one():
         out = []
         for _ in range(30):
             terms, accepted = opt.step()
-            out.append((float(terms[0]), bool(accepted), float(opt.t), int(opt.accepted),
-                        int(opt.count)))  # fmt: skip
+            out.append(
+                (float(terms[0]), bool(accepted), float(opt.t), int(opt.accepted), int(opt.count))
+            )
         return out
 
     eager, compiled = run(False), run(True)
@@ -273,8 +287,11 @@ def test_the_compiled_update_follows_the_eager_one():
 #: parameter. (No member comes near a minimum other than 0 at 0, where the losses would be
 #: round-off, not comparable to 1e-10; the Rosenbrock valley amplifies round-off by about 2
 #: per iteration, so it stops early.)
-STARTS = [[0.05, -0.03, 0.02, 0.08, 0.01, -0.01], [2.0, -1.5, 1.0, 0.5, -1.0, 1.0],
-          [-1.5, 2.0, -1.2, 1.0, 0.5, -0.5]]  # fmt: skip
+STARTS = [
+    [0.05, -0.03, 0.02, 0.08, 0.01, -0.01],
+    [2.0, -1.5, 1.0, 0.5, -1.0, 1.0],
+    [-1.5, 2.0, -1.2, 1.0, 0.5, -0.5],
+]
 MAX_ITER, FREEZE, POISON, ITERATIONS = [100, 100, 12], 45, 5, 55
 _X = torch.rand(40, 2, generator=torch.Generator().manual_seed(0), dtype=F64) * 4 - 2
 _Y = torch.sin(2 * _X[:, 0]) * torch.cos(_X[:, 1]) + 0.3 * _X[:, 1]
@@ -481,8 +498,15 @@ def _one_iteration(max_ls: int | None, lr: float = 1e6) -> int:
     """Evaluations of one StrongWolfeLBFGS iteration whose first trial step (``lr``) is far too
     long, so that the line search needs many trials to shorten it."""
     x = torch.tensor([3.0, -2.0], dtype=F64, requires_grad=True)
-    opt = StrongWolfeLBFGS([x], max_ls=max_ls, lr=lr, max_iter=1, max_eval=1000,
-                           tolerance_change=0.0, tolerance_grad=0.0)  # fmt: skip
+    opt = StrongWolfeLBFGS(
+        [x],
+        max_ls=max_ls,
+        lr=lr,
+        max_iter=1,
+        max_eval=1000,
+        tolerance_change=0.0,
+        tolerance_grad=0.0,
+    )
     evals = 0
 
     def closure():
@@ -530,8 +554,15 @@ def test_lbfgs_stage_gets_max_ls_and_five_quarters_of_its_iterations_as_evaluati
             super().__init__(params, **kwargs)
 
     monkeypatch.setattr(stages_module, "StrongWolfeLBFGS", Recording)
-    cfg = compose([*tiny, "rounds=0", "optimizer.lbfgs_steps=8", "optimizer.max_ls=50",
-                   "optimizer.lbfgs_impl=torch"])  # fmt: skip
+    cfg = compose(
+        [
+            *tiny,
+            "rounds=0",
+            "optimizer.lbfgs_steps=8",
+            "optimizer.max_ls=50",
+            "optimizer.lbfgs_impl=torch",
+        ]
+    )
     Trainer(build(cfg), progress=False).run()
     assert [(k["max_iter"], k["max_eval"], k["max_ls"]) for k in made] == [(8, 10, 50)]
 

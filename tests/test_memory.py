@@ -185,8 +185,9 @@ def test_gpu_figures_are_none_on_the_cpu():
 
 @needs_clear_refs
 def test_a_run_records_its_starting_rss_and_per_phase_increases(tmp_path, compose, tiny):
-    record = runner.run(build(compose([*tiny, "sampler=rad", "sampler.n_dense=20000"])),
-                        tmp_path, progress=False)  # fmt: skip
+    record = runner.run(
+        build(compose([*tiny, "sampler=rad", "sampler.n_dense=20000"])), tmp_path, progress=False
+    )
     assert record["status"] == "ok" and record["cpu_peak_method"].startswith(memory.CLEAR_REFS)
     start, peak = record["cpu_rss_start_mb"], record["peak_cpu_rss_mb"]
     assert 0 < start <= peak

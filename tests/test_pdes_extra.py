@@ -278,8 +278,9 @@ def test_lshape_samples_exactly_n_uniform_points_inside():
     # uniform: a third of the points in each square, uniform along each axis within them
     quadrant = (x[:, 0] >= 0).long() + 2 * (x[:, 1] >= 0).long()
     share = torch.bincount(quadrant, minlength=4).double() / len(x)
-    torch.testing.assert_close(share, torch.tensor([1 / 3, 0, 1 / 3, 1 / 3], dtype=F64),
-                               atol=0.01, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        share, torch.tensor([1 / 3, 0, 1 / 3, 1 / 3], dtype=F64), atol=0.01, rtol=0
+    )
     assert abs(float(x[:, 0].mean()) + 1 / 6) < 0.01  # centroid (-1/6, 1/6)
     assert abs(float(x[:, 1].mean()) - 1 / 6) < 0.01
     assert torch.equal(x, domain.sample(30_000, _gen(), dtype=F64))
@@ -298,10 +299,24 @@ def test_lshape_maps_quasi_random_points_into_the_domain():
 
 def test_lshape_contains():
     domain = LShape()
-    inside = torch.tensor([[0, 0], [0.5, 0], [0, -0.5], [-1, -1], [1, 1], [-0.5, 0.5],
-                           [0.5, 0.5], [-0.5, -0.5], [1, 0], [0, -1]], dtype=F64)  # fmt: skip
-    outside = torch.tensor([[0.5, -0.5], [1e-3, -1e-3], [1.01, 0.5], [-0.5, -1.01], [0.9, -0.9]],
-                           dtype=F64)  # fmt: skip
+    inside = torch.tensor(
+        [
+            [0, 0],
+            [0.5, 0],
+            [0, -0.5],
+            [-1, -1],
+            [1, 1],
+            [-0.5, 0.5],
+            [0.5, 0.5],
+            [-0.5, -0.5],
+            [1, 0],
+            [0, -1],
+        ],
+        dtype=F64,
+    )
+    outside = torch.tensor(
+        [[0.5, -0.5], [1e-3, -1e-3], [1.01, 0.5], [-0.5, -1.01], [0.9, -0.9]], dtype=F64
+    )
     assert domain.contains(inside).all()
     assert not domain.contains(outside).any()
     assert domain.contains(torch.tensor([[1e-12, -1e-12]], dtype=F64)).all()  # within tol
@@ -354,8 +369,15 @@ def test_bad_values_are_refused(overrides, key):
 
 # ------------------------------------------------------------------ end to end
 
-SMOKE = ["optimizer.pretrain_steps=20", "optimizer.lbfgs_steps=5", "optimizer.adam_steps=0",
-         "rounds=1", "n_points=100", "model.width=16", "model.depth=2"]  # fmt: skip
+SMOKE = [
+    "optimizer.pretrain_steps=20",
+    "optimizer.lbfgs_steps=5",
+    "optimizer.adam_steps=0",
+    "rounds=1",
+    "n_points=100",
+    "model.width=16",
+    "model.depth=2",
+]
 
 
 @pytest.mark.parametrize("sampler", ["rsmote", "rad"])
@@ -382,8 +404,12 @@ def test_rsmote_redraws_synthetic_points_that_leave_the_lshape():
     sampler.bind(domain, 400, 1, _gen(5), dtype=F64)
     # the positive class on both sides of the cut: half of SMOTE's segments cross it
     s = torch.linspace(0.2, 0.8, 5, dtype=F64)
-    positive = torch.cat([torch.stack([s, torch.full_like(s, 0.01)], dim=1),
-                          torch.stack([torch.full_like(s, -0.01), -s], dim=1)])  # fmt: skip
+    positive = torch.cat(
+        [
+            torch.stack([s, torch.full_like(s, 0.01)], dim=1),
+            torch.stack([torch.full_like(s, -0.01), -s], dim=1),
+        ]
+    )
     negative = domain.sample(200, _gen(6), dtype=F64)
     synthetic, stats = sampler.synthesise(positive, negative, 100)
     assert synthetic.shape == (100, 2)

@@ -58,11 +58,21 @@ def test_add_a_sampler_from_outside_the_package(tmp_path, tiny, root):
         "_target_: my_samplers.Shrink\nfactor: 0.5\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{root}"}
-    base = [sys.executable, str(root / "run.py"), "sampler=shrink",
-            f"hydra.searchpath=[file://{tmp_path / 'conf'}]", *tiny]  # fmt: skip
+    base = [
+        sys.executable,
+        str(root / "run.py"),
+        "sampler=shrink",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        *tiny,
+    ]
     run_dir = tmp_path / "run"
-    proc = subprocess.run([*base, f"hydra.run.dir={run_dir}"], env=env, capture_output=True,
-                          text=True, timeout=patient(300))  # fmt: skip
+    proc = subprocess.run(
+        [*base, f"hydra.run.dir={run_dir}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((run_dir / record.METRICS).read_text())
     assert metrics["status"] == "ok" and metrics["sampler"] == "shrink"
@@ -77,8 +87,13 @@ def test_add_a_sampler_from_outside_the_package(tmp_path, tiny, root):
     assert np.ptp(last, axis=0).max() < 0.3 * np.ptp(first, axis=0).max()  # 0.5^2 of the spread
 
     # a bad value of the new key is refused before training, naming it
-    bad = subprocess.run([*base, "sampler.factor=2", f"hydra.run.dir={tmp_path / 'bad'}"],
-                         env=env, capture_output=True, text=True, timeout=patient(300))  # fmt: skip
+    bad = subprocess.run(
+        [*base, "sampler.factor=2", f"hydra.run.dir={tmp_path / 'bad'}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+    )
     assert bad.returncode == 2 and "sampler.factor=2" in bad.stderr
 
 
@@ -128,8 +143,14 @@ def test_concentration_counts_points_in_the_top_region():
     """1 for points spread like the probes, 1 / TOP_SHARE when all sit where eps is largest."""
     probes = torch.linspace(0, 1, 10_001).reshape(-1, 1)
     eps = lambda x: x.reshape(-1)  # noqa: E731 - the residual grows along x
-    ev = registry.Evaluation(prediction=torch.zeros(1), reference=torch.ones(1),
-                             x_test=probes, points=probes, probes=probes, residual=eps)  # fmt: skip
+    ev = registry.Evaluation(
+        prediction=torch.zeros(1),
+        reference=torch.ones(1),
+        x_test=probes,
+        points=probes,
+        probes=probes,
+        residual=eps,
+    )
     # the threshold is the 0.95 quantile, 0.95: 501 of the 10,001 points reach it
     assert registry.get("concentration").fn(ev) == pytest.approx(501 / 10_001 / 0.05)
     ev.points = torch.full((100, 1), 0.99)

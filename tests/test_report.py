@@ -159,8 +159,11 @@ def test_markdown_mean_std_matches_numpy(sweep, summary):
     assert "ddof=1" in text
     assert "ok: 9, failed: 1, oom: 1, incomplete: 2" in text
     # a cell pools runs that differ in seed alone: lambda and the dimension label the rows
-    for sampler, key, value in [("rsmote", "sampler.ratio", 0.3), ("rsmote", "sampler.ratio", 0.6),
-                                ("uniform", "pde.dim", 2)]:  # fmt: skip
+    for sampler, key, value in [
+        ("rsmote", "sampler.ratio", 0.3),
+        ("rsmote", "sampler.ratio", 0.6),
+        ("uniform", "pde.dim", 2),
+    ]:
         head = f"| {sampler} ({key}={value}) |"
         row = next(line for line in text.splitlines() if line.startswith(head))
         index = 3 if key == "sampler.ratio" else 1
@@ -312,10 +315,22 @@ def test_jobs_that_never_started_are_listed_as_incomplete(tmp_path, root, tiny):
     import sys
 
     sweep = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", *tiny, "rounds=1",
-                           "sampler=uniform,rad", "seed=0,1", f"hydra.sweep.dir={sweep}"],
-                          cwd=tmp_path, capture_output=True, text=True,
-                          timeout=patient(600))  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "run.py"),
+            "-m",
+            *tiny,
+            "rounds=1",
+            "sampler=uniform,rad",
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for job in sorted(sweep.glob("[1-3]_*")):
         shutil.rmtree(job)  # as if the sweep had died after job 0
@@ -323,8 +338,11 @@ def test_jobs_that_never_started_are_listed_as_incomplete(tmp_path, root, tiny):
     assert len(frame) == 4
     missing = frame[frame["run_dir"].str.endswith("(not started)")]
     assert sorted(missing["status"]) == ["incomplete"] * 3
-    assert sorted(zip(missing["sampler"], missing["seed"])) == [("rad", 0), ("rad", 1),
-                                                                ("uniform", 1)]  # fmt: skip
+    assert sorted(zip(missing["sampler"], missing["seed"])) == [
+        ("rad", 0),
+        ("rad", 1),
+        ("uniform", 1),
+    ]
     assert all(e.startswith("not started: ") and " sampler=" in e for e in missing["error"])
 
 

@@ -23,8 +23,10 @@ from pinn_exp.report.runs import collect_runs
 from pinn_exp.report.summary import write_summary
 
 # the baseline's error per seed, and each sampler's error as a multiple of it
-BASE = {"poisson": {0: 1e-2, 1: 2e-2, 2: 4e-2, 3: 1e-2},
-        "burgers": {s: 1e-2 * (s + 1) for s in range(6)}}  # fmt: skip
+BASE = {
+    "poisson": {0: 1e-2, 1: 2e-2, 2: 4e-2, 3: 1e-2},
+    "burgers": {s: 1e-2 * (s + 1) for s in range(6)},
+}
 FACTORS = {
     ("poisson", "rsmote"): {0: 0.5, 1: 1.5, 2: 0.25, 3: 0.2},  # 3 wins of 4, no ties
     ("poisson", "uniform"): {0: 2.0, 1: 3.0, 2: 0.4},  # seed 3 missing ...
@@ -159,8 +161,9 @@ def test_other_differing_config_keys_pair_too():
     row = paired.paired_comparison(frame, baseline="rad").table.iloc[0]
     assert row["paired_by"] == "seed, n_points"
     assert list(row["ratios"]) == [(0, 2000), (0, 5000), (1, 2000)]
-    expected = [(0.005 * (s + 1) * n / 1000 + 1e-4) / (0.01 * (s + 1) * n / 1000)
-                for s, n in row["ratios"]]  # fmt: skip
+    expected = [
+        (0.005 * (s + 1) * n / 1000 + 1e-4) / (0.01 * (s + 1) * n / 1000) for s, n in row["ratios"]
+    ]
     assert list(row["ratios"].values()) == pytest.approx(expected)
     assert (row["pairs"], row["seeds"], row["unpaired_baseline"]) == (3, 2, 1)
     sentence = paired.significance_sentence(row, "pde = burgers")
@@ -185,8 +188,15 @@ def test_no_baseline_skips_the_section_with_a_note(tmp_path):
 
 
 def test_fewer_than_two_pairs_is_not_a_test():
-    frame = pd.DataFrame({"status": "ok", "pde": "p", "sampler": ["rad", "x", "rad"],
-                          "seed": [0, 0, 1], "l2_rel_error": [0.1, 0.05, 0.2]})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "status": "ok",
+            "pde": "p",
+            "sampler": ["rad", "x", "rad"],
+            "seed": [0, 0, 1],
+            "l2_rel_error": [0.1, 0.05, 0.2],
+        }
+    )
     row = paired.paired_comparison(frame).table.iloc[0]
     assert row["pairs"] == 1 and row["geo_mean_ratio"] == pytest.approx(0.5)
     assert math.isnan(row["p_value"]) and math.isnan(row["ci_low"])
@@ -239,8 +249,15 @@ def test_significant_only_where_the_floor_allows():
     assert paired.is_significant(0.03, 6) and not paired.is_significant(0.03, 5)
     assert not paired.is_significant(0.06, 6) and not paired.is_significant(math.nan, 6)
     # a row whose p is below 5 % but whose non-zero pairs cannot reach it gets a sentence
-    row = {"sampler": "x", "baseline": "rad", "paired_by": "seed", "pairs": 6, "seeds": 6,
-           "nonzero": 5, "p_value": 0.04}  # fmt: skip
+    row = {
+        "sampler": "x",
+        "baseline": "rad",
+        "paired_by": "seed",
+        "pairs": 6,
+        "seeds": 6,
+        "nonzero": 5,
+        "p_value": 0.04,
+    }
     assert "not significant" in paired.significance_sentence(row, "pde = p")
 
 
@@ -279,11 +296,19 @@ def test_old_records_without_new_fields_read_as_missing(report):
 
 
 def test_rsmote_found_by_class_then_by_name():
-    frame = pd.DataFrame({"sampler": ["mine", "rsmote_x", "rsmote_old", "rad"],
-                          "sampler_class": ["RSmote", "RAD", None, "RAD"]})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "sampler": ["mine", "rsmote_x", "rsmote_old", "rad"],
+            "sampler_class": ["RSmote", "RAD", None, "RAD"],
+        }
+    )
     assert plots.is_rsmote(frame).tolist() == [True, False, True, False]
     assert plots.is_rsmote(frame.drop(columns="sampler_class")).tolist() == [
-        False, True, True, False]  # fmt: skip
+        False,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_error_per_round_plot_draws_the_tables_metric(tmp_path):

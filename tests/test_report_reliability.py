@@ -143,8 +143,7 @@ def test_duplicates_are_counted_once_and_listed(tmp_path, capsys):
 def test_every_row_shows_the_final_number_of_points(tmp_path):
     """RAR-D at budget=paper ends with 1,100 points, the others with 2,000."""
     for seed in range(2):
-        _run(tmp_path / f"rar{seed}", 1e-2, final_n=1100, sampler="rar_d", seed=seed,
-             n_points=2000)  # fmt: skip
+        _run(tmp_path / f"rar{seed}", 1e-2, final_n=1100, sampler="rar_d", seed=seed, n_points=2000)
         _run(tmp_path / f"rs{seed}", 2e-2, seed=seed, n_points=2000)
     frame = collect_runs([tmp_path])
     assert sorted(frame["final_n_points"]) == [1100, 1100, 2000, 2000]
@@ -170,8 +169,13 @@ def test_final_n_from_the_collocation_file_when_the_record_lacks_it(tmp_path):
 
 
 def _report(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pinn_exp.report", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=patient(300))  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pinn_exp.report", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+    )
 
 
 def _one_line_refusal(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -191,8 +195,11 @@ def test_out_pointing_to_a_file_is_refused_in_one_line(tmp_path):
     _one_line_refusal(proc, str(target), "not a folder")
     assert target.read_text() == "mine"
     below = target / "sub"  # a folder that cannot be made
-    _one_line_refusal(_report(str(tmp_path / "runs"), "--out", str(below), cwd=tmp_path),
-                      str(below), "cannot create")  # fmt: skip
+    _one_line_refusal(
+        _report(str(tmp_path / "runs"), "--out", str(below), cwd=tmp_path),
+        str(below),
+        "cannot create",
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -202,8 +209,11 @@ def test_read_only_out_is_refused_in_one_line(tmp_path):
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        _one_line_refusal(_report(str(tmp_path / "runs"), "--out", str(locked), cwd=tmp_path),
-                          str(locked), "cannot write")  # fmt: skip
+        _one_line_refusal(
+            _report(str(tmp_path / "runs"), "--out", str(locked), cwd=tmp_path),
+            str(locked),
+            "cannot write",
+        )
     finally:
         locked.chmod(0o755)
 
@@ -291,9 +301,22 @@ def test_a_sweep_whose_every_job_fails_exits_non_zero(tmp_path, root, tiny):
     sweep = tmp_path / "sweep"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     # n_points=3 composes but the factory refuses it: every job fails while building
-    proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", *tiny, "n_points=3",
-                           "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=patient(600))  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "run.py"),
+            "-m",
+            *tiny,
+            "n_points=3",
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "sweep: all 2 jobs failed: 0_burgers_rsmote (failed), 1_burgers_rsmote (failed)" in (
         proc.stderr

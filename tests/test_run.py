@@ -18,19 +18,49 @@ from pinn_exp import runner
 from pinn_exp.factory import build
 
 METRIC_KEYS = {
-    "status", "error", "pde", "sampler", "dim", "n_points", "ratio", "seed", "device", "dtype",
-    "l2_rel_error", "l2_rel_error_per_round", "peak_gpu_mem_mb", "peak_gpu_mem_mb_train",
-    "peak_gpu_mem_mb_sampling", "peak_cpu_rss_mb", "wall_time_s", "time_train_s",
-    "time_sampling_s", "n_residual_evals", "versions",
-}  # fmt: skip
-FILES = ["metrics.json", "history.csv", "collocation.npz", "loss.png", "error.png", "points.png",
-         "config_resolved.yaml"]  # fmt: skip
+    "status",
+    "error",
+    "pde",
+    "sampler",
+    "dim",
+    "n_points",
+    "ratio",
+    "seed",
+    "device",
+    "dtype",
+    "l2_rel_error",
+    "l2_rel_error_per_round",
+    "peak_gpu_mem_mb",
+    "peak_gpu_mem_mb_train",
+    "peak_gpu_mem_mb_sampling",
+    "peak_cpu_rss_mb",
+    "wall_time_s",
+    "time_train_s",
+    "time_sampling_s",
+    "n_residual_evals",
+    "versions",
+}
+FILES = [
+    "metrics.json",
+    "history.csv",
+    "collocation.npz",
+    "loss.png",
+    "error.png",
+    "points.png",
+    "config_resolved.yaml",
+]
 
 
 def _run_cli(*args: str, tmp_path: Path, check: bool = False, env: dict | None = None):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
-    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=patient(600))  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -70,9 +100,16 @@ def test_single_run_writes_the_output_contract(tmp_path, tiny):
 def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path, tiny):
     sweep = tmp_path / "sweep"
     # half of the jobs diverge (a NaN is injected): the sweep must finish all of them
-    proc = _run_cli("-m", *tiny, "sampler=uniform,random_r", "seed=0,1",
-             "pde._target_=faults.NanBurgers,pinn_exp.pdes.Burgers",
-             f"hydra.sweep.dir={sweep}", tmp_path=tmp_path, check=True)  # fmt: skip
+    proc = _run_cli(
+        "-m",
+        *tiny,
+        "sampler=uniform,random_r",
+        "seed=0,1",
+        "pde._target_=faults.NanBurgers,pinn_exp.pdes.Burgers",
+        f"hydra.sweep.dir={sweep}",
+        tmp_path=tmp_path,
+        check=True,
+    )
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 8
     assert set(summary["status"]) == {"ok", "diverged"}
@@ -87,13 +124,21 @@ def test_multirun_writes_summary_and_goes_on_past_a_failure(tmp_path, tiny):
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_report_rebuilds_summary_from_disk(tmp_path, tiny):
     sweep = tmp_path / "sweep"
-    _run_cli("-m", *tiny, "sampler=rsmote", "sampler.ratio=0.2,0.3", f"hydra.sweep.dir={sweep}",
-             tmp_path=tmp_path, check=True)  # fmt: skip
+    _run_cli(
+        "-m",
+        *tiny,
+        "sampler=rsmote",
+        "sampler.ratio=0.2,0.3",
+        f"hydra.sweep.dir={sweep}",
+        tmp_path=tmp_path,
+        check=True,
+    )
     # the swept ratio is a row of the table: lambda is not averaged away
     assert "| rsmote | 0.2 |" in (sweep / "summary.md").read_text()
     (sweep / "summary.csv").unlink()
-    out = subprocess.run([sys.executable, "-m", "pinn_exp.report", str(sweep)],
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "pinn_exp.report", str(sweep)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert len(pd.read_csv(sweep / "summary.csv")) == 2
 
@@ -125,8 +170,12 @@ def test_bad_input_exits_non_zero_and_names_the_key(tmp_path, args, key):
 
 
 def test_diverged_run_keeps_a_record_and_exits_non_zero(tmp_path, tiny):
-    proc = _run_cli(*tiny, "pde._target_=faults.NanBurgers", f"hydra.run.dir={tmp_path / 'r'}",
-                    tmp_path=tmp_path)  # fmt: skip
+    proc = _run_cli(
+        *tiny,
+        "pde._target_=faults.NanBurgers",
+        f"hydra.run.dir={tmp_path / 'r'}",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode != 0
     record = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert record["status"] == "diverged"
@@ -137,8 +186,9 @@ def test_diverged_run_keeps_a_record_and_exits_non_zero(tmp_path, tiny):
 
 
 def test_oom_during_sampling_is_recorded_with_its_phase(tmp_path):
-    record = _in_process(tmp_path, ["pde._target_=faults.OomBurgers", "sampler=rad",
-                                    "sampler.n_dense=30000"])  # fmt: skip
+    record = _in_process(
+        tmp_path, ["pde._target_=faults.OomBurgers", "sampler=rad", "sampler.n_dense=30000"]
+    )
     assert record["status"] == "oom" and record["phase"] == "sampling"
     assert "out of memory" in record["error"]
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -167,8 +217,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs, tiny):
     part = tmp_path / "part"
     # with PINN_EXP_KILL=70, KilledBurgers is SIGKILLed at its 70th residual evaluation:
     # inside round 2's training; without it, it is Burgers (the config stays the same)
-    killed = _run_cli(*args, f"hydra.run.dir={part}", tmp_path=tmp_path,
-                      env={"PINN_EXP_KILL": "70"})  # fmt: skip
+    killed = _run_cli(
+        *args, f"hydra.run.dir={part}", tmp_path=tmp_path, env={"PINN_EXP_KILL": "70"}
+    )
     assert killed.returncode != 0
     assert json.loads((part / "metrics.json").read_text())["status"] == "running"
     from pinn_exp.report.runs import collect_runs
@@ -216,11 +267,11 @@ def finished_run(tmp_path_factory, tiny) -> Path:
         ([], 2, "holds another run's record"),
     ],
 )
-def test_a_command_that_cannot_start_leaves_the_run_as_it_was(finished_run, tmp_path, args,
-                                                              code, said, tiny):  # fmt: skip
+def test_a_command_that_cannot_start_leaves_the_run_as_it_was(
+    finished_run, tmp_path, args, code, said, tiny
+):
     before = _files(finished_run)
-    proc = _run_cli(*tiny, "rounds=1", *args, f"hydra.run.dir={finished_run}",
-                    tmp_path=tmp_path)  # fmt: skip
+    proc = _run_cli(*tiny, "rounds=1", *args, f"hydra.run.dir={finished_run}", tmp_path=tmp_path)
     assert proc.returncode == code, proc.stderr[-2000:]
     assert said in proc.stderr and "Traceback" not in proc.stderr
     assert _files(finished_run) == before
@@ -242,18 +293,27 @@ def test_an_unreadable_checkpoint_is_refused_on_resume(finished_run, tmp_path, t
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path, tiny):
     sweep = tmp_path / "sweep"
-    _run_cli("-m", *tiny, "rounds=1", "seed=0,1", f"hydra.sweep.dir={sweep}", tmp_path=tmp_path,
-             check=True)  # fmt: skip
+    _run_cli(
+        "-m",
+        *tiny,
+        "rounds=1",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+        tmp_path=tmp_path,
+        check=True,
+    )
     before = _files(sweep)
-    proc = _run_cli("-m", *tiny, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}",
-                    tmp_path=tmp_path)  # fmt: skip
+    proc = _run_cli(
+        "-m", *tiny, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}", tmp_path=tmp_path
+    )
     assert proc.returncode == 2 and "holds another sweep" in proc.stderr
     assert _files(sweep) == before
     # a sweep folder from before claims existed (no .sweep file) is protected by its records
     (sweep / ".sweep").unlink()
     before = _files(sweep)
-    proc = _run_cli("-m", *tiny, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}",
-                    tmp_path=tmp_path)  # fmt: skip
+    proc = _run_cli(
+        "-m", *tiny, "rounds=1", "seed=5,6", f"hydra.sweep.dir={sweep}", tmp_path=tmp_path
+    )
     assert proc.returncode == 2 and "holds another sweep" in proc.stderr
     assert _files(sweep) == before
 
@@ -261,11 +321,24 @@ def test_a_second_sweep_into_a_sweep_directory_is_refused(tmp_path, tiny):
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)
 def test_a_sweep_that_does_not_compose_leaves_its_folder_free(tmp_path, tiny):
     sweep = tmp_path / "sweep"
-    typo = _run_cli("-m", *tiny, "rounds=1", "sampler=uniform,nope", f"hydra.sweep.dir={sweep}",
-                    tmp_path=tmp_path)  # fmt: skip
+    typo = _run_cli(
+        "-m",
+        *tiny,
+        "rounds=1",
+        "sampler=uniform,nope",
+        f"hydra.sweep.dir={sweep}",
+        tmp_path=tmp_path,
+    )
     assert typo.returncode != 0 and not (sweep / ".sweep").exists()
-    _run_cli("-m", *tiny, "rounds=1", "sampler=uniform,rad", f"hydra.sweep.dir={sweep}",
-             tmp_path=tmp_path, check=True)  # fmt: skip
+    _run_cli(
+        "-m",
+        *tiny,
+        "rounds=1",
+        "sampler=uniform,rad",
+        f"hydra.sweep.dir={sweep}",
+        tmp_path=tmp_path,
+        check=True,
+    )
 
 
 def test_sigterm_records_what_was_done_and_exits_143(tmp_path, root, tiny):
@@ -273,12 +346,27 @@ def test_sigterm_records_what_was_done_and_exits_143(tmp_path, root, tiny):
     import time
 
     out, ready = tmp_path / "run", tmp_path / "ready"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(root / "tests"),
-           "PINN_EXP_READY": str(ready)}  # fmt: skip
-    args = [*tiny, "optimizer.pretrain_steps=1000000", "optimizer.compile=false",
-            "pde._target_=faults.ReadyBurgers", f"hydra.run.dir={out}"]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, str(root / "run.py"), *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "HYDRA_FULL_ERROR": "0",
+        "PYTHONPATH": str(root / "tests"),
+        "PINN_EXP_READY": str(ready),
+    }
+    args = [
+        *tiny,
+        "optimizer.pretrain_steps=1000000",
+        "optimizer.compile=false",
+        "pde._target_=faults.ReadyBurgers",
+        f"hydra.run.dir={out}",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(root / "run.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not ready.exists() and time.monotonic() < deadline:  # Adam's 120th step is done
         time.sleep(0.2)
@@ -329,8 +417,11 @@ def test_a_host_memory_error_is_recorded_as_oom_with_its_phase(tmp_path):
 def test_an_unwritable_output_directory_is_said_in_one_line(tmp_path, sweep, tiny):
     if not Path("/sys").is_dir():
         pytest.skip("needs /sys (Linux) as a place no process may create a folder in")
-    where = ["-m", "seed=0,1", "hydra.sweep.dir=/sys/pinn_exp_sweep"] if sweep else [
-        "hydra.run.dir=/sys/pinn_exp_run"]  # fmt: skip
+    where = (
+        ["-m", "seed=0,1", "hydra.sweep.dir=/sys/pinn_exp_sweep"]
+        if sweep
+        else ["hydra.run.dir=/sys/pinn_exp_run"]
+    )
     proc = _run_cli(*where[:1], *tiny, *where[1:], tmp_path=tmp_path)
     key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     assert proc.returncode == 2
@@ -345,12 +436,18 @@ def test_a_requeued_sweep_job_resumes_from_its_checkpoint(tmp_path, tiny):
     args = ["-m", *tiny, "rounds=3", "seed=0", "pde._target_=faults.KilledBurgers"]
     _run_cli(*args, f"hydra.sweep.dir={tmp_path / 'full'}", tmp_path=tmp_path, check=True)
     part = tmp_path / "part"
-    killed = _run_cli(*args, f"hydra.sweep.dir={part}", tmp_path=tmp_path,
-                      env={"PINN_EXP_KILL": "70"})  # fmt: skip
+    killed = _run_cli(
+        *args, f"hydra.sweep.dir={part}", tmp_path=tmp_path, env={"PINN_EXP_KILL": "70"}
+    )
     assert killed.returncode != 0
     (part / ".sweep").unlink()  # a requeued job is launched alone, not as a new sweep
-    _run_cli(*args, f"hydra.sweep.dir={part}", tmp_path=tmp_path, check=True,
-             env={"SLURM_RESTART_COUNT": "1"})  # fmt: skip
+    _run_cli(
+        *args,
+        f"hydra.sweep.dir={part}",
+        tmp_path=tmp_path,
+        check=True,
+        env={"SLURM_RESTART_COUNT": "1"},
+    )
     (a,) = (tmp_path / "full").glob("0_*/metrics.json")
     (b,) = part.glob("0_*/metrics.json")
     assert "resuming after round" in (b.parent / "run.log").read_text()  # not a fresh start
@@ -361,8 +458,9 @@ def test_a_requeued_sweep_job_resumes_from_its_checkpoint(tmp_path, tiny):
 
 def test_an_allocation_that_fails_while_building_is_oom_in_phase_build(tmp_path, tiny):
     # a 10^6 x 10^6 hidden layer: torch refuses the 4 TB at once
-    proc = _run_cli(*tiny, "model.width=1000000", f"hydra.run.dir={tmp_path / 'run'}",
-                    tmp_path=tmp_path)  # fmt: skip
+    proc = _run_cli(
+        *tiny, "model.width=1000000", f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["status"] == "oom" and record["phase"] == "build"

@@ -168,8 +168,10 @@ def test_random_r_defaults_are_the_published_recipe_and_bad_settings_are_refused
     assert not Uniform().single_stage and not R3().single_stage  # the base class's default
 
 
-@pytest.mark.parametrize(("n", "rounds", "final"), [(2000, 100, 2000), (2000, 10, 1100),
-                                                    (2000, 120, 2000), (1001, 3, 515)])
+@pytest.mark.parametrize(
+    ("n", "rounds", "final"),
+    [(2000, 100, 2000), (2000, 10, 1100), (2000, 120, 2000), (1001, 3, 515)],
+)
 def test_rar_d_grows_by_the_published_step(n, rounds, final):
     """The reference script's RAR-D: N/2 at first, N/200 a round (10 for N = 2000), never
     beyond N; k = 0 and c = 2 there, so its density is uniform."""

@@ -30,25 +30,45 @@ pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 pytestmark = pytest.mark.xdist_group("slurm")
 
 #: a budget of seconds per job, one L-BFGS implementation, the CPU
-BUDGET = ["optimizer.pretrain_steps=50", "optimizer.lbfgs_steps=20", "optimizer.adam_steps=0",
-          "rounds=2", "n_points=200", "progress=false", "device=cpu"]  # fmt: skip
+BUDGET = [
+    "optimizer.pretrain_steps=50",
+    "optimizer.lbfgs_steps=20",
+    "optimizer.adam_steps=0",
+    "rounds=2",
+    "n_points=200",
+    "progress=false",
+    "device=cpu",
+]
 #: every job's CPUs: two jobs share this machine's cores, on SLURM and under joblib alike
 SHARE = max(len(os.sched_getaffinity(0)) // 2, 1)
 SLURM = ["hydra.launcher.timeout_min=10", f"hydra.launcher.cpus_per_task={SHARE}"]
 #: a time limit that the held job reaches: SLURM sends USR2 60 s before it, or up to 60 s
 #: earlier still (sbatch --signal), so 60-120 s after the start, well after the first
 #: checkpoint; submitit checkpoints the call and requeues the job once
-TIMEOUT = ["hydra.launcher.timeout_min=3", "hydra.launcher.signal_delay_s=60",
-           "hydra.launcher.max_num_timeout=1", f"hydra.launcher.cpus_per_task={SHARE}"]
-RUN_FILES = ("metrics.json", "history.csv", "collocation.npz", "checkpoint.pt", "loss.png",
-             "error.png", "config_resolved.yaml", "run.log")  # fmt: skip
+TIMEOUT = [
+    "hydra.launcher.timeout_min=3",
+    "hydra.launcher.signal_delay_s=60",
+    "hydra.launcher.max_num_timeout=1",
+    f"hydra.launcher.cpus_per_task={SHARE}",
+]
+RUN_FILES = (
+    "metrics.json",
+    "history.csv",
+    "collocation.npz",
+    "checkpoint.pt",
+    "loss.png",
+    "error.png",
+    "config_resolved.yaml",
+    "run.log",
+)
 
 
 # ------------------------------------------------------------------------------ helpers
 def _sinfo_answers() -> bool:
     try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
-                              timeout=20)  # fmt: skip
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     up = ("idle", "mixed", "allocated", "completing")
@@ -69,9 +89,14 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
 
 
 def _start(root: Path, cwd: Path, *args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(root / "run.py"), "-m", *args], cwd=cwd,
-                            env=_env(root, **env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(root / "run.py"), "-m", *args],
+        cwd=cwd,
+        env=_env(root, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _end(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
@@ -99,8 +124,9 @@ def _wait_for(path: Path, timeout: float = 180) -> str:
 
 
 def _slurm_state(job: str) -> str:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job],
-                         capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "State", "-j", job], capture_output=True, text=True
+    ).stdout
     return out.strip().splitlines()[-1] if out.strip() else "?"
 
 
@@ -120,16 +146,51 @@ def sweeps(cluster, root, tmp_path_factory) -> dict[str, tuple[subprocess.Popen,
     (where / "hold").mkdir()
     env = _env(root)
     env.pop("OMP_NUM_THREADS", None)  # joblib sets each worker's share
-    started = {"joblib": (subprocess.Popen(
-        [sys.executable, str(root / "run.py"), "-m", "hydra/launcher=joblib",
-         "hydra.launcher.n_jobs=2", *JOBS, f"hydra.sweep.dir={where / 'joblib'}"], cwd=where,
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), where / "joblib")}
-    started["plain"] = (_start(root, where, "hydra/launcher=submitit_slurm", *SLURM, *JOBS,
-                               f"hydra.sweep.dir={where / 'plain'}"), where / "plain")
-    started["cut"] = (_start(root, where, "hydra/launcher=slurm", *SLURM, *JOBS,
-                             "pde._target_=slurm_faults.HeldBurgers",
-                             f"hydra.sweep.dir={where / 'cut'}",
-                             PINN_EXP_HOLD=str(where / "hold")), where / "cut")  # fmt: skip
+    started = {
+        "joblib": (
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(root / "run.py"),
+                    "-m",
+                    "hydra/launcher=joblib",
+                    "hydra.launcher.n_jobs=2",
+                    *JOBS,
+                    f"hydra.sweep.dir={where / 'joblib'}",
+                ],
+                cwd=where,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+            where / "joblib",
+        )
+    }
+    started["plain"] = (
+        _start(
+            root,
+            where,
+            "hydra/launcher=submitit_slurm",
+            *SLURM,
+            *JOBS,
+            f"hydra.sweep.dir={where / 'plain'}",
+        ),
+        where / "plain",
+    )
+    started["cut"] = (
+        _start(
+            root,
+            where,
+            "hydra/launcher=slurm",
+            *SLURM,
+            *JOBS,
+            "pde._target_=slurm_faults.HeldBurgers",
+            f"hydra.sweep.dir={where / 'cut'}",
+            PINN_EXP_HOLD=str(where / "hold"),
+        ),
+        where / "cut",
+    )
     # the cut sweep's jobs are requeued and ended as soon as they hold: held, they keep the
     # node's CPUs from the other sweep's jobs
     cutter = threading.Thread(target=_cut, args=(where / "hold", CUT), daemon=True)
@@ -179,7 +240,8 @@ def test_a_two_job_sweep_on_slurm_equals_the_joblib_sweep(sweeps, uninterrupted)
     assert sorted(summary.index) == ["rsmote", "uniform"] and (summary["status"] == "ok").all()
     for record in uninterrupted.values():
         assert summary.loc[record["sampler"], "l2_rel_error"] == pytest.approx(
-            record["l2_rel_error"], rel=1e-12)
+            record["l2_rel_error"], rel=1e-12
+        )
     assert (sweep / "summary.md").is_file()
     assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2
 
@@ -213,10 +275,17 @@ def cut_sweep(sweeps) -> dict:
     code, stderr = _end(proc, timeout=400)
     assert CUT.get("error") is None, CUT["error"]
     requeued = CUT["requeued"]
-    restarts = subprocess.run(["scontrol", "show", "job", requeued], capture_output=True,
-                              text=True).stdout  # fmt: skip
-    return {"code": code, "stderr": stderr, "sweep": sweep, "records": _records(sweep),
-            "restarts": restarts, "requeued": requeued}
+    restarts = subprocess.run(
+        ["scontrol", "show", "job", requeued], capture_output=True, text=True
+    ).stdout
+    return {
+        "code": code,
+        "stderr": stderr,
+        "sweep": sweep,
+        "records": _records(sweep),
+        "restarts": restarts,
+        "requeued": requeued,
+    }
 
 
 @pytest.mark.slurm
@@ -230,7 +299,9 @@ def test_scontrol_requeue_resumes_from_the_checkpoint(cut_sweep, uninterrupted):
     assert resumed["threads"] == SHARE and len(resumed["l2_rel_error_per_round"]) == 3
     assert resumed["l2_rel_error_per_round"] == uninterrupted[name]["l2_rel_error_per_round"]
     assert "Restarts=1" in cut_sweep["restarts"] or _slurm_state(cut_sweep["requeued"]) in (
-        "COMPLETED", "?")
+        "COMPLETED",
+        "?",
+    )
 
 
 @pytest.mark.slurm
@@ -263,9 +334,17 @@ def timeout_sweep(cut_sweep, root, tmp_path_factory):
     node's CPUs while the cut sweep's jobs wait for them."""
     where = tmp_path_factory.mktemp("timeout")
     (where / "hold").mkdir()
-    proc = _start(root, where, "hydra/launcher=slurm", *TIMEOUT, *BUDGET, "sampler=uniform",
-                  "pde._target_=slurm_faults.HeldBurgers", f"hydra.sweep.dir={where / 'sweep'}",
-                  PINN_EXP_HOLD=str(where / "hold"))  # fmt: skip
+    proc = _start(
+        root,
+        where,
+        "hydra/launcher=slurm",
+        *TIMEOUT,
+        *BUDGET,
+        "sampler=uniform",
+        "pde._target_=slurm_faults.HeldBurgers",
+        f"hydra.sweep.dir={where / 'sweep'}",
+        PINN_EXP_HOLD=str(where / "hold"),
+    )
     yield proc, where / "sweep"
     if proc.poll() is None:  # the test failed half-way: its job must not hold the node
         proc.kill()
@@ -332,9 +411,11 @@ def _sbatch(conf_dir: Path, *launcher: str) -> str:
     from hydra_plugins.pinn_exp_launcher.slurm_launcher import SlurmLauncher
 
     with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir)):
-        cfg = compose("config", ["hydra/launcher=slurm",
-                                 *(f"hydra.launcher.{k}" for k in launcher)],
-                      return_hydra_config=True)  # fmt: skip
+        cfg = compose(
+            "config",
+            ["hydra/launcher=slurm", *(f"hydra.launcher.{k}" for k in launcher)],
+            return_hydra_config=True,
+        )
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
     params.pop("_target_")
     params["submitit_folder"], params["name"] = "/sweep/.submitit/%j", "run"
@@ -346,21 +427,26 @@ def _sbatch(conf_dir: Path, *launcher: str) -> str:
     "keys, lines",
     [
         # one job per GPU
-        (["gpus_per_node=1", "cpus_per_task=8", "mem_gb=32", "partition=gpu"],
-         ["--gpus-per-node=1", "--cpus-per-task=8", "--mem=32GB", "--partition=gpu"]),
+        (
+            ["gpus_per_node=1", "cpus_per_task=8", "mem_gb=32", "partition=gpu"],
+            ["--gpus-per-node=1", "--cpus-per-task=8", "--mem=32GB", "--partition=gpu"],
+        ),
         (["gres=gpu:a100:1", "cpus_per_task=4"], ["--gres=gpu:a100:1", "--cpus-per-task=4"]),
         # several jobs per GPU: SLURM's GPU sharding or MPS, where the cluster offers them
         (["gres=shard:1", "cpus_per_task=2"], ["--gres=shard:1", "--cpus-per-task=2"]),
         (["gres=mps:25"], ["--gres=mps:25"]),
         # a time limit with submitit's requeue: USR2 90 s before it
-        (["timeout_min=240", "signal_delay_s=90", "max_num_timeout=3"],
-         ["--time=240", "--signal=USR2@90"]),
+        (
+            ["timeout_min=240", "signal_delay_s=90", "max_num_timeout=3"],
+            ["--time=240", "--signal=USR2@90"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_sbatch_script_for_gpu_settings(conf_dir, keys, lines):
     script = _sbatch(conf_dir, *keys)
-    sbatch = {line.removeprefix("#SBATCH ") for line in script.splitlines()
-              if line.startswith("#SBATCH ")}  # fmt: skip
+    sbatch = {
+        line.removeprefix("#SBATCH ") for line in script.splitlines() if line.startswith("#SBATCH ")
+    }
     for line in lines:
         assert line in sbatch, (line, script)
     assert "srun --unbuffered" in script
@@ -371,15 +457,30 @@ def test_no_job_accounting_is_refused_before_anything_is_submitted(tmp_path, roo
     wrote its result: hydra/launcher=slurm refuses in one paragraph, submitting nothing."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, body in (("sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1"),
-                       ("sbatch", f"touch {tmp_path / 'submitted'}; exit 1")):  # fmt: skip
+    for name, body in (
+        ("sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1"),
+        ("sbatch", f"touch {tmp_path / 'submitted'}; exit 1"),
+    ):
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     sweep = tmp_path / "sweep"
     env = _env(root, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run([sys.executable, str(root / "run.py"), "-m", "hydra/launcher=slurm",
-                           *BUDGET, "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "run.py"),
+            "-m",
+            "hydra/launcher=slurm",
+            *BUDGET,
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: hydra/launcher=slurm needs SLURM's job accounting" in proc.stderr
     assert "Slurm accounting storage is disabled" in proc.stderr
@@ -396,9 +497,17 @@ def test_usr1_is_recorded_like_term_and_the_threads_follow_slurm(tmp_path, root)
     hold = tmp_path / "hold"
     hold.mkdir()
     out = tmp_path / "sweep"
-    proc = _start(root, tmp_path, *BUDGET, "pde._target_=slurm_faults.HeldBurgers", "seed=0",
-                  f"hydra.sweep.dir={out}", PINN_EXP_HOLD=str(hold), OMP_NUM_THREADS="2",
-                  SLURM_CPUS_PER_TASK="1")  # fmt: skip
+    proc = _start(
+        root,
+        tmp_path,
+        *BUDGET,
+        "pde._target_=slurm_faults.HeldBurgers",
+        "seed=0",
+        f"hydra.sweep.dir={out}",
+        PINN_EXP_HOLD=str(hold),
+        OMP_NUM_THREADS="2",
+        SLURM_CPUS_PER_TASK="1",
+    )
     _wait_for(hold / "0_burgers_rsmote", timeout=120)
     proc.send_signal(signal.SIGUSR1)
     code, stderr = _end(proc, timeout=120)

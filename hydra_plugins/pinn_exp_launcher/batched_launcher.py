@@ -84,16 +84,23 @@ class BatchedLauncher(Launcher):
             sweep_config.hydra.job.num = idx
         HydraConfig.instance().set_config(sweep_config)
         if not deferred:
-            ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
-                          config=sweep_config, job_dir_key="hydra.sweep.dir",
-                          job_subdir_key="hydra.sweep.subdir")  # fmt: skip
+            ret = run_job(
+                hydra_context=self.hydra_context,
+                task_function=self.task_function,
+                config=sweep_config,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
             return ret, {}
         try:
             with runner.defer():
-                ret = run_job(hydra_context=_quiet(self.hydra_context),
-                              task_function=self.task_function, config=sweep_config,
-                              job_dir_key="hydra.sweep.dir",
-                              job_subdir_key="hydra.sweep.subdir")  # fmt: skip
+                ret = run_job(
+                    hydra_context=_quiet(self.hydra_context),
+                    task_function=self.task_function,
+                    config=sweep_config,
+                    job_dir_key="hydra.sweep.dir",
+                    job_subdir_key="hydra.sweep.subdir",
+                )
         except runner.Deferred as wanted:
             return None, {"request": wanted.request, "config": sweep_config}
         # the job ended before training (a bad value, a refusal): its callbacks now
@@ -110,17 +117,23 @@ class BatchedLauncher(Launcher):
 
         config = member["config"]
         task_cfg = DictConfig({k: v for k, v in config.items() if k != "hydra"})
-        ret = JobReturn(overrides=list(config.hydra.overrides.task), cfg=task_cfg,
-                        hydra_cfg=config, working_dir=str(Path.cwd()),
-                        task_name=config.hydra.job.name, status=JobStatus.COMPLETED,
-                        _return_value=record.get(PRIMARY))  # fmt: skip
+        ret = JobReturn(
+            overrides=list(config.hydra.overrides.task),
+            cfg=task_cfg,
+            hydra_cfg=config,
+            working_dir=str(Path.cwd()),
+            task_name=config.hydra.job.name,
+            status=JobStatus.COMPLETED,
+            _return_value=record.get(PRIMARY),
+        )
         out_dir = member["request"]["out_dir"]
         if record["status"] == "ok":
-            print(f"final relative L2 error: {record[PRIMARY]:.4e}  "
-                  f"({record['wall_time_s']:.1f} s)\noutputs: {out_dir}")  # fmt: skip
+            print(
+                f"final relative L2 error: {record[PRIMARY]:.4e}  "
+                f"({record['wall_time_s']:.1f} s)\noutputs: {out_dir}"
+            )
         else:
-            print(f"run {record['status']}: {record['error']}; record: {out_dir}",
-                  file=sys.stderr)  # fmt: skip
+            print(f"run {record['status']}: {record['error']}; record: {out_dir}", file=sys.stderr)
         self.hydra_context.callbacks.on_job_end(config=config, job_return=ret)
         return ret
 
@@ -135,13 +148,19 @@ class BatchedLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         jobs = [list(o) for o in job_overrides]
         if self.sync_free:
-            jobs = [o if any(x.startswith("optimizer.lbfgs_impl=") for x in o) else [*o, SYNC_FREE]
-                    for o in jobs]  # fmt: skip
+            jobs = [
+                o if any(x.startswith("optimizer.lbfgs_impl=") for x in o) else [*o, SYNC_FREE]
+                for o in jobs
+            ]
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, overrides in enumerate(jobs):
             groups.setdefault(group_key(overrides), []).append(i)
-        log.info("Batched launcher: %d jobs in %d groups, sweep output dir: %s", len(jobs),
-                 len(groups), sweep_dir)  # fmt: skip
+        log.info(
+            "Batched launcher: %d jobs in %d groups, sweep output dir: %s",
+            len(jobs),
+            len(groups),
+            sweep_dir,
+        )
         returns: dict[int, JobReturn] = {}
         singleton = Singleton.get_state()
         for members in groups.values():
@@ -180,14 +199,16 @@ class BatchedLauncher(Launcher):
         if reason is None and len(prepared) < 2:
             reason = "one job left in the group"
         if reason is not None:
-            log.info("not batched (%s): %d jobs run one after the other", reason,
-                     len(prepared))  # fmt: skip
+            log.info("not batched (%s): %d jobs run one after the other", reason, len(prepared))
             for i, member in prepared.items():
                 HydraConfig.instance().set_config(member["config"])
                 returns[i] = self._finish(member, runner.run(**member["request"]))
             return
-        log.info("batched: %d jobs (seeds %s) train as one ensemble", len(prepared),
-                 ", ".join(str(r["built"].seed) for r in requests))  # fmt: skip
+        log.info(
+            "batched: %d jobs (seeds %s) train as one ensemble",
+            len(prepared),
+            ", ".join(str(r["built"].seed) for r in requests),
+        )
         records = runner.run_ensemble(
             [r["built"] for r in requests],
             [r["out_dir"] for r in requests],

@@ -60,8 +60,12 @@ class AccountingMissing(Exception):
 def check_accounting(timeout_s: float = 30) -> None:
     """Raises :class:`AccountingMissing`, with what ``sacct`` said, unless it answers."""
     try:
-        proc = subprocess.run(["sacct", "--noheader", "-X", "--format=JobID", "--starttime=now"],
-                              capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
+        proc = subprocess.run(
+            ["sacct", "--noheader", "-X", "--format=JobID", "--starttime=now"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AccountingMissing(f"sacct could not be run ({exc})") from None
     if proc.returncode != 0:
@@ -98,10 +102,13 @@ class SlurmLauncher(SubmititSlurmLauncher):
             init["slurm_max_num_timeout"] = self.params["max_num_timeout"]
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
         shared = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{
-            key if key in shared else f"{self._EXECUTOR}_{key}": value
-            for key, value in self.params.items() if key not in _INIT_KEYS
-        })  # fmt: skip
+        executor.update_parameters(
+            **{
+                key if key in shared else f"{self._EXECUTOR}_{key}": value
+                for key, value in self.params.items()
+                if key not in _INIT_KEYS
+            }
+        )
         return executor
 
     def launch(
@@ -123,8 +130,15 @@ class SlurmLauncher(SubmititSlurmLauncher):
         calls = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            calls.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}",
-                          Singleton.get_state()))  # fmt: skip
+            calls.append(
+                (
+                    list(overrides),
+                    "hydra.sweep.dir",
+                    idx,
+                    f"job_id_for_{idx}",
+                    Singleton.get_state(),
+                )
+            )
         jobs = executor.map_array(self, *zip(*calls))
         for job in jobs:  # every job ends (or is ended by SLURM) before any result is read
             job.wait()
@@ -136,8 +150,11 @@ class SlurmLauncher(SubmititSlurmLauncher):
             else:
                 lost.append(_lost_line(idx, job, call[0], outcome))
         if lost:
-            print(f"sweep: {len(lost)} of {len(jobs)} jobs did not end normally on SLURM:\n"
-                  + "\n".join(lost), file=sys.stderr)  # fmt: skip
+            print(
+                f"sweep: {len(lost)} of {len(jobs)} jobs did not end normally on SLURM:\n"
+                + "\n".join(lost),
+                file=sys.stderr,
+            )
             # the sweep's exit handler (pinn_exp.sweep) writes the summary and the finish command
             raise SystemExit(1)
         return returns

@@ -23,8 +23,13 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config_resolved.yaml"
 HYDRA_CONFIG = ".hydra/config.yaml"
 #: the run's plots: loss per step, error per round, the points, the solution
-PLOTS = {"loss": "loss.png", "error": "error.png", "points": "points.png",
-         "solution": "solution.png", "residual": "residual.png"}  # fmt: skip
+PLOTS = {
+    "loss": "loss.png",
+    "error": "error.png",
+    "points": "points.png",
+    "solution": "solution.png",
+    "residual": "residual.png",
+}
 
 #: every status a record can have (``running`` until the run ends)
 STATUSES = ("running", "ok", "failed", "diverged", "oom")
@@ -123,9 +128,7 @@ class RunRecord:
             if f.name == "metrics":
                 for name in registry.METRICS:
                     out[name] = self.metrics.get(name)
-                    out[registry.per_round(name)] = list(
-                        self.metrics_per_round.get(name, [])
-                    )
+                    out[registry.per_round(name)] = list(self.metrics_per_round.get(name, []))
             elif f.name == "extra":
                 out.update({k: v for k, v in self.extra.items() if k not in out})
             elif f.name != "metrics_per_round":

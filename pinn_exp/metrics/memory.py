@@ -75,8 +75,9 @@ def _glibc_malloc_trim():
         return None
     try:
         process, glibc = ctypes.CDLL(None), ctypes.CDLL("libc.so.6")
-        in_use, glibc_malloc = (ctypes.cast(lib.malloc, ctypes.c_void_p).value
-                                for lib in (process, glibc))  # fmt: skip
+        in_use, glibc_malloc = (
+            ctypes.cast(lib.malloc, ctypes.c_void_p).value for lib in (process, glibc)
+        )
         trim = glibc.malloc_trim
     except (OSError, AttributeError):
         return None
@@ -160,18 +161,25 @@ class HighWaterMark:
         after = _status_mb("VmHWM", "VmRSS")
         if after is None:
             self._fail("no VmHWM in /proc/self/status")
-        elif (after["VmHWM"] > after["VmRSS"] + _RESET_SLACK_MB
-              and after["VmHWM"] > before - _RESET_SLACK_MB):  # fmt: skip
+        elif (
+            after["VmHWM"] > after["VmRSS"] + _RESET_SLACK_MB
+            and after["VmHWM"] > before - _RESET_SLACK_MB
+        ):
             # a reset sets VmHWM to VmRSS: one that stays at the old peak was ignored
-            self._fail(f"VmHWM stayed at {after['VmHWM']:.0f} MiB after the reset, above "
-                       f"VmRSS {after['VmRSS']:.0f} MiB")  # fmt: skip
+            self._fail(
+                f"VmHWM stayed at {after['VmHWM']:.0f} MiB after the reset, above "
+                f"VmRSS {after['VmRSS']:.0f} MiB"
+            )
         return before
 
     def _fail(self, reason: str) -> None:
         if self.reason is None and not self._warned:
             self._warned = True
-            log.warning("peak RSS cannot be reset (%s): per-phase CPU peaks are not measured, "
-                        "only the process's lifetime peak", reason)  # fmt: skip
+            log.warning(
+                "peak RSS cannot be reset (%s): per-phase CPU peaks are not measured, "
+                "only the process's lifetime peak",
+                reason,
+            )
         self.method, self.reason = LIFETIME_VMHWM, reason
 
     def peak_mb(self) -> float:
@@ -321,10 +329,13 @@ class PhaseMeter:
         return per_phase.get(name, 0.0)
 
     def state_dict(self) -> dict:
-        return {"time_s": dict(self.time_s), "peak_mb": dict(self.peak_mb),
-                "reserved_mb": dict(self.reserved_mb),
-                "reserved_growth_mb": dict(self.reserved_growth_mb),
-                "cpu_increase_mb": dict(self.cpu_increase_mb)}  # fmt: skip
+        return {
+            "time_s": dict(self.time_s),
+            "peak_mb": dict(self.peak_mb),
+            "reserved_mb": dict(self.reserved_mb),
+            "reserved_growth_mb": dict(self.reserved_growth_mb),
+            "cpu_increase_mb": dict(self.cpu_increase_mb),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.time_s.update(state["time_s"])

@@ -81,8 +81,13 @@ class Convection(PDE):
         left = torch.cat([torch.full_like(t, d.space.lower[0]), t], dim=1)
         right = torch.cat([torch.full_like(t, d.space.upper[0]), t], dim=1)
         zero = torch.zeros(self.n_boundary, dtype=dtype, device=device)
-        periodic = BoundaryTerm("periodic", left.to(device, dtype), zero, self.boundary_weight,
-                                partner=right.to(device, dtype))  # fmt: skip
+        periodic = BoundaryTerm(
+            "periodic",
+            left.to(device, dtype),
+            zero,
+            self.boundary_weight,
+            partner=right.to(device, dtype),
+        )
         return [periodic]
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:

@@ -30,14 +30,11 @@ class PoissonLShape(PDE):
     name = "poisson_lshape"
     coordinate_names = ("x", "y")
 
-    def __init__(
-        self, dim: int | None = None, n_boundary: int = 800, boundary_weight: float = 1.0
-    ):
+    def __init__(self, dim: int | None = None, n_boundary: int = 800, boundary_weight: float = 1.0):
         fixed_dimension(self.name, dim, 2)
         if int(n_boundary) < 6:
             raise ValueError(
-                f"pde.n_boundary={n_boundary!r} is not allowed; it must be >= 6 (a point per "
-                "edge)"
+                f"pde.n_boundary={n_boundary!r} is not allowed; it must be >= 6 (a point per edge)"
             )
         if not boundary_weight >= 0:
             raise ValueError(f"pde.boundary_weight={boundary_weight!r} must be >= 0")

@@ -91,12 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     # an empty path would be the current folder: a report written where nobody asked
-    empty = ["--out" if args.out is not None and not args.out.strip() else None,
-             *("DIR" for d in args.dirs if not d.strip())]  # fmt: skip
+    empty = [
+        "--out" if args.out is not None and not args.out.strip() else None,
+        *("DIR" for d in args.dirs if not d.strip()),
+    ]
     if any(empty):
         what = next(e for e in empty if e)
-        print(f"error: {what} is empty: give the folder by name ('.' for the current one)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: {what} is empty: give the folder by name ('.' for the current one)",
+            file=sys.stderr,
+        )
         return 2
     args.dirs = [Path(d) for d in args.dirs]
     args.out = Path(args.out) if args.out is not None else None
@@ -140,8 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if table.empty:
         print(f"no ok runs with a value for {args.metric}")
     else:
-        print(f"\n{args.metric}: mean ± std over seeds (n) [95 % t-interval of the mean], "
-              "std with ddof=1\n")  # fmt: skip
+        print(
+            f"\n{args.metric}: mean ± std over seeds (n) [95 % t-interval of the mean], "
+            "std with ddof=1\n"
+        )
         print(to_markdown(table))
     return 0
 

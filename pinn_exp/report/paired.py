@@ -192,8 +192,7 @@ def compare_pairs(sampler: dict[tuple, float], baseline: dict[tuple, float]) -> 
     """
     common = sorted(set(sampler) & set(baseline), key=sort_key)
     ratios = {label: sampler[label] / baseline[label] for label in common}
-    logs = np.array([_log_ratio(sampler[label], baseline[label]) for label in common],
-                    dtype=float)  # fmt: skip
+    logs = np.array([_log_ratio(sampler[label], baseline[label]) for label in common], dtype=float)
     interval = t_mean_ci(logs)
     p_value = wilcoxon_p(logs)
     return {
@@ -441,18 +440,33 @@ def markdown_section(result: PairedComparison) -> list[str]:
     if table.empty:
         return [*lines, "_no sampler to compare_", "", *[f"- {n}" for n in result.notes], ""]
     keys = result.group_keys
-    header = [*keys, "sampler", "paired by", "pairs", "ratio per pair",
-              "geometric mean [95 % t-interval]", "wins", "p", "unpaired"]  # fmt: skip
+    header = [
+        *keys,
+        "sampler",
+        "paired by",
+        "pairs",
+        "ratio per pair",
+        "geometric mean [95 % t-interval]",
+        "wins",
+        "p",
+        "unpaired",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     sentences = []
     for _, row in table.iterrows():
         ci = f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
         ci = "[n/a]" if ci == "[n/a, n/a]" else ci
-        cells = [*(str(row[k]) for k in keys), str(row["sampler"]), str(row["paired_by"]),
-                 _pairs_text(row), _ratios_text(row["ratios"]),
-                 f"{_num(row['geo_mean_ratio'])} {ci}", f"{row['wins']}/{row['pairs']}",
-                 _num(row["p_value"]),
-                 f"{row['unpaired_sampler']} / {row['unpaired_baseline']}"]  # fmt: skip
+        cells = [
+            *(str(row[k]) for k in keys),
+            str(row["sampler"]),
+            str(row["paired_by"]),
+            _pairs_text(row),
+            _ratios_text(row["ratios"]),
+            f"{_num(row['geo_mean_ratio'])} {ci}",
+            f"{row['wins']}/{row['pairs']}",
+            _num(row["p_value"]),
+            f"{row['unpaired_sampler']} / {row['unpaired_baseline']}",
+        ]
         lines.append("| " + " | ".join(map(md_escape, cells)) + " |")
         where = ", ".join(f"{k} = {row[k]}" for k in keys)
         sentence = significance_sentence(row, where)

@@ -101,8 +101,9 @@ def _draw_rounds(ax, runs: pd.DataFrame, column: str, label: str) -> None:
             x, np.nanmedian(sub, axis=0), "o-", ms=3, label=f"{sampler} ({len(matrix)})"
         )
         color = line.get_color()
-        ax.fill_between(x, np.nanmin(sub, axis=0), np.nanmax(sub, axis=0), color=color,
-                        alpha=0.12, lw=0)  # fmt: skip
+        ax.fill_between(
+            x, np.nanmin(sub, axis=0), np.nanmax(sub, axis=0), color=color, alpha=0.12, lw=0
+        )
         low, high = np.nanpercentile(sub, [25, 75], axis=0)
         ax.fill_between(x, low, high, color=color, alpha=0.3, lw=0)
     ax.set_xlabel("round (0 = after initial training)")
@@ -407,8 +408,9 @@ def plot_points_by_sampler(
         xlabel, ylabel = _axis_labels(row.get("pde"))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel if points.shape[1] > 1 else "")
-    fig.suptitle("final collocation set of one run per sampler (the lowest seed)", fontsize=10,
-                 wrap=True)
+    fig.suptitle(
+        "final collocation set of one run per sampler (the lowest seed)", fontsize=10, wrap=True
+    )
     return fig
 
 

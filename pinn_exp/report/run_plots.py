@@ -143,15 +143,27 @@ def plot_solution(
             (axes[1], u_pred, "prediction", (lo, hi)),
             (axes[2], error, "|prediction - reference|", (None, None)),
         ):
-            mesh = ax.tripcolor(x_test[:, 0], x_test[:, 1], values, shading="gouraud",
-                                vmin=limits[0], vmax=limits[1])  # fmt: skip
+            mesh = ax.tripcolor(
+                x_test[:, 0],
+                x_test[:, 1],
+                values,
+                shading="gouraud",
+                vmin=limits[0],
+                vmax=limits[1],
+            )
             fig.colorbar(mesh, ax=ax)
             ax.set_title(name)
             ax.set_xlabel(labels[0])
             ax.set_ylabel(labels[1])
         if points is not None and len(points):
-            axes[2].scatter(points[:, 0], points[:, 1], s=0.5, c="white", alpha=0.6,
-                            label=f"final collocation set ({len(points)})")  # fmt: skip
+            axes[2].scatter(
+                points[:, 0],
+                points[:, 1],
+                s=0.5,
+                c="white",
+                alpha=0.6,
+                label=f"final collocation set ({len(points)})",
+            )
             axes[2].legend(loc="upper right", fontsize=7, markerscale=8, facecolor="0.5")
     elif dim == 1:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))

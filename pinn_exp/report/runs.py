@@ -353,8 +353,11 @@ def _not_started(sweep_dir: Path, relative_to: Path | None) -> list[dict]:
     for num, job in enumerate(jobs):
         if num in started:
             continue
-        row = {"run_dir": _display_path(Path(sweep_dir) / f"{num} (not started)", relative_to),
-               "status": INCOMPLETE, "error": "not started: " + " ".join(job)}  # fmt: skip
+        row = {
+            "run_dir": _display_path(Path(sweep_dir) / f"{num} (not started)", relative_to),
+            "status": INCOMPLETE,
+            "error": "not started: " + " ".join(job),
+        }
         for override in job:
             key, _, value = override.partition("=")
             row[key.lstrip("+~")] = _parse_value(value)
@@ -448,8 +451,11 @@ def cell_label(value):
     """A hashable label of a cell (None for missing values, ``10`` for ``10.0``)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or value is pd.NA or value is pd.NaT or (
-        isinstance(value, float) and math.isnan(value)
+    if (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
     ):
         return None
     if isinstance(value, float) and value.is_integer():

@@ -216,10 +216,9 @@ def csv_text(frame: pd.DataFrame) -> str:
     for column in record.per_round_fields():
         if column in out.columns:
             out[column] = [
-                json.dumps([None if math.isnan(x) else x for x in v]) if isinstance(v, list)
-                else ""
+                json.dumps([None if math.isnan(x) else x for x in v]) if isinstance(v, list) else ""
                 for v in out[column]
-            ]  # fmt: skip
+            ]
     return out.to_csv(index=False)
 
 

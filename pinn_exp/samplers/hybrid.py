@@ -103,4 +103,3 @@ class RSmoteHybrid(RSmote):
         parts = [positive, synthetic, kept, self.fresh(counts["fresh"])]
         stats = {**stats, "n_dense": self.n_dense, "n_candidates_positive": len(from_candidates)}
         return Update(torch.cat(parts), stats)
-

@@ -12,6 +12,7 @@ from pinn_exp.samplers.base import ResidualScorer, Sampler, Update
 #: torch.multinomial draws from at most 2^24 categories; larger dense sets are drawn by keys
 MULTINOMIAL_CATEGORIES = 2**24
 
+
 def rad_log_weights(eps: torch.Tensor, k: float, c: float) -> torch.Tensor:
     """log(eps^k / mean(eps^k) + c), in float64 on the CPU and in log space, for any finite k.
 

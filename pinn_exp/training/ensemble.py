@@ -67,8 +67,11 @@ def unbatchable_reason(parts: list[RunParts]) -> str | None:
         return "laplacian.method=hutchinson draws probes from a generator of its own"
     for part in parts[1:]:
         if (part.n_points, part.rounds, type(part.sampler), part.schedule) != (
-            first.n_points, first.rounds, type(sampler), schedule
-        ):  # fmt: skip
+            first.n_points,
+            first.rounds,
+            type(sampler),
+            schedule,
+        ):
             return "the jobs differ in more than their seed"
     return None
 
@@ -148,10 +151,12 @@ class EnsembleTrainer(Stages):
         self._graphs, self._period = first._graphs, None
         self._loss = _MemberLoss(first)
         #: the batched loss, compiled once for the ensemble with ``optimizer.compile``
-        self._terms_fn = (torch.compile(self.batched_terms) if self.schedule.compile
-                          else self.batched_terms)  # fmt: skip
-        self._names = [f"model.{name}" for name, p in first.model.named_parameters()
-                       if p.requires_grad]  # fmt: skip
+        self._terms_fn = (
+            torch.compile(self.batched_terms) if self.schedule.compile else self.batched_terms
+        )
+        self._names = [
+            f"model.{name}" for name, p in first.model.named_parameters() if p.requires_grad
+        ]
         #: a member that diverged: index -> the exception its single run would have raised
         self.diverged: dict[int, Diverged] = {}
         self.phase = "setup"
@@ -162,10 +167,13 @@ class EnsembleTrainer(Stages):
     # --------------------------------------------------------------------------- the batch
     def _stack(self, live: list[int]) -> list[torch.Tensor]:
         """The live members' trainable parameters, stacked into fresh leaves."""
-        per_member = [[p for p in self.members[k].model.parameters() if p.requires_grad]
-                      for k in live]  # fmt: skip
-        return [torch.stack([ps[j].detach() for ps in per_member]).requires_grad_(True)
-                for j in range(len(per_member[0]))]  # fmt: skip
+        per_member = [
+            [p for p in self.members[k].model.parameters() if p.requires_grad] for k in live
+        ]
+        return [
+            torch.stack([ps[j].detach() for ps in per_member]).requires_grad_(True)
+            for j in range(len(per_member[0]))
+        ]
 
     def _soft(self, live: list[int]) -> list[torch.Tensor]:
         """The live members' soft-term tensors, stacked: (x, target, partner) per term."""
@@ -175,8 +183,7 @@ class EnsembleTrainer(Stages):
                 if getattr(term, attr) is None:
                     out.append(torch.zeros(len(live), 1, dtype=self.dtype, device=self.device))
                     continue
-                out.append(torch.stack([getattr(self.members[k].boundary[i], attr)
-                                        for k in live]))  # fmt: skip
+                out.append(torch.stack([getattr(self.members[k].boundary[i], attr) for k in live]))
         return out
 
     def batched_terms(
@@ -239,22 +246,32 @@ class EnsembleTrainer(Stages):
                 continue
             history = self.members[k].state.history
             for step, row in zip(steps, rows):
-                history.append({"round": round_index, "step": step, "phase": phase,
-                                **dict(zip(self.term_names, row[position]))})  # fmt: skip
+                history.append(
+                    {
+                        "round": round_index,
+                        "step": step,
+                        "phase": phase,
+                        **dict(zip(self.term_names, row[position])),
+                    }
+                )
                 if not all(map(_finite, row[position])):
                     self._diverge(position, k, Diverged(round_index, step, phase))
                     break
 
     def _diverge(self, position: int, k: int, exc: Diverged) -> None:
         self.diverged[k] = exc
-        log.warning("member %d (seed %s) diverged: %s; the others go on", k,
-                    self.members[k].parts.seed, exc)  # fmt: skip
+        log.warning(
+            "member %d (seed %s) diverged: %s; the others go on", k, self.members[k].parts.seed, exc
+        )
         if self._lbfgs_opt is not None:
             self._lbfgs_opt.freeze(position)  # its L-BFGS stops moving it
 
     def _last_loss(self) -> float | None:
-        losses = [self.members[k].state.history[-1]["loss"] for k in self._stage_live
-                  if k not in self.diverged and self.members[k].state.history]  # fmt: skip
+        losses = [
+            self.members[k].state.history[-1]["loss"]
+            for k in self._stage_live
+            if k not in self.diverged and self.members[k].state.history
+        ]
         return max(losses) if losses else None
 
     def _bar(self, steps: int, desc: str) -> Progress:
@@ -264,11 +281,16 @@ class EnsembleTrainer(Stages):
         """The stage's L-BFGS over the stacked parameters: one :class:`BatchedSyncFreeLBFGS`
         (``vectorize``), else a :class:`SyncFreeLBFGS` per member (:class:`_Together`)."""
         evaluate, size = self._evaluate_fn(x), len(self._stage_live)
-        kwargs = {"lr": self.schedule.lbfgs_lr, "history_size": self.schedule.history_size,
-                  "max_iter": steps, "tolerance_grad": self.schedule.tolerance_grad}  # fmt: skip
+        kwargs = {
+            "lr": self.schedule.lbfgs_lr,
+            "history_size": self.schedule.history_size,
+            "max_iter": steps,
+            "tolerance_grad": self.schedule.tolerance_grad,
+        }
         if self.vectorize:
-            optimizer = BatchedSyncFreeLBFGS(self._params, evaluate, compile=self.schedule.compile,
-                                             **kwargs)  # fmt: skip
+            optimizer = BatchedSyncFreeLBFGS(
+                self._params, evaluate, compile=self.schedule.compile, **kwargs
+            )
         else:
             parts = [_MemberLBFGS(self._params, i, None, **kwargs) for i in range(size)]
             optimizer = _Together(parts, evaluate)
@@ -299,8 +321,14 @@ class EnsembleTrainer(Stages):
     def _stage_live_record(self, position, k, first, kept, round_index) -> None:
         history = self.members[k].state.history
         for step, row in zip(range(first, first + len(kept)), kept.tolist()):
-            history.append({"round": round_index, "step": step, "phase": "lbfgs",
-                            **dict(zip(self.term_names, row))})  # fmt: skip
+            history.append(
+                {
+                    "round": round_index,
+                    "step": step,
+                    "phase": "lbfgs",
+                    **dict(zip(self.term_names, row)),
+                }
+            )
             if not all(map(_finite, row)):
                 self._diverge(position, k, Diverged(round_index, step, "lbfgs"))
                 return
@@ -308,8 +336,10 @@ class EnsembleTrainer(Stages):
     def _lbfgs_finished(self, optimizer, done: int, steps: int) -> bool:
         """Every live member has spent its budget or converged (one read on the host)."""
         converged = optimizer.converged().tolist()
-        return all(k in self.diverged or self._lbfgs_done[i] >= steps or converged[i]
-                   for i, k in enumerate(self._stage_live))  # fmt: skip
+        return all(
+            k in self.diverged or self._lbfgs_done[i] >= steps or converged[i]
+            for i, k in enumerate(self._stage_live)
+        )
 
     # ------------------------------------------------------------------------------ stages
     def train_stage(self, round_index: int, adam_steps: int) -> None:
@@ -391,8 +421,10 @@ class _Together:
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         trials = [part.propose() for part in self.parts]
         terms = self.evaluate()
-        ok = [part.accept(x_trial, active, terms[i])
-              for i, (part, (x_trial, active)) in enumerate(zip(self.parts, trials))]  # fmt: skip
+        ok = [
+            part.accept(x_trial, active, terms[i])
+            for i, (part, (x_trial, active)) in enumerate(zip(self.parts, trials))
+        ]
         return torch.stack([part.terms for part in self.parts]), torch.stack(ok)
 
     def converged(self) -> torch.Tensor:

@@ -66,10 +66,12 @@ def flat_grad_stacked(params: Sequence[torch.Tensor]) -> torch.Tensor:
     """The stacked parameters' gradients as one flat vector per member, [S, n] (zeros where a
     gradient is None)."""
     return torch.cat(
-        [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(len(p), -1)
-         for p in params],
+        [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(len(p), -1)
+            for p in params
+        ],
         dim=1,
-    )  # fmt: skip
+    )
 
 
 @torch.no_grad()
@@ -278,8 +280,9 @@ class SyncFreeLBFGS:
     def accept(self, x_trial: torch.Tensor, active: torch.Tensor, terms: torch.Tensor):
         """Judges the evaluated trial (second half of :meth:`step`); returns whether it was
         accepted."""
-        ok, f, gtd, t = self._update(x_trial, active, terms, self.flat_grad(), self.f, self.gtd,
-                                     self.t)  # fmt: skip
+        ok, f, gtd, t = self._update(
+            x_trial, active, terms, self.flat_grad(), self.f, self.gtd, self.t
+        )
         # the 0-d state is written here, outside the compiled update: torch.compile (2.13)
         # drops in-place writes to 0-d float64 tensors that a compiled function reaches
         # through an attribute; in place, so a CUDA graph can capture the step
@@ -458,16 +461,20 @@ class BatchedSyncFreeLBFGS:
         diag = torch.diagonal(sty, dim1=1, dim2=2)
         r = torch.triu(sty, diagonal=1) + torch.diag_embed(torch.where(valid_o, diag, 1.0))
         p1 = torch.where(valid_o, _matvec(self.S, g).double().gather(1, order), 0.0)
-        p2 = gamma3 * torch.where(valid_o, _matvec(self.Y, g).double().gather(1, order),
-                                  0.0).unsqueeze(2)  # fmt: skip
+        p2 = gamma3 * torch.where(
+            valid_o, _matvec(self.Y, g).double().gather(1, order), 0.0
+        ).unsqueeze(2)
         w = torch.linalg.solve_triangular(r, p1.unsqueeze(2), upper=True)
         rhs = diag.unsqueeze(2) * w + gamma3 * (yty @ w) - p2
         top = torch.linalg.solve_triangular(r.mT, rhs, upper=False)
         back = (self.arange - count) % m  # slot i sits at position back[:, i] of `order`
         coef_s = torch.where(valid, top[:, :, 0].gather(1, back), 0.0).to(dtype)
         coef_y = torch.where(valid, -gamma.unsqueeze(1) * w[:, :, 0].gather(1, back), 0.0)
-        hg = (gamma.to(dtype).unsqueeze(1) * g + (coef_s.unsqueeze(1) @ self.S).squeeze(1)
-              + (coef_y.to(dtype).unsqueeze(1) @ self.Y).squeeze(1))  # fmt: skip
+        hg = (
+            gamma.to(dtype).unsqueeze(1) * g
+            + (coef_s.unsqueeze(1) @ self.S).squeeze(1)
+            + (coef_y.to(dtype).unsqueeze(1) @ self.Y).squeeze(1)
+        )
         return -hg
 
     @torch.no_grad()

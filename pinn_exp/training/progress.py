@@ -46,8 +46,14 @@ class Progress:
         if now - self.last >= self.interval:
             self.last = now
             shown = "" if loss is None else f"  loss {loss:.3e}"
-            log.info("%s: %d/%d steps%s  %.0f s", self.desc, self.done, self.total, shown,
-                     now - self.started)  # fmt: skip
+            log.info(
+                "%s: %d/%d steps%s  %.0f s",
+                self.desc,
+                self.done,
+                self.total,
+                shown,
+                now - self.started,
+            )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -108,7 +108,6 @@ class Schedule:
                 "integer >= 1"
             )
 
-
     def steps(self, rounds: int, single_stage: bool = False) -> int:
         """Optimizer steps of a run of ``rounds`` rounds at most: Adam steps and L-BFGS
         iterations of the initial training and of every round (``single_stage``: of its one

@@ -50,9 +50,13 @@ class Stages:
         rows = values.cpu().tolist()
         for step, row in zip(steps, rows):
             self.state.history.append(
-                {"round": round_index, "step": step, "phase": phase,
-                 **dict(zip(self.term_names, row))}
-            )  # fmt: skip
+                {
+                    "round": round_index,
+                    "step": step,
+                    "phase": phase,
+                    **dict(zip(self.term_names, row)),
+                }
+            )
             if not all(np.isfinite(row)):
                 raise Diverged(round_index, step, phase)
 
@@ -109,8 +113,12 @@ class Stages:
                 else:
                     buffer[step - first] = do_step()
                 if step - first + 1 == block or step == steps - 1:
-                    self._record(list(range(first, step + 1)), buffer[: step - first + 1],
-                                 round_index, "adam")  # fmt: skip
+                    self._record(
+                        list(range(first, step + 1)),
+                        buffer[: step - first + 1],
+                        round_index,
+                        "adam",
+                    )
                     bar.update(step + 1 - first, self._last_loss())
                     first = step + 1
 
@@ -121,8 +129,9 @@ class Stages:
         copied into ``x`` in place, so a compiled or captured step sees it. Its scorer returns
         the last step's ``residual`` at the current points (:class:`StepResidual`)."""
         points = self.state.points
-        update = self.sampler.update(points, StepResidual(self.scorer, points, residual),
-                                     round_index)  # fmt: skip
+        update = self.sampler.update(
+            points, StepResidual(self.scorer, points, residual), round_index
+        )
         if update.points.shape != x.shape:
             raise ValueError(
                 f"sampler.period={self._period} needs a sampler that keeps the number of points; "
@@ -215,8 +224,9 @@ class Stages:
         self._check_start(optimizer.start(), round_index)
         block, max_eval = self.schedule.check_every, lbfgs_max_eval(steps)
         buffer = torch.empty(block, *self._terms_shape(), dtype=self.dtype, device=self.device)
-        accepted = torch.empty(block, *self._terms_shape()[:-1], dtype=torch.bool,
-                               device=self.device)  # fmt: skip
+        accepted = torch.empty(
+            block, *self._terms_shape()[:-1], dtype=torch.bool, device=self.device
+        )
         done, used = 0, 0
         try:
             with self._bar(steps, f"round {round_index} lbfgs") as bar:

@@ -31,8 +31,16 @@ from pinn_exp.training.schedule import Schedule
 from pinn_exp.training.scoring import EVAL_CHUNK, Scorer, StepResidual, frozen
 from pinn_exp.training.stages import Diverged, Stages
 
-__all__ = ["EVAL_CHUNK", "Diverged", "RunParts", "RunState", "Scorer", "StepResidual",
-           "Trainer", "frozen"]  # fmt: skip
+__all__ = [
+    "EVAL_CHUNK",
+    "Diverged",
+    "RunParts",
+    "RunState",
+    "Scorer",
+    "StepResidual",
+    "Trainer",
+    "frozen",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +100,20 @@ class Trainer(Stages):
         self.parts = built
         pde, schedule = built.pde, built.schedule
         if not isinstance(schedule.compile, bool):  # a Built made without factory.build
-            schedule, _ = schedule.decide_compile(built.device.device.type, built.rounds,
-                                                  built.sampler.single_stage)  # fmt: skip
+            schedule, _ = schedule.decide_compile(
+                built.device.device.type, built.rounds, built.sampler.single_stage
+            )
         device, dtype = built.device.device, built.device.dtype
         self.pde, self.sampler, self.model = pde, built.sampler, built.model
         self.schedule = schedule
         self.n_points, self.rounds = built.n_points, built.rounds
         if self.sampler.single_stage:  # its recipe is one training stage (random_r): no rounds
             if self.rounds:
-                log.info("sampler %s trains in one stage: rounds=%d are not run",
-                         self.sampler.name, self.rounds)  # fmt: skip
+                log.info(
+                    "sampler %s trains in one stage: rounds=%d are not run",
+                    self.sampler.name,
+                    self.rounds,
+                )
             self.rounds = 0
         seed = built.seed
         self.device, self.dtype = device, dtype
@@ -118,8 +130,11 @@ class Trainer(Stages):
         self.u_test = torch.as_tensor(u_test, dtype=torch.float64, device=device).reshape(-1)
         self.probes = probe_points(pde.domain, seed, device, dtype)
         grid = regular_grid(pde.domain)
-        self.grid = None if grid is None else (torch.as_tensor(grid[0], dtype=dtype, device=device),
-                                               grid[1])  # fmt: skip
+        self.grid = (
+            None
+            if grid is None
+            else (torch.as_tensor(grid[0], dtype=dtype, device=device), grid[1])
+        )
         self.term_names = ["loss", "loss_pde", *(f"loss_{t.name}" for t in self.boundary)]
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         self._compiled = torch.compile(self.loss_vector) if schedule.compile else None
@@ -279,11 +294,16 @@ class Trainer(Stages):
         # ``concentration`` judges them again after the stage's training)
         self.phase = "evaluation"
         with self.meter.phase("evaluation"):
-            at_sampling = concentration(self.uncounted_residual, self.state.points,
-                                        self.probes)  # fmt: skip
-        return {"began": began, "evals_before": evals_before, "sampling_s": sampling_s,
-                "sampling_peak": sampling_peak, "sampling_cpu": sampling_cpu,
-                "at_sampling": at_sampling, "stats": update.stats}  # fmt: skip
+            at_sampling = concentration(self.uncounted_residual, self.state.points, self.probes)
+        return {
+            "began": began,
+            "evals_before": evals_before,
+            "sampling_s": sampling_s,
+            "sampling_peak": sampling_peak,
+            "sampling_cpu": sampling_cpu,
+            "at_sampling": at_sampling,
+            "stats": update.stats,
+        }
 
     def end_round(self, round_index: int, began: dict) -> None:
         """Evaluates the trained model, records the round and saves the checkpoint."""
