@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu_suite.sh        (on the GPU machine; give it ~600 s)
 # STEPS picks the steps (default: the throughput steps, "tests throughput runs concurrency
 # reference"); "laplacian memory_phases elliptic_d100 memory_vs_dim" are the memory and
-# Laplacian steps whose H100 results are in docs/performance.md; "ensemble projection
+# Laplacian steps whose H100 results are in docs/results.md; "ensemble projection
 # ensemble_table" are the batched-ensemble steps, not measured on a GPU yet, whose targets are
 # S up to 128 per member against a single run, a vmap L-BFGS iteration whose kernels do not
 # grow with S, and one burgers_table configuration at budget=paper as one batched job (run

@@ -84,6 +84,8 @@ GROUPS: dict[str, Group] = {
     "model": Group(("in_dim", "out_dim"), {"mlp": "pinn_exp.model.MLP"}),
     # seed: the run's seed
     "laplacian": Group(("seed",), {"laplacian": "pinn_exp.ops.laplacian.Laplacian"}),
+    # logger=none (the default) is no node at all: nothing is tracked, nothing imported
+    "logger": Group((), {"mlflow": "pinn_exp.io.tracker.MLflowLogger"}),
 }
 
 
@@ -178,6 +180,8 @@ class Config:
     device: Any = MISSING
     model: Any = MISSING
     laplacian: Any = MISSING
+    #: the experiment tracker the run mirrors its record into (conf/logger); None: none
+    logger: Any = None
     #: seeds the network's weights, the sampler's generator and the Laplacian's probes
     seed: int = 0
     #: size N of the interior collocation set (the paper's #Sampling)

@@ -22,13 +22,12 @@ def retain_cpu_memory() -> bool:
 
     By default glibc serves each block above 32 MiB with its own ``mmap`` and unmaps it on
     free, so every large tensor of a step (the forward Laplacian's (N, d, width) Jacobians) is
-    page-faulted and zeroed again at every step: at d = 100, N = 1000 this made the forward
-    Laplacian's step 2.3x slower on this project's CPU. With ``mmap`` off for the heap and a
+    page-faulted and zeroed again at every step, which made the forward Laplacian's step
+    more than twice as slow on a CPU (docs/results.md). With ``mmap`` off for the heap and a
     2 GiB trim threshold the blocks are reused. The price is resident memory: freed blocks
-    stay in the heap and fragment it (the forward step's peak RSS rose from 383 to 814 MiB
-    there, docs/performance.md). The setting is process-wide and stays for the life of the
-    process. Returns False, changing nothing, where the C library is not glibc (musl, macOS,
-    Windows) or another allocator is preloaded.
+    stay in the heap and fragment it (docs/performance.md). The setting is process-wide and
+    stays for the life of the process. Returns False, changing nothing, where the C library
+    is not glibc (musl, macOS, Windows) or another allocator is preloaded.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
@@ -45,6 +44,16 @@ def retain_cpu_memory() -> bool:
         return False  # jemalloc or tcmalloc preloaded: glibc's options would change nothing
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def available_cpus() -> int | None:
+    """The CPUs this process may run on: its affinity mask where the system has one (a SLURM
+    job's or a container's share of the node), else the machine's count; None where neither
+    can be told."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count()
 
 
 def default_threads() -> int:
@@ -102,6 +111,14 @@ class DeviceSpec:
                 f"device.threads={threads!r} is not allowed; it must be >= 1, or null for "
                 "SLURM's cpus-per-task or torch's own choice"
             )
+        cpus = available_cpus()
+        if threads is not None and cpus is not None and threads > cpus:
+            # torch starts that many OpenMP threads: far above the CPUs it crashes or hangs
+            raise ValueError(
+                f"device.threads={threads!r} is not allowed here: this process may use {cpus} "
+                f"CPUs; it must be between 1 and {cpus}, or null for SLURM's cpus-per-task or "
+                "torch's own choice"
+            )
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
         if memory_limit_gb is not None and not name.startswith("cuda"):
@@ -147,7 +164,7 @@ class DeviceSpec:
 
     @property
     def description(self) -> str:
-        """A readable device name, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'."""
+        """A readable device name, the GPU's name, or e.g. 'cpu (x86_64, 2 threads)'."""
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
         threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")

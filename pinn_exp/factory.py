@@ -6,8 +6,10 @@ with a message naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -26,9 +28,14 @@ from pinn_exp.ops.laplacian import Laplacian
 from pinn_exp.pdes.base import PDE
 from pinn_exp.samplers.base import Sampler
 from pinn_exp.training.schedule import Schedule
+from pinn_exp.training.scoring import Scorer
 from pinn_exp.training.seeding import seed_everything
 
+log = logging.getLogger(__name__)
+
 MIN_POINTS = 10
+#: the default of the top-level ``rounds`` (pinn_exp.config.Config)
+DEFAULT_ROUNDS = Config.rounds
 
 
 class ConfigError(ValueError):
@@ -64,6 +71,8 @@ def _build(node: DictConfig, key: str, **kwargs):
             raise cause from None  # not a bad value: the caller records it as oom
         if isinstance(cause, (ValueError, TypeError)):
             raise ConfigError(str(cause)) from None
+        if isinstance(cause, ArithmeticError):  # a value whose arithmetic overflows
+            raise ConfigError(f"{key}: {type(cause).__name__}: {cause}") from None
         raise ConfigError(f"{key}: {exc}") from None
 
 
@@ -97,15 +106,12 @@ def available_bytes(device: torch.device) -> int | None:
 
 #: Peak bytes of one scoring pass per point, in units of itemsize x width x (derivative
 #: directions: d + 2, the value, the gradient and the Laplacian; Hutchinson: its probes + 2),
-#: as a + b x depth. Measured on a CPU (peak RSS over one unchunked pass, float32 and float64,
-#: width 64-256, depth 3 and 8, d 2-100, every PDE): the graph-free forward mode (Laplacian
-#: ``forward``, the space-time jets of Burgers, Allen-Cahn and Fisher-KPP) took 2.7-4.3 units
-#: at depth 3 and 3.7-4.1 at depth 8; the methods that keep autograd's graph over the layers
-#: (``autograd``, ``func``, ``hutchinson``) took 2.7-9.7 at depth 3 and 5.5-19.5 at depth 8.
-#: On an H100 (docs/performance.md, forward, width 128, depth 4, d 10-200, 100k points) the
-#: sampling phase took 3.9-5.0 units above RSmote's. The constants bound every measurement,
-#: by 1.1-3.7x (Burgers, d = 2, width 64, depth 3, float32: 2,816 bytes a point measured,
-#: 5,888 estimated; 4e6 points: 11 GB and 24 GB).
+#: as a + b x depth: ``forward`` for the graph-free forward mode (Laplacian ``forward``, the
+#: space-time jets), ``graph`` for the methods that keep autograd's graph over the layers
+#: (``autograd``, ``func``, ``hutchinson``), whose cost grows with depth. The constants are
+#: chosen to bound the measured peaks of every PDE and method on a CPU and a GPU, so the check
+#: refuses too early rather than too late; the measurements behind them are in
+#: docs/results.md, "The scoring-memory estimate".
 SCORING_UNITS = {"forward": (5.0, 0.25), "graph": (5.0, 2.0)}
 
 
@@ -255,6 +261,106 @@ def check_keys(cfg: DictConfig) -> None:
                 raise _unknown_key(f"{key}.{name}", item, known, f"the keys of {key}")
 
 
+#: points where :func:`check_representable` evaluates the PDE, and the seed they come from
+CHECK_POINTS, CHECK_SEED = 16, 0
+
+
+def _changed_numbers(node: DictConfig, group: str) -> list[str]:
+    """``group.key=value`` for each number of ``node`` that differs from its class's default:
+    the values a user chose, which the message of :func:`check_representable` names."""
+    try:
+        defaults = {p.name: p.default for p in constructor_parameters(get_class(node._target_))}
+    except Exception:  # noqa: BLE001 - a class that cannot be imported was refused already
+        defaults = {}
+    out = []
+    for key, value in node.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and key in defaults and value != defaults[key]:
+            out.append(f"{group}.{key}={value!r}")
+    return out
+
+
+def check_representable(
+    cfg: DictConfig, pde: PDE, model: Solution, device: DeviceSpec, laplacian: Laplacian
+) -> None:
+    """Refuses PDE parameters whose exact solution or loss is not a finite number in the run's
+    dtype (``pde.k=1e200``: k^2 overflows; ``pde.beta=1e308``: the residual's square does):
+    the exact solution (where the PDE has one) and the mean squared residual of the initial
+    network, on :data:`CHECK_POINTS` points of the domain from a generator of their own.
+
+    Args:
+        cfg: the composed config (the message names its changed ``pde.*`` numbers).
+        pde: the run's PDE.
+        model: the initial network with its constraint, on the run's device and dtype.
+        device: the run's device and dtype.
+        laplacian: the run's Laplacian; it is copied (uncompiled), so that the run's probe
+            generator is left as it was.
+    """
+    probe = copy.deepcopy(laplacian)
+    probe.compile = False  # a compiled Laplacian would compile here, for 16 points
+    generator = torch.Generator().manual_seed(CHECK_SEED)
+    x = pde.domain.sample(CHECK_POINTS, generator, device.device, device.dtype)
+    where = f" in {device.dtype_name}"  # a finite number in float64 may not be in float32
+    try:
+        exact = pde.exact(x)
+        if exact is not None and not bool(torch.isfinite(exact).all()):
+            problem = "the exact solution is not a finite number"
+        else:
+            residual = Scorer(pde, model, probe)(x, count=False)
+            problem = None
+            if not bool(torch.isfinite(residual.square().mean())):
+                problem = "the PDE's loss is not a finite number"
+    except ArithmeticError as exc:  # Python's float arithmetic (k ** 2), whatever the dtype
+        where, problem = "", f"the PDE's residual overflows ({type(exc).__name__})"
+    if problem is None:
+        return
+    chosen = _changed_numbers(cfg.pde, "pde") or [f"pde={pde.name}"]
+    advice = "lower them" if len(chosen) > 1 else "lower it"
+    if where and device.dtype != torch.float64:
+        advice += " or use device.dtype=float64"
+    raise ConfigError(f"{', '.join(chosen)} is not allowed{where}: {problem}; {advice}")
+
+
+def warn_unused(node: DictConfig, pde: PDE) -> None:
+    """A warning line for each ``pde.*`` value chosen (not the class's default) that the PDE
+    does not use (:meth:`PDE.effective_settings`: ``pde.n_test`` where the reference is a
+    fixed grid); the record holds the value in effect."""
+    try:
+        defaults = {p.name: p.default for p in constructor_parameters(type(pde))}
+    except Exception:  # noqa: BLE001 - no signature: every value counts as chosen
+        defaults = {}
+    for key, value in pde.effective_settings().items():
+        given = node.get(key)
+        if given is not None and given != defaults.get(key) and given != value:
+            log.warning(
+                "pde.%s=%s is not used by pde=%s at pde.dim=%d: the run uses %s and its "
+                "record says pde.%s=%s",
+                key,
+                given,
+                pde.name,
+                pde.dim,
+                value,
+                key,
+                value,
+            )
+
+
+def single_stage_rounds(sampler: Sampler, rounds: int) -> int:
+    """The rounds a run has: ``rounds``, or 0 for a sampler whose recipe is one training stage
+    (``random_r``), with a warning where ``rounds`` was set to other than its default."""
+    if not sampler.single_stage or rounds == 0:
+        return rounds
+    level = logging.INFO if rounds == DEFAULT_ROUNDS else logging.WARNING
+    log.log(
+        level,
+        "sampler %s trains in one stage: rounds=%d is not used; the run has no rounds and "
+        "its record says rounds=0",
+        sampler.name,
+        rounds,
+    )
+    return 0
+
+
 def check_top_level(cfg: DictConfig) -> None:
     """Range checks for ``seed``, ``n_points`` and ``rounds``."""
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**63:
@@ -284,9 +390,12 @@ def build(cfg: DictConfig, training: bool = True) -> Built:
     check_keys(cfg)
     check_finite(cfg)
     check_top_level(cfg)
+    if training and cfg.get("logger") is not None:  # logger=mlflow: installed, keys allowed
+        _build(cfg.logger, "logger")
     device = _build(cfg.device, "device")
     laplacian = _build(cfg.laplacian, "laplacian", seed=cfg.seed)
     pde = _build(cfg.pde, "pde")
+    warn_unused(cfg.pde, pde)
     sampler = _build(cfg.sampler, "sampler")
     generator = torch.Generator().manual_seed(cfg.seed)
     try:  # the sampler refuses an n_points or rounds it cannot work with
@@ -303,6 +412,7 @@ def build(cfg: DictConfig, training: bool = True) -> Built:
     if training:
         check_scoring(pde, sampler, device, net, laplacian)
     model = Solution(net, pde.constraint).to(device=device.device, dtype=device.dtype)
+    check_representable(cfg, pde, model, device, laplacian)
     return Built(
         pde=pde,
         sampler=sampler,
@@ -312,7 +422,7 @@ def build(cfg: DictConfig, training: bool = True) -> Built:
         laplacian=laplacian,
         seed=cfg.seed,
         n_points=cfg.n_points,
-        rounds=cfg.rounds,
+        rounds=single_stage_rounds(sampler, cfg.rounds),
         generator=generator,
         compile_note=compile_note,
     )

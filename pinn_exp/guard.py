@@ -38,16 +38,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from pinn_exp.io.record import CHECKPOINT, CONFIG, HISTORY, METRICS, PLOTS
-from pinn_exp.sweep import SWEEP_CLAIM, watch
+from pinn_exp.sweep import SWEEP_CLAIM, check_job_values, watch
 
 #: a run directory's claim: created exclusively, holds ``pid PID host HOST``
 RUN_CLAIM = ".run.lock"
 #: keys that may differ between a run and its resumption
-RESUMABLE = {"resume", "progress", "rounds", "report"}
+RESUMABLE = {"resume", "progress", "rounds", "report", "logger"}
 #: what a resume needs of a checkpoint (pinn_exp.training.trainer.Trainer.snapshot)
 CHECKPOINT_KEYS = (
     "state",
@@ -429,10 +430,23 @@ def claim_run_dir(run_dir: Path) -> Claim:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
+            if path.is_symlink():
+                # not a claim this project writes (it creates a plain file): a dangling link
+                # would never open, and a link elsewhere is not this folder's to take over
+                target = os.readlink(path)
+                raise Refused(
+                    f"{run_dir} cannot be claimed: its {RUN_CLAIM} is a symbolic link to "
+                    f"{target}, not a claim; delete {path} if no run uses {run_dir}"
+                ) from None
             try:
                 held, age = path.read_text(), time.time() - path.stat().st_mtime
             except FileNotFoundError:
-                continue  # released meanwhile
+                if time.monotonic() < deadline:
+                    continue  # released meanwhile
+                raise Refused(
+                    f"{run_dir} cannot be claimed: its {RUN_CLAIM} neither opens nor can be "
+                    f"created; delete {path} if no run uses {run_dir}"
+                ) from None
             holder = _holder(held)
             if holder is None and age < 5 and time.monotonic() < deadline:
                 time.sleep(0.1)  # being written by the process that created it
@@ -606,6 +620,41 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
             "change on resume; start a new sweep in another hydra.sweep.dir"
             + _old_defaults_hint(old_values, new_values)
         )
+    if "optimizer.lbfgs_impl" not in given:
+        _check_same_lbfgs(sweep_dir, old, config, old_values, new_values)
+
+
+#: the launcher that adds optimizer.lbfgs_impl=sync_free to its jobs (hydra/launcher=batched)
+BATCHED_LAUNCHER = "hydra_plugins.pinn_exp_launcher.batched_launcher.BatchedLauncher"
+
+
+def _jobs_lbfgs(config: DictConfig, values: dict) -> Any:
+    """The L-BFGS of a sweep's jobs where its command line chooses none: ``sync_free`` where
+    the batched launcher adds it (its ``sync_free`` key), else the composed value."""
+    launcher = config.hydra.get("launcher") or {}
+    if launcher.get("_target_") == BATCHED_LAUNCHER and launcher.get("sync_free", True):
+        return "sync_free"
+    return values.get("optimizer.lbfgs_impl")
+
+
+def _check_same_lbfgs(
+    sweep_dir: Path, old: DictConfig, config: DictConfig, old_values: dict, new_values: dict
+) -> None:
+    """A resumed sweep runs its jobs not yet started with the L-BFGS its started jobs had: a
+    change of launcher must not change it (the batched launcher adds
+    optimizer.lbfgs_impl=sync_free), or one sweep would compare two optimizers."""
+    before, after = _jobs_lbfgs(old, old_values), _jobs_lbfgs(config, new_values)
+    if before == after:
+        return
+    if after == "sync_free":  # the batched launcher, after a launcher that did not add it
+        fix = "hydra.launcher.sync_free=false (the jobs then run one after the other)"
+    else:
+        fix = "hydra/launcher=batched (as the sweep ran)"
+    raise Refused(
+        f"cannot resume the sweep {sweep_dir}: its jobs ran with optimizer.lbfgs_impl={before} "
+        f"and this launcher would run those not yet started with optimizer.lbfgs_impl={after} "
+        f"(one sweep, two optimizers); resume it with {fix}"
+    )
 
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -624,11 +673,49 @@ def _check_subdir(name: str, subdir: str, sweep_dir: Path) -> None:
         )
 
 
+def has_links(sweep_dir: Path, depth: int) -> bool:
+    """True if a symbolic link is among the entries of ``sweep_dir`` down to ``depth`` levels
+    (where a job's folder, or a folder on the way to it, could be one)."""
+    level = [Path(sweep_dir)]
+    for _ in range(max(depth, 1)):
+        below = []
+        for folder in level:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.is_symlink():
+                    return True
+                if entry.is_dir(follow_symlinks=False):
+                    below.append(Path(entry.path))
+        level = below
+    return False
+
+
+def check_job_link(sweep_dir: Path, name: str) -> None:
+    """A job's folder (``name``, relative to ``sweep_dir``) and every folder between it and
+    the sweep's are real folders, not symbolic links: Hydra writes the job's ``.hydra/`` and
+    log into it before any check of the job, so a link to another run's folder would have that
+    run's files rewritten."""
+    part = Path(sweep_dir)
+    for piece in Path(os.path.normpath(name)).parts:
+        part = part / piece
+        if part.is_symlink():
+            where = "" if part == Path(sweep_dir) / os.path.normpath(name) else "inside "
+            raise Refused(
+                f"the sweep's job folder {Path(sweep_dir) / name} is {where}a symbolic link "
+                f"({part} -> {os.readlink(part)}): the job would write into another folder; "
+                "remove the link or choose another hydra.sweep.dir; nothing was started"
+            )
+
+
 def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
     """Refuses a sweep whose jobs' folders are not folders inside the sweep's (an absolute
     ``hydra.sweep.subdir``, or one with ``..``), and a sweep of Hydra's basic sweeper whose
-    jobs map to one directory (a ``hydra.sweep.subdir`` that does not tell them apart). Other
-    sweepers are left to the jobs' own checks (pinn_exp/cli.py)."""
+    jobs map to one directory (a ``hydra.sweep.subdir`` that does not tell them apart) or
+    whose job folder is a symbolic link (:func:`check_job_link`). Other sweepers are left to
+    the jobs' own checks (pinn_exp/cli.py) and the batched launcher's."""
     subdir = str(OmegaConf.to_container(config.hydra.sweep)["subdir"])
     _check_subdir(subdir, subdir, sweep_dir)  # as written: '/x/${seed}', '${seed}/..'
     distinct = "hydra.job.num" in subdir or "hydra.job.id" in subdir
@@ -644,7 +731,9 @@ def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
     arguments += OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
     parsed = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
     jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-    if distinct:  # distinct by construction: the first job's folder says where they go
+    check_job_values(config, loader, jobs)  # every swept value composes, before any job runs
+    linked = has_links(sweep_dir, len(Path(subdir).parts))
+    if distinct and not linked:  # distinct by construction: the first job's folder says where
         jobs = jobs[:1]
     seen: dict[str, int] = {}
     before = HydraConfig.instance().cfg
@@ -656,6 +745,7 @@ def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
             HydraConfig.instance().set_config(job_config)
             name = str(OmegaConf.select(job_config, "hydra.sweep.subdir"))
             _check_subdir(name, subdir, sweep_dir)
+            check_job_link(sweep_dir, name)
             name = os.path.normpath(name)
             if name in seen:
                 raise Refused(
@@ -729,6 +819,11 @@ class RunGuard(Callback):
             claim_sweep_dir(sweep_dir, resume)
         except Refused as exc:
             _refuse(exc)
+        except ConfigCompositionException as exc:  # a job's value that Hydra cannot take
+            from pinn_exp.cli import composition_line
+
+            print(composition_line(exc), file=sys.stderr)  # Hydra swallows a callback's error
+            sys.exit(2)
         except Exception as exc:  # noqa: BLE001 - the checks fail closed
             _refuse(_unchecked(exc, "hydra.sweep.dir"))
         watch(config)

@@ -1,6 +1,6 @@
 """A run back from its directory: ``pinn_exp.load_run(DIR)``.
 
-run = pinn_exp.load_run("outputs/2026-11-27/10-00-00-000000_burgers_rsmote")
+run = pinn_exp.load_run("outputs/DATE/TIME_burgers_rsmote")
 run.metrics["l2_rel_error"], run.evaluate()      # the recorded error, and recomputed
 u = run.model(torch.rand(100, 2) * 2 - 1)         # u(x, t) at any (n, d) points
 run.config.sampler, run.history, run.collocation["round_6"]

@@ -16,12 +16,11 @@ import pandas as pd
 import torch
 
 from pinn_exp.factory import Built
-from pinn_exp.io import records
+from pinn_exp.io import records, tracker
 from pinn_exp.io.record import COLLOCATION, HISTORY, METRICS, PLOTS, RESIDUAL, RunRecord
 from pinn_exp.metrics import registry as metrics
 from pinn_exp.metrics.memory import HWM, is_allocation_failure, peak_rss_mb, reset_peak_rss
-from pinn_exp.report import run_plots
-from pinn_exp.training.ensemble import EnsembleTrainer
+from pinn_exp.training.ensemble import EnsembleTrainer, Unbatchable
 from pinn_exp.training.trainer import Diverged, Trainer
 
 log = logging.getLogger(__name__)
@@ -86,6 +85,9 @@ def base_record(built: Built | None, meta: dict) -> RunRecord:
             laplacian=built.laplacian.method,
             lbfgs_impl=built.schedule.lbfgs_impl,
             compiled=built.schedule.compile,
+            # the values in effect of pde keys the PDE does not use as given (pde.n_test at a
+            # grid reference): the report reads them in place of the config's
+            **{f"pde.{k}": v for k, v in built.pde.effective_settings().items()},
         )
     return record
 
@@ -151,6 +153,8 @@ def run(
         )
     out_dir = Path(out_dir)
     record = base_record(built, meta or {})
+    if resume:  # the same run in the experiment tracker (logger=mlflow)
+        record.mlflow_run_id = tracker.recorded_run_id(out_dir)
     write(out_dir, record)
     # from here on a signal ends the run through the handlers below, with its record
     signals = _Signals()
@@ -207,6 +211,7 @@ def run(
         _write_final(out_dir, record)  # first: it must never be lost
         if trainer is not None:
             _write_files(out_dir, trainer, record)
+        tracker.track_run(out_dir, record, config)  # logger=mlflow: mirror the files
         if built.device.device.type == "cuda":
             torch.cuda.empty_cache()
         signals.restore()
@@ -353,10 +358,14 @@ def _fill(record: RunRecord, trainer: Trainer) -> None:
         n_residual_evals=trainer.scorer.n_evals,
         round_stats=state.round_stats,
         last_completed_round=completed,
+        compiled=trainer.schedule.compile,  # false where a loss torch.compile refused ran eager
     )
 
 
 def _write_files(out_dir: Path, trainer: Trainer, record: RunRecord) -> None:
+    # matplotlib is imported here, after training, not when the command starts
+    from pinn_exp.report import run_plots
+
     state = trainer.state
     errors = state.metrics.get(metrics.PRIMARY, [])
     title = run_plots.run_title(
@@ -394,7 +403,7 @@ def _write_files(out_dir: Path, trainer: Trainer, record: RunRecord) -> None:
                 out_dir / PLOTS["solution"],
                 trainer.x_test.cpu().numpy(),
                 trainer.u_test.cpu().numpy(),
-                trainer.predict_test().cpu().numpy(),
+                trainer.final_prediction().cpu().numpy(),  # the last round's, not again
                 last,
                 labels,
                 title,
@@ -418,7 +427,10 @@ def run_ensemble(
     (:class:`~pinn_exp.training.ensemble.EnsembleTrainer`), each writing exactly the files
     that :func:`run` writes for it. A member that diverges is recorded ``diverged`` and the
     others go on; a signal or a failure of the ensemble is recorded in every member that had
-    not ended.
+    not ended. Each record says how the member ran (``batched``: ``loop``, or ``vmap`` where
+    ``vectorize`` could be used; ``ensemble_size``) and that its times are a fair share of the
+    ensemble's (``time_shared``): the ensemble's wall time over S, each training stage's time
+    over its members; a member's sampling and evaluation are its own.
 
     Args:
         builts: each member's objects from :func:`pinn_exp.factory.build`.
@@ -434,13 +446,24 @@ def run_ensemble(
 
     Raises:
         Interrupted: as :func:`run`, after every member's record is written.
+        Unbatchable: the members cannot be trained as one, found before anything was
+            trained: nothing is recorded and each member's generator is as it was, so
+            :func:`run` runs each as its single run.
     """
     out_dirs = [Path(d) for d in out_dirs]
     metas = metas or [{} for _ in builts]
     configs = configs or [None for _ in builts]
-    records = [base_record(b, m) for b, m in zip(builts, metas)]
-    for out_dir, record in zip(out_dirs, records):
-        write(out_dir, record)
+    size = len(builts)
+    records = [
+        base_record(b, m).update(
+            batched="vmap" if vectorize else "loop", ensemble_size=size, time_shared=True
+        )
+        for b, m in zip(builts, metas)
+    ]
+    # building the trainers draws each member's soft-term points from its generator: where
+    # the members cannot be batched, the generators are put back for their single runs
+    generators = [b.generator.get_state() for b in builts]
+    unbatchable: Unbatchable | None = None
     signals = _Signals()
     start = time.perf_counter()
     trainers: list[Trainer] = []
@@ -466,9 +489,16 @@ def run_ensemble(
         ensemble = EnsembleTrainer(
             trainers, progress=progress, step_hook=step_hook, vectorize=vectorize
         )
+        for out_dir, record in zip(out_dirs, records):
+            record.batched = "vmap" if ensemble.vectorize else "loop"  # the mode that runs
+            write(out_dir, record)
         ensemble.run()
         for record in records:
             record.status = "ok"
+    except Unbatchable as exc:  # found before training: nothing is recorded
+        unbatchable = exc
+        for built, state in zip(builts, generators):
+            built.generator.set_state(state)
     except KeyboardInterrupt:
         fail_open(status="failed", error=ENDING[signal.SIGINT])
         raise
@@ -484,10 +514,14 @@ def run_ensemble(
         for k, exc in ensemble.diverged.items() if ensemble is not None else ():
             diverged(k, exc)  # whatever happened to the others
         builts[0].device.release()
-        for k, (out_dir, record) in enumerate(zip(out_dirs, records)):
+        # each member's times are a fair share of the ensemble's, taken before any member's
+        # files are written (one member's time must not depend on its place in the ensemble)
+        session_s = (time.perf_counter() - start) / size
+        wall_s = max((t.elapsed_s() / size for t in trainers), default=session_s)
+        written = list(zip(out_dirs, records)) if unbatchable is None else []
+        for k, (out_dir, record) in enumerate(written):
             trainer = trainers[k] if k < len(trainers) else None
-            record.wall_time_s = trainer.elapsed_s() if trainer else time.perf_counter() - start
-            record.wall_time_session_s = time.perf_counter() - start
+            record.wall_time_s, record.wall_time_session_s = wall_s, session_s
             record.update(
                 peak_cpu_rss_mb=peak_rss_mb(),
                 cpu_rss_start_mb=HWM.start_mb,
@@ -499,6 +533,7 @@ def run_ensemble(
             _write_final(out_dir, record)
             if trainer is not None:
                 _write_files(out_dir, trainer, record)
+            tracker.track_run(out_dir, record, configs[k])  # logger=mlflow
         if builts[0].device.device.type == "cuda":
             torch.cuda.empty_cache()
         signals.restore()
@@ -507,4 +542,6 @@ def run_ensemble(
         said = ENDING[signals.received]
         ok = all(r.status == "ok" for r in records)
         raise Interrupted(said if not ok else f"ok, then {said}", signals.received)
+    if unbatchable is not None:
+        raise unbatchable
     return [record.to_json() for record in records]

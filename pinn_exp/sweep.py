@@ -45,6 +45,52 @@ def swept_keys(config: DictConfig) -> list[str]:
     return [k for k in axes if "." in k and "_target_" not in k and not k.startswith("hydra.")]
 
 
+def check_job_values(config: DictConfig, loader: Any, jobs: list[list[str]]) -> None:
+    """Composes, before any job runs, every option that the sweep gives a config group and
+    sets every value that it gives a key, each at least once and in a job that has it, so
+    that a value Hydra cannot take (``pde.beta=1,abc``, ``budget=short,bogus``) stops the
+    sweep before its first job instead of after the jobs before it. One job is composed per
+    combination of the groups' options met; a key's other values are set on a copy of it.
+
+    Args:
+        config: the sweep's config.
+        loader: Hydra's config loader.
+        jobs: every job's overrides, in the sweeper's order.
+
+    Raises:
+        hydra.errors.ConfigCompositionException: the first value that cannot be composed
+            (pinn_exp.cli says it in one line).
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create(config_loader=loader)
+    parsed: dict[str, Any] = {}
+    chooses: dict[str, bool] = {}  # an override whose key is a config group (pde=heat)
+    composed: dict[tuple[str, ...], DictConfig] = {}
+    done: set[str] = set()
+    for overrides in jobs:
+        for line in overrides:
+            if line not in parsed:
+                parsed[line] = parser.parse_override(line)
+                group = parsed[line].key_or_group.replace(".", "/")
+                chooses[line] = bool(loader.get_group_options(group))
+        groups = tuple(line for line in overrides if chooses[line])
+        values = [line for line in overrides if line not in groups]
+        if groups not in composed:
+            composed[groups] = loader.load_sweep_config(config, list(overrides))
+            done.update(values)
+            continue
+        new = [parsed[line] for line in values if line not in done]
+        if new:
+            # a plain change is checked in place (a later value replaces it); an addition or
+            # a deletion on a copy, where it cannot meet the key it added or deleted
+            plain = all(not (o.is_add() or o.is_force_add() or o.is_delete()) for o in new)
+            target = composed[groups] if plain else copy.deepcopy(composed[groups])
+            ConfigLoaderImpl._apply_overrides_to_config(new, target)
+            done.update(values)
+
+
 def summary_rows(rows: str, cols: str, swept: list[str]) -> str:
     """The table's rows: ``rows`` plus every swept key other than ``seed`` and the columns, so
     that, e.g., a sweep over ``sampler.ratio`` is not averaged over lambda."""
@@ -59,6 +105,8 @@ def finished_jobs(sweep_dir: Path) -> dict[str, int]:
 
     counts: dict[str, int] = {}
     for path in Path(sweep_dir).glob(f"*/{record.METRICS}"):
+        if path.parent.is_symlink():  # another run's folder, refused as a job's (guard)
+            continue
         try:
             status = json.loads(path.read_text()).get("status", "running")
         except (OSError, ValueError):
@@ -103,9 +151,16 @@ class SummaryCallback(Callback):
             jobs = expected_jobs(sweep_dir)
             total = len(jobs) if jobs is not None else None
             by_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "running")
-            log.info("sweep: %d of %s jobs done (%s)", done, total or "?", by_status)
+            line = f"sweep: {done} of {total or '?'} jobs done ({by_status})"
+            if line == _SWEEP.get("progress"):  # the members of an ensemble end together
+                return
+            _SWEEP["progress"] = line
+            log.info("%s", line)
         except Exception:  # noqa: BLE001 - a progress line must never fail a job
             log.debug("no sweep progress line", exc_info=True)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        start_tracking(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_ended()
@@ -117,6 +172,7 @@ class SummaryCallback(Callback):
         except Exception as exc:  # noqa: BLE001 - the sweep's runs are on disk; never fail here
             log.error("could not write the summary of %s: %s", sweep_dir, exc)
         failed, total = failed_jobs(sweep_dir, frame)
+        end_tracking(config, "failed" if total and len(failed) == total else "ok")
         line = failure_line(failed, total)
         if line is None:
             return
@@ -124,6 +180,44 @@ class SummaryCallback(Callback):
         if total and len(failed) == total:
             # Hydra's callbacks swallow exceptions, not SystemExit: this sets the exit status
             raise SystemExit(ALL_FAILED)
+
+
+def _logger_node(config: DictConfig) -> dict | None:
+    node = config.get("logger")
+    return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+
+def start_tracking(config: DictConfig) -> None:
+    """``logger=mlflow``: the sweep's parent run, before any job starts
+    (:mod:`pinn_exp.io.tracker`); a logger that cannot work here (MLflow not installed)
+    refuses the sweep in one line, exit status 2, before any job."""
+    node = _logger_node(config)
+    if node is None:
+        return
+    from pinn_exp.io import tracker
+
+    choices = config.hydra.runtime.get("choices") or {}
+    overrides = [str(o) for o in config.hydra.overrides.task]
+    params = config.hydra.sweeper.get("params") or {}  # an experiment file's sweep
+    overrides += [f"{key}={value}" for key, value in params.items()]
+    try:
+        tracker.start_sweep(node, Path(config.hydra.sweep.dir), choices.get("pde"), overrides)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def end_tracking(config: DictConfig, status: str) -> None:
+    """``logger=mlflow``: the sweep's summary files and plots on its parent run, which ends
+    with ``status`` (``ok``, ``failed``: no job finished ok, ``killed``: cut short)."""
+    try:
+        node = _logger_node(config)
+        if node is not None:
+            from pinn_exp.io import tracker
+
+            tracker.end_sweep(node, Path(config.hydra.sweep.dir), status)
+    except Exception as exc:  # noqa: BLE001 - the sweep's files are written; never fail here
+        log.warning("mlflow: the sweep was not tracked: %s", exc)
 
 
 def failed_jobs(sweep_dir: Path, frame=None) -> tuple[list[tuple[str, str]], int]:
@@ -240,8 +334,16 @@ def finish_cut_sweep() -> None:
         return
     # every job without an ok record: those killed or never started (incomplete), and those
     # that failed (a signal, an error), which resume=true continues from their checkpoints
+    end_tracking(config, "killed")
     statuses = list(frame["status"]) if "status" in frame else []
     not_ok = Counter(status for status in statuses if status != "ok")
+    if statuses and not not_ok:  # a signal while the last job's files were written
+        print(
+            f"the sweep was stopped after all {len(frame)} of its jobs had finished ok "
+            f"(summary: {sweep_dir / 'summary.md'}); nothing is left to run",
+            file=sys.stderr,
+        )
+        return
     said = ", ".join(f"{n} {status}" for status, n in sorted(not_ok.items()))
     print(
         f"the sweep stopped before it ended: {sum(not_ok.values())} of {len(frame)} jobs did not "

@@ -60,6 +60,15 @@ def _keep_default_dtype():
     torch.set_default_dtype(dtype)
 
 
+def pytest_report_header(config):
+    """Says, before the first test, that the default command leaves the slow tests out (a
+    module of slow tests alone, tests/test_install.py's end-to-end checks, would otherwise
+    seem to pass while running nothing)."""
+    if "not slow" in (config.option.markexpr or ""):
+        return "slow tests are left out (-m 'not slow'): run them with `python -m pytest -m slow`"
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -86,3 +86,23 @@ class MemoryBurgers(CountingBurgers):
         if self.calls == 5:
             raise MemoryError("Unable to allocate 74.5 GiB for an array")
         return r
+
+
+class TermOnWriteBurgers(Burgers):
+    """Burgers whose process gets SIGTERM when its run's files are written (the plots ask for
+    its coordinate names): a signal after training, while the files are written."""
+
+    @property
+    def coordinate_names(self) -> tuple[str, ...]:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return ("x", "t")
+
+
+class NoisyBurgers(Burgers):
+    """Burgers whose training residual carries noise from torch's global generator: the
+    batched loss of an ensemble cannot equal each member's own, so the batched launcher runs
+    its jobs one after the other."""
+
+    def residual(self, u, x, laplacian):
+        r = super().residual(u, x, laplacian)
+        return r if scoring(u) else r + 1e-3 * torch.rand_like(r)

@@ -239,3 +239,39 @@ def test_table_projection_costs_each_budget_from_the_measured_steps(tmp_path):
     assert got[("short", "single")]["hours_per_run"] < got[("reference", "single")]["hours_per_run"]
     refused = _run("project_table.py", str(measured), "--size", "8")
     assert refused.returncode == 2 and "--size 8 was not measured" in refused.stderr
+
+
+@pytest.mark.slow  # end-to-end: `pytest -m slow` (run by .ci/run)
+def test_bookkeeping_breakdown_adds_up_to_the_run(tmp_path):
+    out = tmp_path / "bk.json"
+    result = _run("bookkeeping.py", "--jobs", "smoke", "--json", str(out), "--", "rounds=1")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["job"] == "smoke" and row["status"] == "ok"
+    assert not row["matplotlib_imported_at_startup"]
+    components = {r["component"] for r in row["rows"]}
+    assert {"steps", "sampler", "metric_l2_rel_error", "plot_solution", "checkpoint"} <= components
+    # exclusive times: the components and the untimed rest make up the run
+    assert sum(r["seconds"] for r in row["rows"]) == pytest.approx(row["run_s"])
+    assert sum(r["share"] for r in row["rows"]) == pytest.approx(1.0)
+    assert {r["round"] for r in row["rows"]} >= {"0", "1", "files"}
+    assert 0 < row["bookkeeping_share"] < 1
+    assert sum(r["cpu_share"] for r in row["rows"]) == pytest.approx(1.0)
+
+
+@pytest.mark.slow  # end-to-end: `pytest -m slow` (run by .ci/run)
+def test_default_job_repeats_cases_and_gives_medians(tmp_path):
+    out = tmp_path / "rows.json"
+    tiny = ["optimizer.pretrain_steps=5", "optimizer.lbfgs_steps=2", "rounds=1", "n_points=100"]
+    cases = ["--job", "short", "--cases", "new,eager", "--pairs", "2"]
+    result = _run("default_job.py", *cases, "--json", str(out), "--", *tiny)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["case"], r["repetition"]) for r in rows] == [
+        ("new", 0),
+        ("eager", 0),
+        ("new", 1),
+        ("eager", 1),
+    ]
+    assert all("optimizer.pretrain_steps=1000" in r["command"] for r in rows)  # the short job
+    assert "median_wall_s" in result.stdout and "x_speed" in result.stdout

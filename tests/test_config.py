@@ -198,7 +198,7 @@ def _option_files():
 CONTRIBUTE = (
     "an option contributed to conf/ extends its schema: start it with `defaults: "
     "[/schema/{group}/NAME@_here_, _self_]` and register NAME and its class in GROUPS of "
-    'pinn_exp/config.py (docs/architecture.md, "Contributing an option to conf/"); a file '
+    'pinn_exp/config.py (docs/extending.md, "Contributing an option to conf/"); a file '
     "with its own `_target_` belongs in a folder of your own on the search path"
 )
 
@@ -239,7 +239,7 @@ def test_an_option_with_only_its_target_in_conf_is_told_where_it_belongs(tmp_pat
 
 
 def test_contributing_an_option_to_conf_as_the_recipe_says(tmp_path, monkeypatch):
-    """docs/architecture.md, "Contributing an option to conf/": a class registered in GROUPS
+    """docs/extending.md, "Contributing an option to conf/": a class registered in GROUPS
     and a YAML file extending its schema compose, build and pass the option-file check."""
     import shutil
 

@@ -8,15 +8,17 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from support import ROOT, TINY, compose_config, patient
 
-from pinn_exp import runner
+from pinn_exp import guard, runner
 from pinn_exp.factory import build
 from pinn_exp.training.ensemble import EnsembleTrainer, Unbatchable, unbatchable_reason
 from pinn_exp.training.trainer import Trainer
@@ -349,3 +351,349 @@ def test_a_failure_in_one_members_sampling_leaves_the_others_records_right(tmp_p
         assert record["status"] == "oom" and record["last_completed_round"] == held == 0
         assert record["round"] == 1 and record["phase"] != "checkpoint"
     assert records[0]["phase"] == "sampling"
+
+
+# ------------------------------------------------------- the launcher's sweep flow and logs
+#: one round of a few steps, one thread: the sweeps below run in seconds
+QUICK = [*(a for a in TINY if a != "rounds=2"), "rounds=1", "device.threads=1"]
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests")}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "-m", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("launcher", ["batched", "basic", "joblib"])
+def test_a_job_folder_that_is_a_symbolic_link_is_refused_before_anything_is_written(
+    tmp_path, launcher
+):
+    """Job 0's folder links to another run: the sweep is refused in one line before Hydra
+    writes the job's .hydra/ and log through the link; the run is left byte for byte, and a
+    linked folder's record is not counted as one of the sweep's jobs."""
+    other = tmp_path / "other"
+    (other / ".hydra").mkdir(parents=True)
+    (other / ".hydra" / "config.yaml").write_text("seed: 7\n")
+    (other / "run.log").write_text("the other run's log\n")
+    (other / "metrics.json").write_text(json.dumps({"status": "ok"}))
+    before = _files(other)
+    sweep_dir = tmp_path / "s"
+    sweep_dir.mkdir()
+    (sweep_dir / "0_burgers_rsmote").symlink_to(other)
+    proc = _run(
+        tmp_path,
+        *QUICK,
+        "seed=0,1",
+        f"hydra/launcher={launcher}",
+        "resume=true",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "is a symbolic link" in errors[0] and "Traceback" not in proc.stderr
+    assert _files(other) == before
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["0_burgers_rsmote"]
+    from pinn_exp.sweep import finished_jobs
+
+    assert finished_jobs(sweep_dir) == {}
+
+
+def test_resuming_a_sweep_with_another_launcher_keeps_its_l_bfgs(tmp_path):
+    """A basic-launcher sweep resumed with hydra/launcher=batched (which adds
+    optimizer.lbfgs_impl=sync_free) is refused as a whole, naming the override that resumes
+    it; and a batched sweep resumed with the basic launcher, likewise."""
+    sweep_dir = tmp_path / "s"
+    args = [*QUICK, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
+    assert _run(tmp_path, *args).returncode == 0
+    before = _files(sweep_dir)
+    proc = _run(tmp_path, *args, "hydra/launcher=batched", "resume=true")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "optimizer.lbfgs_impl=torch" in proc.stderr and "=sync_free" in proc.stderr
+    assert "resume it with hydra.launcher.sync_free=false" in proc.stderr
+    assert _files(sweep_dir) == before  # nothing ran, nothing was rewritten
+    kept = _run(
+        tmp_path, *args, "hydra/launcher=batched", "hydra.launcher.sync_free=false", "resume=true"
+    )
+    assert kept.returncode == 0, kept.stderr[-3000:]
+    assert kept.stderr.count("finished already") == 2
+    # the same sweep as if the batched launcher had run it
+    multirun = sweep_dir / "multirun.yaml"
+    config = OmegaConf.load(multirun)
+    config.hydra.launcher = {"_target_": guard.BATCHED_LAUNCHER, "sync_free": True}
+    OmegaConf.save(config, multirun)
+    proc = _run(tmp_path, *args, "resume=true")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "ran with optimizer.lbfgs_impl=sync_free" in proc.stderr
+    assert "resume it with hydra/launcher=batched" in proc.stderr
+
+
+def test_a_signal_while_the_members_files_are_written_and_the_members_logs(tmp_path):
+    """SIGTERM arrives while the members' files are written (every member ok): each member's
+    final line is printed and the sweep ends ok, saying so. Each member's round lines are in
+    its own run.log and labelled with its seed on the console; the sweep's progress line is
+    said once. A resumed job that started but has no checkpoint is said to have started."""
+    sweep_dir = tmp_path / "s"
+    args = [
+        *QUICK,
+        "seed=0,1",
+        "pde._target_=faults.TermOnWriteBurgers",
+        "hydra/launcher=batched",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    proc = _run(tmp_path, *args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "did not finish" not in out and "after all 2 jobs of the sweep had finished ok" in out
+    assert out.count("final relative L2 error") == 2
+    assert out.count("sweep: 2 of 2 jobs done") == 1
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    for seed, job in enumerate(jobs):
+        assert json.loads((job / "metrics.json").read_text())["status"] == "ok"
+        log = (job / "run.log").read_text()
+        assert log.count("round 0/1") == 1 and log.count("round 1/1") == 1, log
+        assert f"seed {seed}: round 1/1" in out
+    # job 1 as one killed during its first round: a record, no checkpoint
+    (jobs[1] / "checkpoint.pt").unlink()
+    record = json.loads((jobs[1] / "metrics.json").read_text())
+    (jobs[1] / "metrics.json").write_text(json.dumps({**record, "status": "running"}))
+    proc = _run(tmp_path, *args, "resume=true")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "started but ended before its first checkpoint" in out
+    assert "had not started" not in out
+    assert json.loads((jobs[1] / "metrics.json").read_text())["status"] == "ok"
+
+
+# ------------------------------------- every PDE and Laplacian: batched, or alone saying why
+#: float64, one round of a few steps: a member is compared with its single run bit for bit
+FEW = [
+    "optimizer.pretrain_steps=10",
+    "optimizer.adam_steps=3",
+    "optimizer.lbfgs_steps=4",
+    "rounds=1",
+    "n_points=100",
+    "progress=false",
+    "device=cpu",
+    "device.threads=1",
+    "device.dtype=float64",
+    "optimizer.lbfgs_impl=sync_free",
+    "sampler=uniform",
+]
+
+
+def _builts(overrides: list[str], seeds: list[int]):
+    return [build(compose_config([*FEW, *overrides, f"seed={s}"])) for s in seeds]
+
+
+def _dirs(tmp_path: Path, seeds: list[int]) -> list[Path]:
+    dirs = [tmp_path / f"m{s}" for s in seeds]
+    for d in dirs:
+        d.mkdir()
+    return dirs
+
+
+@pytest.mark.parametrize(
+    ("pde", "vectorize"),
+    [("convection", False), ("heat", False), ("poisson_lshape", False), ("convection", True)],
+    ids=["convection", "heat", "poisson_lshape", "convection-vmap"],
+)
+def test_members_whose_residual_takes_du_by_autograd_train_as_one(
+    tmp_path, monkeypatch, caplog, pde, vectorize
+):
+    """Convection's and heat's residuals take du/dt with torch.autograd.grad: the ensemble's
+    trial loss (before training) differentiates with respect to its points as training does,
+    and each member ends ok, recorded as a loop member of 2, its errors after every round its
+    single run's bit for bit. ``vmap`` cannot transform torch.autograd.grad: the ensemble
+    says so and runs in the loop mode, and its records say loop."""
+    monkeypatch.setattr(runner, "_write_files", lambda *args: None)  # the plots: not tested
+    seeds = [0, 1]
+    with caplog.at_level("INFO", logger="pinn_exp.training.ensemble"):
+        records = runner.run_ensemble(
+            _builts([f"pde={pde}"], seeds),
+            _dirs(tmp_path, seeds),
+            progress=False,
+            vectorize=vectorize,
+        )
+    assert ("not vectorized (the loss cannot be batched" in caplog.text) == vectorize
+    for record, built in zip(records, _builts([f"pde={pde}"], seeds)):
+        single = Trainer(built, progress=False)
+        single.run()
+        assert record["status"] == "ok", record["error"]
+        assert record["l2_rel_error_per_round"] == single.state.metrics["l2_rel_error"]
+        assert (record["batched"], record["ensemble_size"], record["time_shared"]) == (
+            "loop",
+            2,
+            True,
+        )
+
+
+def test_a_members_times_are_a_fair_share_that_does_not_grow_with_its_position(
+    tmp_path, monkeypatch
+):
+    """Writing a member's files takes time (here 0.3 s each, after training): no member's
+    time holds the files of the members before it. Each gets the ensemble's time over S and
+    each training stage's over its members, so the members' times add up to no more than
+    the ensemble took; a single run's record keeps its own times (``time_shared`` false)."""
+    monkeypatch.setattr(runner, "_write_files", lambda *args: time.sleep(0.3))
+    seeds = [0, 1, 2]
+    began = time.perf_counter()
+    records = runner.run_ensemble(
+        _builts(["pde=burgers"], seeds), _dirs(tmp_path, seeds), progress=False
+    )
+    took = time.perf_counter() - began
+    for field in ("wall_time_s", "wall_time_session_s"):
+        shares = [r[field] for r in records]
+        assert len(set(shares)) == 1 and sum(shares) <= took
+    assert sum(r["time_train_s"] for r in records) <= took
+    assert all(
+        (r["status"], r["batched"], r["ensemble_size"], r["time_shared"]) == ("ok", "loop", 3, True)
+        for r in records
+    )
+    single = runner.run(_builts(["pde=burgers"], [0])[0], tmp_path / "m0", progress=False)
+    assert (single["batched"], single["ensemble_size"], single["time_shared"]) == (
+        None,
+        None,
+        False,
+    )
+
+
+def test_members_that_cannot_be_batched_are_left_as_they_were_for_their_single_runs(
+    tmp_path, monkeypatch
+):
+    """Where the ensemble's trial loss finds the members cannot be batched, run_ensemble
+    raises Unbatchable before training and records nothing; each member's generator (from
+    which its trainer drew convection's periodic-boundary points) is as it was, so its single
+    run, run next from the same built objects, equals a fresh single run bit for bit."""
+    monkeypatch.setattr(runner, "_write_files", lambda *args: None)
+
+    def refuse(self) -> None:
+        raise Unbatchable("the batched loss differs from member 0's own")
+
+    monkeypatch.setattr(EnsembleTrainer, "_check", refuse)
+    seeds = [0, 1]
+    builts, dirs = _builts(["pde=convection"], seeds), _dirs(tmp_path, seeds)
+    with pytest.raises(Unbatchable, match="differs from member 0"):
+        runner.run_ensemble(builts, dirs, progress=False)
+    assert not [p for d in dirs for p in d.iterdir()]
+    for built, d, fresh in zip(builts, dirs, _builts(["pde=convection"], seeds)):
+        record = runner.run(built, d, progress=False)
+        single = Trainer(fresh, progress=False)
+        single.run()
+        assert record["status"] == "ok" and record["batched"] is None
+        assert record["l2_rel_error_per_round"] == single.state.metrics["l2_rel_error"]
+
+
+def test_the_launcher_runs_a_group_it_cannot_batch_one_job_after_the_other(tmp_path):
+    """A PDE whose residual draws noise from torch's generator cannot be batched: the
+    launcher finds it before training, says why, and runs the jobs one after the other (their
+    records: single runs). Jobs left failed with no checkpoint (as an ensemble that failed
+    left them) run again with resume=true and end ok."""
+    sweep_dir = tmp_path / "s"
+    args = [
+        *QUICK,
+        "seed=0,1",
+        "pde._target_=faults.NoisyBurgers",
+        "hydra/launcher=batched",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    proc = _run(tmp_path, *args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "not batched (the batched " in out and "differs from member 0's own" in out
+    assert "2 jobs run one after the other" in out and "Traceback" not in out
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    for job in jobs:
+        record = json.loads((job / "metrics.json").read_text())
+        assert record["status"] == "ok", record["error"]
+        assert (record["batched"], record["ensemble_size"], record["time_shared"]) == (
+            None,
+            None,
+            False,
+        )
+        (job / "checkpoint.pt").unlink()
+        failed = "Unbatchable: the loss cannot be batched (RuntimeError: ...)"
+        (job / "metrics.json").write_text(
+            json.dumps({**record, "status": "failed", "error": failed, "phase": "setup"})
+        )
+    proc = _run(tmp_path, *args, "resume=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job in jobs:
+        assert json.loads((job / "metrics.json").read_text())["status"] == "ok"
+
+
+PDES = sorted(p.stem for p in (ROOT / "conf" / "pde").glob("*.yaml"))
+LAPLACIANS = sorted(p.stem for p in (ROOT / "conf" / "laplacian").glob("*.yaml"))
+#: the least that trains, samples once and evaluates twice
+LEAST = [
+    "optimizer.pretrain_steps=5",
+    "optimizer.adam_steps=2",
+    "optimizer.lbfgs_steps=3",
+    "rounds=1",
+    "n_points=64",
+    "progress=false",
+    "device=cpu",
+    "device.threads=1",
+    "sampler=uniform",
+]
+
+
+def _single_status(overrides: list[str]) -> str:
+    """How the single run with ``overrides`` ends (no files)."""
+    from pinn_exp.training.trainer import Diverged
+
+    try:
+        Trainer(build(compose_config([*overrides, "progress=false"])), progress=False).run()
+    except Diverged:
+        return "diverged"
+    except Exception:  # noqa: BLE001 - any other end is a failure
+        return "failed"
+    return "ok"
+
+
+@pytest.mark.slow  # 80 jobs (loop) or 20 (vmap): minutes on a 2-core CPU
+@pytest.mark.parametrize("vectorize", [False, True], ids=["loop", "vmap"])
+def test_the_batched_launcher_runs_every_pde_with_every_laplacian(tmp_path, vectorize):
+    """Every PDE of conf/pde with every option of conf/laplacian (vmap: with the default
+    Laplacian; whatever vmap cannot transform runs in the loop mode), seeds 0 and 1: each job
+    ends ok, batched (``hutchinson``: one job after the other, saying why), wherever its
+    single run ends ok; a job that does not ends as its single run does."""
+    laplacians = ["forward"] if vectorize else LAPLACIANS
+    sweep_dir = tmp_path / "s"
+    proc = _run(
+        tmp_path,
+        *LEAST,
+        "seed=0,1",
+        f"pde={','.join(PDES)}",
+        f"laplacian={','.join(laplacians)}",
+        "hydra/launcher=batched",
+        f"hydra.launcher.vectorize={str(vectorize).lower()}",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    records = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/metrics.json"))]
+    assert {(r["pde"], r["laplacian"], r["seed"]) for r in records} == {
+        (pde, laplacian, seed) for pde in PDES for laplacian in laplacians for seed in (0, 1)
+    }, proc.stderr[-3000:]
+    assert len(records) == 2 * len(PDES) * len(laplacians)
+    out = proc.stdout + proc.stderr
+    assert out.count("not batched (laplacian.method=hutchinson") == len(PDES) * (not vectorize)
+    for record in records:
+        if record["status"] != "ok":
+            assert record["status"] == _single_status(record["overrides"]), record["error"]
+            continue
+        if vectorize:  # vmap where it can transform the loss, else the loop mode
+            expected = {"burgers": {"vmap"}, "convection": {"loop"}}  # convection: autograd.grad
+            assert record["batched"] in expected.get(record["pde"], {"loop", "vmap"})
+        else:
+            assert record["batched"] == (None if record["laplacian"] == "hutchinson" else "loop")
+    if all(r["status"] == "ok" for r in records):
+        assert proc.returncode == 0, proc.stderr[-3000:]

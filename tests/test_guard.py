@@ -88,6 +88,34 @@ def test_a_requeued_slurm_job_takes_over_its_claim_from_another_node(tmp_path, m
         guard.claim_run_dir(tmp_path)
 
 
+@pytest.mark.parametrize("target", ["dangling", "a claim elsewhere"])
+def test_a_claim_that_is_a_symbolic_link_is_refused_not_waited_on(tmp_path, target):
+    """A ``.run.lock`` that is a symbolic link (dangling: it never opens, nor can it be
+    created) is refused at once in one line; the file it points to is left as it was."""
+    run = tmp_path / "run"
+    run.mkdir()
+    elsewhere = tmp_path / "other.lock"
+    if target != "dangling":
+        elsewhere.write_text(f"pid 1 host {os.uname().nodename}\n")
+    (run / guard.RUN_CLAIM).symlink_to(elsewhere)
+    code = (
+        "import sys; from pathlib import Path; from pinn_exp import guard\n"
+        "try:\n    guard.claim_run_dir(Path(sys.argv[1]))\n"
+        "except guard.Refused as exc:\n    print(exc); sys.exit(exc.code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(run)],
+        capture_output=True,
+        text=True,
+        timeout=patient(60),  # the old claim spun here forever
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"its {guard.RUN_CLAIM} is a symbolic link to {elsewhere}" in proc.stdout
+    assert (run / guard.RUN_CLAIM).is_symlink()
+    if target != "dangling":
+        assert elsewhere.read_text() == f"pid 1 host {os.uname().nodename}\n"
+
+
 @pytest.mark.parametrize("kind", ["empty", "dangling", "loop"])
 def test_unusable_directories_are_named(tmp_path, kind):
     if kind == "empty":

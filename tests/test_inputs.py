@@ -356,3 +356,226 @@ def test_rad_draw_beyond_multinomials_categories_follows_the_same_law(monkeypatc
     assert len(torch.unique(drawn, dim=0)) == 400
     right = (drawn[:, 0] > 0).double().mean().item()
     assert 0.68 < right < 0.79  # without replacement from 2000 + 2000 points: ~0.74
+
+
+# ------------------------------------------------------------- limits of the machine and dtype
+
+
+def _one_line_refusal(proc: subprocess.CompletedProcess, *words: str) -> str:
+    """The one ``error:`` line of a refused command (exit 2, no traceback) holding ``words``."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    said = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    for word in words:
+        assert word in said[0], said[0]
+    return said[0]
+
+
+def _run(root: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(root / "run.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=patient(300),
+        cwd=cwd,
+    )
+
+
+def test_more_threads_than_the_process_may_use_are_refused():
+    from pinn_exp.device import DeviceSpec, available_cpus
+
+    cpus = available_cpus()
+    assert DeviceSpec("cpu", threads=cpus).threads == cpus
+    with pytest.raises(ValueError, match=rf"device.threads={cpus + 1} is not allowed here.*{cpus}"):
+        DeviceSpec("cpu", threads=cpus + 1)
+
+
+def test_a_huge_thread_count_exits_2_with_a_failed_record_and_no_lock(root, tmp_path, tiny):
+    """``device.threads=100000`` crashed torch (a segmentation fault: the record stayed
+    ``running``, the lock stayed); it is refused before anything trains."""
+    run_dir = tmp_path / "run"
+    proc = _run(root, tmp_path, *tiny, "device.threads=100000", f"hydra.run.dir={run_dir}")
+    _one_line_refusal(proc, "device.threads=100000")
+    record = OmegaConf.to_container(OmegaConf.load(run_dir / "metrics.json"))
+    assert (record["status"], record["phase"]) == ("failed", "config")
+    assert not (run_dir / ".run.lock").exists() and not (run_dir / "history.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["pde=helmholtz", "pde.a1=1e300"], "pde.a1=1e+300"),  # sin(a1 pi x) in float32: inf
+        (["pde=helmholtz", "pde.k=1e200"], "pde.k=1e+200"),  # k^2 overflows Python's float
+        (["pde=convection", "pde.beta=1e308"], "pde.beta=1e+308"),
+        (["pde=convection", "pde.beta=1e20"], "pde.beta=1e+20"),  # the residual^2 in float32
+        (["pde=helmholtz", "pde.k=1e200", "device.dtype=float64"], "pde.k=1e+200"),
+    ],
+)
+def test_pde_values_that_the_dtype_cannot_represent_are_refused(overrides, key, compose):
+    with pytest.raises(ConfigError, match=re.escape(key)) as refused:
+        build(compose(["device=cpu", *overrides]), training=False)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_large_value_that_float64_represents_builds_in_float64(compose):
+    """beta = 1e20: its squared residual overflows float32, not float64; the check lets it be."""
+    built = build(
+        compose(["device=cpu", "pde=convection", "pde.beta=1e20", "device.dtype=float64"])
+    )
+    assert built.pde.beta == 1e20
+
+
+def test_the_representability_check_leaves_the_runs_probe_generator_as_it_was(compose):
+    """The check evaluates the Laplacian on a copy: Hutchinson's probes start where the seed
+    puts them, as without the check."""
+    built = build(compose(["device=cpu", "pde=laplace", "pde.dim=5", "laplacian=hutchinson"]))
+    fresh = torch.Generator().manual_seed(0)
+    assert torch.equal(built.laplacian.generator.get_state(), fresh.get_state())
+
+
+# ------------------------------------------------------------------ values a run does not use
+
+
+def test_rounds_of_a_single_stage_sampler_are_recorded_as_the_zero_it_runs(compose, caplog):
+    from pinn_exp.runner import base_record
+
+    with caplog.at_level("WARNING"):
+        built = build(compose(["device=cpu", "sampler=random_r", "rounds=2"]), training=False)
+    assert built.rounds == 0
+    assert base_record(built, {}).rounds == 0
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "rounds=2 is not used" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "grid"),
+    [(["pde=laplace"], 101 * 101), (["pde=heat", "pde.dim=2"], 201 * 101)],
+)
+def test_n_test_at_a_grid_reference_is_recorded_as_the_grid_it_uses(
+    overrides, grid, compose, caplog
+):
+    from pinn_exp.runner import base_record
+
+    with caplog.at_level("WARNING"):
+        built = build(compose(["device=cpu", *overrides, "pde.n_test=500"]), training=False)
+    assert len(built.pde.reference()[0]) == grid
+    assert base_record(built, {}).to_json()["pde.n_test"] == grid
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "pde.n_test=500 is not used" in said[0]
+    # where the test set is drawn, n_test is used as given: no warning, no record field
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        built = build(compose(["device=cpu", "pde=laplace", "pde.dim=3", "pde.n_test=500"]))
+    assert len(built.pde.reference()[0]) == 500
+    assert "pde.n_test" not in base_record(built, {}).to_json()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_the_report_does_not_split_runs_by_an_n_test_they_did_not_use(tmp_path, compose):
+    """Two runs of pde=laplace at d = 2 that differ only in pde.n_test computed the same
+    thing: one setting, the later a duplicate of the earlier (same seed)."""
+    from pinn_exp.io.records import write_json
+    from pinn_exp.report.runs import DUPLICATE_OF, collect_runs
+    from pinn_exp.runner import base_record
+
+    for n_test in (500, 10_000):
+        cfg = compose(["device=cpu", "pde=laplace", f"pde.n_test={n_test}"])
+        built = build(cfg, training=False)
+        run_dir = tmp_path / f"n{n_test}"
+        run_dir.mkdir()
+        (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg))
+        record = base_record(built, {"pde": "laplace", "sampler": "rsmote"})
+        record.update(status="ok", l2_rel_error=0.1)
+        write_json(run_dir / "metrics.json", record.to_json())
+    frame = collect_runs([tmp_path])
+    assert list(frame["pde.n_test"]) == [101 * 101, 101 * 101]
+    assert frame[DUPLICATE_OF].notna().sum() == 1
+
+
+# ------------------------------------------------------------ Hydra's errors, in one line
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (
+            ["pde=convection", "pde.beta=abc"],
+            "error: pde.beta=abc is not allowed; it must be a number",
+        ),
+        (
+            ["sampler=rsmote_hybrid", "sampler.every=1.5"],
+            "error: sampler.every=1.5 is not allowed; it must be an integer",
+        ),
+        (["pde.dim=2.5"], "error: pde.dim=2.5 is not allowed; it must be an integer, or null"),
+        (
+            ["device.threads=abc"],
+            "error: device.threads=abc is not allowed; it must be an integer, or null",
+        ),
+        (["resume=maybe"], "error: resume=maybe is not allowed; it must be true or false"),
+        (
+            ["budget=bogus"],
+            "error: budget=bogus is not allowed; choose one of paper, reference, short",
+        ),
+    ],
+)
+def test_hydras_composition_errors_become_one_line(overrides, line, compose):
+    from pinn_exp.cli import composition_line
+
+    with pytest.raises(Exception) as raised:
+        compose(overrides)
+    assert composition_line(raised.value) == line
+
+
+def test_a_wrong_type_on_the_command_line_exits_2_in_one_line(root, tmp_path, tiny):
+    run_dir = tmp_path / "run"
+    proc = _run(root, tmp_path, *tiny, "pde.dim=2.5", f"hydra.run.dir={run_dir}")
+    _one_line_refusal(proc, "pde.dim=2.5", "an integer")
+    assert not run_dir.exists()
+
+
+def test_a_sweep_with_a_wrong_value_in_a_later_job_is_refused_before_its_first(
+    root, tmp_path, tiny
+):
+    """``pde.beta=1,abc``: job 0 used to train before job 1 failed to compose (exit 1, Hydra's
+    message); every swept value is composed before any job runs."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", *tiny, "pde=convection", "pde.beta=1,abc", f"hydra.sweep.dir={sweep}"]
+    _one_line_refusal(_run(root, tmp_path, *args), "pde.beta=abc", "a number")
+    assert not sweep.exists() or not [p for p in sweep.iterdir() if p.is_dir()]
+
+
+def test_a_key_of_a_swept_group_is_checked_in_each_swept_option(compose):
+    """``sampler=rad,rsmote_hybrid sampler.chunk_size=1000``: Hydra composes the sweep with
+    the default sampler (rsmote, without chunk_size) first. The key is checked in each swept
+    option: one that lacks it is named with its own keys; where all have it the sweep runs
+    with ``++sampler.chunk_size=1000``, which sets it in every job."""
+    from pinn_exp.cli import SweptKeyError, swept_group_key
+
+    with pytest.raises(Exception) as raised:
+        compose(["sampler.chunk_size=1000"])
+    argv = ["run.py", "-m", "sampler=rad,rsmote", "sampler.chunk_size=1000", "seed=0"]
+    with pytest.raises(SweptKeyError, match=r"sampler.chunk_size is not a config key of sampler="):
+        swept_group_key(raised.value, argv)
+    with pytest.raises(SweptKeyError) as lacking:
+        swept_group_key(raised.value, argv)
+    assert "of sampler=rsmote;" in str(lacking.value) and "k_neighbors" in str(lacking.value)
+    argv[2] = "sampler=rad,rsmote_hybrid"
+    rerun = swept_group_key(raised.value, argv)
+    assert rerun == ["run.py", "-m", argv[2], "++sampler.chunk_size=1000", "seed=0"]
+    for option in ("rad", "rsmote_hybrid"):
+        cfg = compose([f"sampler={option}", "++sampler.chunk_size=1000"])
+        assert cfg.sampler.chunk_size == 1000
+    assert swept_group_key(raised.value, ["run.py", "sampler.chunk_size=1000"]) is None
+
+
+def test_a_sweep_over_options_that_all_have_the_key_gets_past_its_start(root, tmp_path, tiny):
+    """The sweep of two samplers with chunk_size is composed (it then stops at a later
+    check, ``budget=bogus``, before any job runs: no training here)."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", *tiny, "sampler=rad,rsmote_hybrid", "sampler.chunk_size=1000"]
+    proc = _run(root, tmp_path, *args, "budget=short,bogus", f"hydra.sweep.dir={sweep}")
+    _one_line_refusal(proc, "budget=bogus")
+    args = ["-m", *tiny, "sampler=rad,rsmote", "sampler.chunk_size=1000"]
+    proc = _run(root, tmp_path, *args, f"hydra.sweep.dir={sweep}")
+    _one_line_refusal(proc, "sampler.chunk_size", "sampler=rsmote", "k_neighbors")

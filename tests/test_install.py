@@ -1,8 +1,16 @@
 """The installed package works outside the checkout: configs shipped in the wheel, the
-``pinn-exp`` console script, the compose helper, ``load_run``."""
+``pinn-exp`` console script, the compose helper, ``load_run``.
+
+By default (``python -m pytest tests/test_install.py``) only the quick check of the installed
+metadata runs: the two end-to-end tests build the wheel, install it into a fresh virtual
+environment and run a job from there (minutes), so they are marked ``slow`` and left out, as
+the line "slow tests are left out" of pytest's header says. Run them with
+``python -m pytest -m slow tests/test_install.py`` (``.ci/run`` runs every slow test).
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import site
@@ -80,6 +88,33 @@ def _see_this_interpreters_packages(python: Path) -> None:
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return {**env, "HYDRA_FULL_ERROR": "1"}
+
+
+def test_installed_metadata_is_the_checkouts(root):
+    """Not slow, so that this module checks something by default: the installed distribution
+    (``pip install -e .``) has pyproject.toml's version, console script and dependencies, the
+    script's target imports, and every path the wheel force-includes (conf/, the launcher
+    plugin) exists in the checkout."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    requirements = pytest.importorskip("packaging.requirements")  # hatchling's dependency
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    dist = importlib.metadata.distribution(project["name"])
+    stale = "the install is older than pyproject.toml: pip install -e '.[dev,launchers]'"
+    assert dist.version == project["version"], stale
+    scripts = {ep.name: ep for ep in dist.entry_points if ep.group == "console_scripts"}
+    assert {name: ep.value for name, ep in scripts.items()} == project["scripts"], stale
+    for ep in scripts.values():
+        assert callable(ep.load())
+
+    def parsed(lines):
+        return {(r.name.lower(), r.specifier) for r in map(requirements.Requirement, lines)}
+
+    core = [line for line in dist.requires or [] if "extra ==" not in line]
+    assert parsed(core) == parsed(project["dependencies"]), stale
+    wheel = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
+    for source in [*wheel["packages"], *wheel["force-include"]]:
+        assert (root / source).is_dir(), f"the wheel includes {source}, which is missing"
 
 
 @pytest.mark.slow  # end-to-end and minutes long: `pytest -m slow` (run by .ci/run)

@@ -1,4 +1,4 @@
-"""The recipes of docs/architecture.md, each done from outside the package as a user would:
+"""The recipes of docs/extending.md, each done from outside the package as a user would:
 add a sampler (a module and a YAML file on Hydra's search path) and add a metric (one
 function and its ``@metric`` line). "Add a PDE" is tests/test_example_pde.py
 (examples/poisson_peak)."""
@@ -6,11 +6,15 @@ function and its ``@metric`` line). "Add a PDE" is tests/test_example_pde.py
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,6 +99,170 @@ def test_add_a_sampler_from_outside_the_package(tmp_path, tiny, root):
         timeout=patient(300),
     )
     assert bad.returncode == 2 and "sampler.factor=2" in bad.stderr
+
+
+def _section(page, heading: str) -> str:
+    """The text of the ``## heading`` section of a Markdown page (its subsections included)."""
+    return page.read_text(encoding="utf-8").split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_the_documented_sampler_recipe_runs_as_written(tmp_path, root, tiny):
+    """docs/extending.md, "Add your own sampler", done as written: its class in my_samplers.py,
+    its YAML file where the file's first line says (a file with its own ``_target_`` belongs
+    in a folder of your own, not in conf/, whose option files tests/test_config.py checks),
+    and its command, run from that folder; a bad value of the key is refused before
+    training."""
+    text = _section(root / "docs" / "extending.md", "Add your own sampler")
+    code = next(c for c in _blocks(text, "python") if "class " in c)
+    (config,) = [c for c in _blocks(text, "yaml") if "_target_" in c]
+    (command,) = [c for c in _blocks(text, "bash") if "run.py" in c]
+    where = re.match(r"#\s*(\S+\.yaml)", config).group(1).rstrip(":")
+    assert Path(where).parts[0] != "conf", f"{where} has its own _target_: not in conf/"
+    assert Path(where).parent.name == "sampler"
+    (tmp_path / "my_samplers.py").write_text(code)
+    (tmp_path / where).parent.mkdir(parents=True)
+    (tmp_path / where).write_text(config)
+    words = shlex.split(command.replace("$PWD", str(tmp_path)))
+    assert words[:3] == ["PYTHONPATH=.", "python", "run.py"]
+    base = [sys.executable, str(root / "run.py"), *words[3:], *tiny]
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{root}"}
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*base, *extra],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=patient(300),
+        )
+
+    proc = run(f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / record.METRICS).read_text())
+    assert metrics["status"] == "ok" and metrics["sampler_class"] == "TopFraction"
+    keep = float(re.search(r"^keep:\s*(\S+)", config, flags=re.M).group(1))
+    kept = [s["n_kept"] for s in metrics["round_stats"][1:]]
+    assert kept == [int(keep * metrics["n_points"])] * metrics["rounds"]
+    bad = run("sampler.keep=1.5", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert bad.returncode == 2 and "sampler.keep=1.5" in bad.stderr
+
+
+HARD_PDE = '''
+import math
+
+import numpy as np
+import torch
+from pinn_exp.domains import Box
+from pinn_exp.ops import HardConstraint
+from pinn_exp.ops.jets import autograd_jet
+from pinn_exp.pdes.base import PDE, fixed_dimension
+
+
+class ZeroOnTheEdges(HardConstraint):
+    """u = A + B N with A = 0 and B = x (1 - x) y (1 - y); the jets by autograd (the default)."""
+
+    def __call__(self, x):
+        b = x[:, :1] * (1 - x[:, :1]) * x[:, 1:2] * (1 - x[:, 1:2])
+        return 0 * b, b
+
+
+class OwnJets(ZeroOnTheEdges):
+    """The same, its jets by calls of autograd.grad of its own, which torch.compile cannot
+    differentiate twice."""
+
+    def jets(self, x, dims):
+        index = list(range(x.shape[1])) if dims is None else list(dims)
+        a, b = self(x)
+        return autograd_jet(a[:, 0], x, index), autograd_jet(b[:, 0], x, index)
+
+
+class SineBubble(PDE):
+    """-Delta u = 2 pi^2 sin(pi x) sin(pi y) on the unit square, u = 0 on its edges (hard)."""
+
+    name = "sine_bubble"
+
+    def __init__(self, dim=None, own_jets=False):
+        fixed_dimension(self.name, dim, 2)
+        self.domain = Box([0.0, 0.0], [1.0, 1.0])
+        self.constraint = OwnJets() if own_jets else ZeroOnTheEdges()
+
+    def exact(self, x):
+        return torch.sin(math.pi * x[:, :1]) * torch.sin(math.pi * x[:, 1:2])
+
+    def residual(self, u, x, laplacian):
+        return -laplacian(u, x) - 2 * math.pi**2 * self.exact(x)[:, 0]
+
+    def reference(self):
+        g = np.linspace(0.0, 1.0, 21)
+        x = np.stack([a.ravel() for a in np.meshgrid(g, g, indexing="ij")], axis=1)
+        return x, self.exact(torch.as_tensor(x)).numpy().ravel()
+'''
+
+
+def _hard_pde_runs(tmp_path, compose, tiny, monkeypatch, *extra: str) -> tuple[dict, dict]:
+    """The records of the user's hard-constrained PDE of ``HARD_PDE`` trained eagerly and
+    with ``optimizer.compile=true`` (float64, a small network)."""
+    (tmp_path / "my_hard_pdes.py").write_text(textwrap.dedent(HARD_PDE))
+    (tmp_path / "conf" / "pde").mkdir(parents=True)
+    (tmp_path / "conf" / "pde" / "sine_bubble.yaml").write_text(
+        "_target_: my_hard_pdes.SineBubble\ndim: null\nown_jets: false\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = [
+        *tiny,
+        "pde=sine_bubble",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        "device.dtype=float64",
+        "model.width=16",
+        "model.depth=2",
+        *extra,
+    ]
+    eager, compiled = (
+        runner.run(
+            build(compose([*base, f"optimizer.compile={mode}"])), tmp_path / mode, progress=False
+        )
+        for mode in ("false", "true")
+    )
+    return eager, compiled
+
+
+def test_a_hard_constrained_pde_of_your_own_trains_compiled(tmp_path, compose, tiny, monkeypatch):
+    """A user's hard constraint whose jets autograd takes (the default of ``HardConstraint``)
+    trains under ``optimizer.compile=true`` (the default job compiles on a CPU): compiled, it
+    ended with "a leaf Variable that requires grad is being used in an in-place operation"
+    from inside torch. It now compiles, and its error against the exact solution after every
+    round is the eager run's to round-off (float64)."""
+    eager, compiled = _hard_pde_runs(tmp_path, compose, tiny, monkeypatch)
+    assert eager["status"] == "ok", eager["error"]
+    assert compiled["status"] == "ok", compiled["error"]
+    assert compiled["compiled"] is True and eager["compiled"] is False  # no eager fallback
+    assert len(eager["l2_rel_error_per_round"]) == 3
+    np.testing.assert_allclose(
+        compiled["l2_rel_error_per_round"], eager["l2_rel_error_per_round"], rtol=1e-9, atol=0
+    )
+
+
+def test_a_loss_that_cannot_be_compiled_trains_eagerly_with_one_line(
+    tmp_path, compose, tiny, monkeypatch, caplog
+):
+    """A user's constraint that calls autograd.grad in its own ``jets`` cannot be compiled
+    (AOT autograd's backward is not differentiable again): the compiled loss is tried before
+    the first step, and the run trains eagerly with one line saying why, its record saying
+    ``compiled: false``, its numbers the eager run's exactly."""
+    with caplog.at_level(logging.WARNING, logger="pinn_exp.training.trainer"):
+        eager, compiled = _hard_pde_runs(tmp_path, compose, tiny, monkeypatch, "pde.own_jets=true")
+    assert eager["status"] == "ok", eager["error"]
+    assert compiled["status"] == "ok", compiled["error"]
+    (line,) = [r.getMessage() for r in caplog.records if "cannot compile" in r.getMessage()]
+    assert "\n" not in line and line.startswith("optimizer.compile=true: torch.compile")
+    assert line.endswith("training eagerly")
+    assert compiled["compiled"] is False
+    assert compiled["l2_rel_error_per_round"] == eager["l2_rel_error_per_round"]
 
 
 @pytest.fixture

@@ -115,8 +115,10 @@ def _build_sweep(root: Path) -> Path:
 
 
 def _expected_cell(values: list[float]) -> str:
-    data = np.array(values)
-    return f"{data.mean():.2e} ± {data.std(ddof=1):.1e} ({len(data)})"
+    """An error's cell on the log scale: geometric mean ×/÷ geometric std (n)."""
+    logs = np.log(values)
+    spread = f"{np.exp(logs.std(ddof=1)):.3g}" if len(logs) > 1 else "n/a"
+    return f"{np.exp(logs.mean()):.2e} ×/÷ {spread} ({len(logs)})"
 
 
 def _errors(sampler: str, dim: int | None = None) -> list[float]:
@@ -188,7 +190,7 @@ def test_grouping_by_config_columns(sweep):
     assert table.index.names == ["sampler", "sampler.ratio", "final N"]
     table = table.droplevel("final N")
     assert table.loc[("uniform", "none"), 2] == _expected_cell(_errors("uniform", 2))
-    assert table.loc[("uniform", "none"), 5] == "3.00e-02 ± n/a (1)"
+    assert table.loc[("uniform", "none"), 5] == _expected_cell([3e-2])
     assert table.loc[("rsmote", 0.3), 5] == "-"  # the only dim-5 rsmote run ran out of memory
     multi = mean_std_table(frame, "sampler,sampler.ratio", "pde", "l2_rel_error")
     multi = multi.droplevel("final N")
@@ -198,7 +200,7 @@ def test_grouping_by_config_columns(sweep):
     assert multi.loc[("uniform", "none (pde.dim=2)"), "poisson"] == _expected_cell(
         _errors("uniform", 2)
     )
-    assert multi.loc[("uniform", "none (pde.dim=5)"), "poisson"] == "3.00e-02 ± n/a (1)"
+    assert multi.loc[("uniform", "none (pde.dim=5)"), "poisson"] == _expected_cell([3e-2])
 
 
 def test_plots_written_when_data_supports_them(sweep, summary):
@@ -231,7 +233,7 @@ def test_main_cols_dim_latex_and_exit_codes(sweep, tmp_path, capsys):
     assert f"| rsmote (sampler.ratio=0.3) | 60 | {_expected_cell(lambda_03)}" in printed
     assert _expected_cell(lambda_03) in (out / "summary.md").read_text()
     tex = (out / "summary.tex").read_text()
-    assert r"\pm" in tex and "rsmote" in tex
+    assert r"\times/\div" in tex and "rsmote" in tex
     assert not list(out.glob("*.png"))
     csv = pd.read_csv(out / "summary.csv")
     assert all(p.startswith("..") for p in csv["run_dir"])  # relative to the output folder
@@ -265,10 +267,12 @@ def test_latex_without_jinja2(monkeypatch):
             "status": ["ok", "ok"],
             "sampler": ["a_b", "a_b"],
             "pde": ["p", "p"],
-            "l2_rel_error": [1e-2, 3e-2],
+            "l2_rel_error": [1e-2, 4e-2],
+            "concentration": [1.0, 3.0],
         }
     )
     table = mean_std_table(frame, "sampler", "pde", "l2_rel_error")
+    linear = mean_std_table(frame, "sampler", "pde", "concentration")
 
     def no_jinja(*args, **kwargs):
         raise ImportError("jinja2")
@@ -276,7 +280,9 @@ def test_latex_without_jinja2(monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_latex", no_jinja)
     tex = tables.to_latex(table)
     assert r"\begin{tabular}" in tex and r"a\_b" in tex
-    assert r"2.00e-02 $\pm$ 1.4e-02 (2)" in tex
+    # geometric mean 2e-2, geometric std exp(ln(4) / sqrt(2)) = 2.665
+    assert r"2.00e-02 $\times/\div$ 2.67 (2)" in tex
+    assert r"2.0 $\pm$ 1.4 (2)" in tables.to_latex(linear)
 
 
 def test_summary_rows_add_the_swept_keys():

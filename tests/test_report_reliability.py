@@ -5,7 +5,9 @@ earlier report's files behind or replaces a summary of other runs, and refuses i
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 import yaml
 from support import patient
 
+from pinn_exp.report import paired
 from pinn_exp.report import summary as summary_module
 from pinn_exp.report.__main__ import main
 from pinn_exp.report.runs import collect_runs
@@ -81,8 +84,8 @@ def test_runs_of_different_configurations_are_not_pooled_as_seeds(tmp_path):
     _run(tmp_path / "a", 1e-2, n_points=200, rounds=2)
     _run(tmp_path / "b", 3e-2, n_points=300, rounds=3)
     table = _table(tmp_path)
-    assert table.loc["rsmote (n_points=200, rounds=2)", "burgers"] == "1.00e-02 ± n/a (1)"
-    assert table.loc["rsmote (n_points=300, rounds=3)", "burgers"] == "3.00e-02 ± n/a (1)"
+    assert table.loc["rsmote (n_points=200, rounds=2)", "burgers"] == "1.00e-02 ×/÷ n/a (1)"
+    assert table.loc["rsmote (n_points=300, rounds=3)", "burgers"] == "3.00e-02 ×/÷ n/a (1)"
     write_summary([tmp_path], plots=False)
     text = (tmp_path / "summary.md").read_text()
     assert "(2)" not in text and "rsmote (n_points=300, rounds=3)" in text
@@ -94,7 +97,9 @@ def test_seeds_of_one_configuration_are_pooled(tmp_path):
         _run(tmp_path / f"s{seed}", error, seed=seed, progress=bool(seed % 2))
     table = _table(tmp_path)
     # progress (and report.*, resume) do not change a run: the three seeds are one cell
-    assert table.loc["rsmote", "burgers"] == f"2.00e-02 ± {np.std([1, 2, 3], ddof=1) / 100:.1e} (3)"
+    logs = np.log([1e-2, 2e-2, 3e-2])  # errors: geometric mean ×/÷ geometric std
+    expected = f"{np.exp(logs.mean()):.2e} ×/÷ {np.exp(logs.std(ddof=1)):.3g} (3)"
+    assert table.loc["rsmote", "burgers"] == expected
 
 
 def test_a_samplers_own_keys_and_a_changed_class_keep_runs_apart(tmp_path):
@@ -130,7 +135,7 @@ def test_duplicates_are_counted_once_and_listed(tmp_path, capsys):
     dup = frame.set_index(frame["run_dir"].map(lambda p: Path(p).name))["duplicate_of"]
     assert Path(dup["first"]).name == "again" and dup.isna()["again"]
     table = mean_std_table(frame).droplevel("final N")
-    assert table.loc["rsmote", "burgers"] == "3.00e-02 ± n/a (1)"  # the newest counts
+    assert table.loc["rsmote", "burgers"] == "3.00e-02 ×/÷ n/a (1)"  # the newest counts
     assert main([str(tmp_path), "--no-plots"]) == 0
     assert "1 duplicate run(s) not counted" in capsys.readouterr().out
     text = (tmp_path / "summary.md").read_text()
@@ -323,3 +328,223 @@ def test_a_sweep_whose_every_job_fails_exits_non_zero(tmp_path, root, tiny):
     )
     assert "Traceback" not in proc.stderr
     assert (sweep / "summary.md").is_file()  # written before the exit
+
+
+# ----------------------------------------------------------------------------- batched members
+
+
+def _set(run: Path, **fields) -> Path:
+    """Sets fields of a run's record (``None`` writes null, NaN and infinities as JSON does)."""
+    path = run / "metrics.json"
+    record = json.loads(path.read_text())
+    record.update(fields)
+    path.write_text(json.dumps(record))
+    return run
+
+
+def _dirs(frame: pd.DataFrame, column: str) -> dict:
+    """``column`` by run folder name (folder names for ``duplicate_of``)."""
+    values = [Path(v).name if isinstance(v, str) else v for v in frame[column]]
+    return dict(zip(frame["run_dir"].map(lambda p: Path(p).name), values))
+
+
+def test_a_vmap_member_is_never_a_duplicate_of_its_single_run(tmp_path):
+    """A vectorized member ends elsewhere than its single run (float32 round-off): both count,
+    in rows of their own; a loop member equals its single run and may be its duplicate."""
+    for sampler, error in (("rsmote", 0.5), ("rad", 0.25)):
+        single = _run(tmp_path / f"{sampler}_single", error, sampler=sampler, seed=1)
+        loop = _set(
+            _run(tmp_path / f"{sampler}_loop", error, sampler=sampler, seed=1),
+            batched="loop",
+            ensemble_size=2,
+            time_shared=False,
+        )
+        vmap = _set(
+            _run(tmp_path / f"{sampler}_vmap", 0.8 * error, sampler=sampler, seed=1),
+            batched="vmap",
+            ensemble_size=2,
+            time_shared=True,
+        )
+        for age, run in enumerate((single, loop, vmap)):  # the vmap member is the newest
+            os.utime(run / "metrics.json", (1_000_000 + age, 1_000_000 + age))
+    frame = collect_runs([tmp_path], relative_to=tmp_path)
+    duplicates = _dirs(frame, "duplicate_of")
+    assert duplicates["rsmote_single"] == "rsmote_loop" and duplicates["rad_single"] == "rad_loop"
+    assert all(pd.isna(duplicates[name]) for name in ("rsmote_loop", "rsmote_vmap", "rad_vmap"))
+    table = mean_std_table(frame).droplevel("final N")
+    assert table.loc["rsmote", "burgers"] == "5.00e-01 ×/÷ n/a (1)"
+    assert table.loc["rsmote (computation=vmap)", "burgers"] == "4.00e-01 ×/÷ n/a (1)"
+    # each member pairs with the baseline's run of its kind
+    row = paired.paired_comparison(frame, "rad").table.iloc[0]
+    assert row["paired_by"] == "seed, computation"
+    assert row["ratios"] == {(1, "none"): pytest.approx(2.0), (1, "vmap"): pytest.approx(2.0)}
+    text = summary_module.summary_markdown(frame)
+    assert "`rsmote_single`: same as `rsmote_loop`" in text and "vmap`: same as" not in text
+
+
+def test_times_shared_by_an_ensemble_are_not_compared_with_own_times(tmp_path):
+    """Six members whose wall time grows with their place in the ensemble against six single
+    runs of 20 s: no pair of times is compared, and the summary says how many and why."""
+    for seed in range(6):
+        _run(tmp_path / f"rad{seed}", 1e-2, sampler="rad", seed=seed)  # older records
+        _set(
+            _run(tmp_path / f"rs{seed}", 5e-3, seed=seed),
+            wall_time_s=10.0 + 4 * seed,
+            batched="loop",
+            ensemble_size=6,
+            time_shared=True,
+        )
+    frame = collect_runs([tmp_path])
+    times = paired.paired_comparison(frame, "rad", metric="wall_time_s")
+    row = times.table.iloc[0]
+    assert (row["pairs"], row["left_out_time_shared"]) == (0, 6)
+    assert (row["unpaired_sampler"], row["unpaired_baseline"]) == (0, 0)
+    assert any("6 pair(s) left out of the comparison of `wall_time_s`" in n for n in times.notes)
+    errors = paired.paired_comparison(frame, "rad").table.iloc[0]  # errors still pair
+    assert (errors["pairs"], errors["left_out_time_shared"]) == (6, 0)
+    assert errors["p_value"] == pytest.approx(2 / 64)
+    write_summary([tmp_path], metric="wall_time_s", baseline="rad", plots=False)
+    assert "`time_shared`" in (tmp_path / "summary.md").read_text()
+    # the baseline's runs shared an ensemble of the same size: their times compare
+    for seed in range(6):
+        _set(tmp_path / f"rad{seed}", batched="loop", ensemble_size=6, time_shared=True)
+    row = paired.paired_comparison(collect_runs([tmp_path]), "rad", "pde", "wall_time_s")
+    assert (row.table.iloc[0]["pairs"], row.table.iloc[0]["left_out_time_shared"]) == (6, 0)
+    for seed in range(3):  # ... not where the ensembles differ in size
+        _set(tmp_path / f"rad{seed}", ensemble_size=3)
+    row = paired.paired_comparison(collect_runs([tmp_path]), "rad", "pde", "wall_time_s")
+    assert (row.table.iloc[0]["pairs"], row.table.iloc[0]["left_out_time_shared"]) == (3, 3)
+
+
+def test_a_time_table_keeps_shared_times_apart_from_own_ones(tmp_path):
+    for seed in range(4):
+        run = _set(_run(tmp_path / f"rs{seed}", 1e-2, seed=seed), wall_time_s=2.0 + seed)
+        if seed >= 2:
+            _set(run, batched="loop", ensemble_size=2, time_shared=True)
+    frame = collect_runs([tmp_path])
+    times = mean_std_table(frame, metric="wall_time_s").droplevel("final N")
+    assert list(times.index) == ["rsmote (time_shared=False)", "rsmote (time_shared=True)"]
+    assert times.loc["rsmote (time_shared=True)", "burgers"].startswith(
+        f"{math.sqrt(4.0 * 5.0):.1f} ×/÷ "
+    )
+    assert list(mean_std_table(frame).droplevel("final N").index) == ["rsmote"]  # errors pool
+
+
+# ----------------------------------------------------------------------------- non-finite values
+
+
+def test_an_ok_run_without_a_finite_metric_is_counted_and_named(tmp_path, capsys):
+    errors = [1e-2 * (seed + 1) for seed in range(8)]
+    for seed, error in enumerate(errors):
+        _run(tmp_path / f"rs{seed}", error, seed=seed)
+        _run(tmp_path / f"un{seed}", error, sampler="uniform", seed=seed)
+    _set(tmp_path / "rs0", l2_rel_error=math.nan)  # a NaN in the record
+    _set(tmp_path / "un0", l2_rel_error=math.inf)  # Infinity
+    _set(tmp_path / "un1", l2_rel_error=None)  # the runner writes a non-finite value as null
+    table = _table(tmp_path)
+
+    def cell(values: list[float], note: str) -> str:
+        logs = np.log(values)
+        return f"{np.exp(logs.mean()):.2e} ×/÷ {np.exp(logs.std(ddof=1)):.3g} ({note})"
+
+    assert table.loc["rsmote", "burgers"].startswith(cell(errors[1:], "7; 1 not finite"))
+    assert table.loc["uniform", "burgers"].startswith(cell(errors[2:], "6; 2 not finite"))
+    assert main([str(tmp_path), "--no-plots", "--baseline", "rsmote"]) == 0
+    out = capsys.readouterr().out
+    assert "3 ok run(s) with a value that is not finite" in out
+    text = (tmp_path / "summary.md").read_text()
+    section = text.split("## Ok runs without a finite value", 1)[1].split("\n## ", 1)[0]
+    for line in ("`rs0`: `l2_rel_error` = NaN", "`un0`: `l2_rel_error` = inf", "`un1`: `l2_"):
+        assert line in section, line
+    assert "3 ok run(s) left out, as a ratio needs two positive numbers" in text
+    # no table prints nan or inf, in the file or on the terminal
+    rows = [line for line in (text + out).splitlines() if line.startswith("|")]
+    assert rows and not [line for line in rows if re.search(r"\b(nan|inf)\b", line, re.I)]
+
+
+# ----------------------------------------------------------------------------- scales
+
+
+def _bounds(cell: str) -> tuple[float, float]:
+    low, high = cell.rsplit("[", 1)[1].strip().rstrip("]").split(", ")
+    return float(low), float(high)
+
+
+def test_positive_metrics_get_their_interval_on_the_log_scale(tmp_path):
+    """Three errors spread by a factor (the arithmetic t-interval reaches below zero): the
+    interval of the geometric mean, exp(mean(log e) ± t(0.975, 2) · s / √3)."""
+    errors = [1e-4, 1e-3, 1.5]
+    assert np.mean(errors) - 4.302652729749464 * np.std(errors, ddof=1) / math.sqrt(3) < 0
+    for seed, error in enumerate(errors):
+        _set(
+            _run(tmp_path / f"rs{seed}", error, seed=seed),
+            wall_time_s=[1.0, 10.0, 100.0][seed],
+            peak_cpu_rss_increase_mb=[5.0, 50.0, 500.0][seed],
+            concentration=[0.5, 1.0, 4.0][seed],
+            my_error=[1.0, 2.0, 3.0][seed],  # a column no registry or record field describes
+        )
+    frame = collect_runs([tmp_path])
+    logs = np.log(errors)
+    half = 4.302652729749464 * logs.std(ddof=1) / math.sqrt(3)
+    table = mean_std_table(frame, ci=True).droplevel("final N")
+    assert table.attrs["scale"] == "log"
+    low, high = _bounds(table.loc["rsmote", "burgers"])
+    assert (low, high) == pytest.approx(np.exp([logs.mean() - half, logs.mean() + half]), rel=0.05)
+    assert low > 0
+    for metric, center in (("wall_time_s", "10.0"), ("peak_cpu_rss_increase_mb", "50.0")):
+        cell = mean_std_table(frame, metric=metric, ci=True).iloc[0, 0]
+        assert cell.startswith(f"{center} ×/÷ 10 (3)") and _bounds(cell)[0] > 0
+    for metric in ("concentration", "my_error"):  # the linear scale, by registry, not by name
+        table = mean_std_table(frame, metric=metric, ci=True)
+        assert table.attrs["scale"] == "linear" and " ± " in table.iloc[0, 0]
+    write_summary([tmp_path], plots=False)
+    text = (tmp_path / "summary.md").read_text()
+    for metric in ("l2_rel_error", "wall_time_s", "peak_cpu_rss_increase_mb"):
+        assert f"## `{metric}` (log scale)" in text
+    write_summary([tmp_path], metric="concentration", plots=False)
+    assert "## `concentration` (linear scale)" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_positive_metric_with_a_zero_is_linear_and_says_why(tmp_path):
+    for seed, error in enumerate([0.0, 1e-3, 2e-3]):
+        _run(tmp_path / f"rs{seed}", error, seed=seed)
+    table = mean_std_table(collect_runs([tmp_path]), ci=True)
+    assert (
+        table.attrs["scale"] == "linear"
+        and "1 of its values is 0 or below" in (table.attrs["scale_note"])
+    )
+    write_summary([tmp_path], plots=False)
+    assert "this table is on the linear scale" in (tmp_path / "summary.md").read_text()
+
+
+def test_which_columns_are_positive_comes_from_the_registry_and_the_record():
+    from pinn_exp.io import record
+
+    positive = ["l2_rel_error", "max_abs_error", "wall_time_s", "time_train_s", "peak_gpu_mem_mb"]
+    assert all(record.is_positive(c) for c in [*positive, "peak_cpu_rss_increase_mb_train"])
+    for column in ("concentration", "fluctuation", "n_residual_evals", "seed", "my_error"):
+        assert not record.is_positive(column), column
+    assert record.is_time("wall_time_s") and not record.is_time("peak_cpu_rss_mb")
+
+
+# ----------------------------------------------------------------------------- few seeds
+
+
+def test_two_seeds_say_once_what_they_can_show(tmp_path):
+    for sampler, factor in (("rad", 1.0), ("rsmote", 30.0), ("uniform", 80.0)):
+        for seed, (error, memory, time) in enumerate([(1e-3, 200.0, 60.0), (7e-3, 30.0, 5.0)]):
+            run = _run(tmp_path / f"{sampler}{seed}", factor * error, sampler=sampler, seed=seed)
+            _set(run, peak_cpu_rss_increase_mb=memory * factor, wall_time_s=time)
+    write_summary([tmp_path], plots=False)
+    text = (tmp_path / "summary.md").read_text()
+    prose = [line for line in text.splitlines() if line and not line.startswith(("|", "#"))]
+    repeated = {line for line in prose if prose.count(line) > 1}
+    assert not repeated, repeated
+    assert text.count("## What 2 seeds can show") == 1
+    section = text.split("## What 2 seeds can show", 1)[1].split("\n## ", 1)[0]
+    assert "t = 12.7 at n = 2" in section  # t(0.975, 1) = 12.706
+    assert "0.5 at 2 pairs" in section and "fewer than 6 such pairs" in section
+    cells = [c for line in text.splitlines() if line.startswith("|") for c in line.split("|")]
+    bounds = [_bounds(c) for c in cells if re.search(r"\[[^\]]*, [^\]]*\]", c)]
+    assert len(bounds) == 3 * 3 + 2  # three tables of three rows, two paired rows
+    assert all(low > 0 for low, _ in bounds)

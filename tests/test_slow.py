@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_default_job_reaches_five_percent_on_the_cpu(tmp_path, root):
     """README: ``python run.py`` (Burgers + RSmote) reaches a relative L2 error <= 5e-2 within
-    5 minutes on a 2-core CPU (docs/performance.md, "The default job against ...")."""
+    5 minutes on a 2-core CPU (docs/results.md, "The default job against ...")."""
     env = {**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
     proc = subprocess.run(
         [

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -442,6 +443,9 @@ def _sbatch(conf_dir: Path, *launcher: str) -> str:
         ),
     ],
 )
+@pytest.mark.skipif(
+    shutil.which("srun") is None, reason="submitit writes an sbatch script only where srun exists"
+)
 def test_the_sbatch_script_for_gpu_settings(conf_dir, keys, lines):
     script = _sbatch(conf_dir, *keys)
     sbatch = {
@@ -485,6 +489,57 @@ def test_no_job_accounting_is_refused_before_anything_is_submitted(tmp_path, roo
     assert "error: hydra/launcher=slurm needs SLURM's job accounting" in proc.stderr
     assert "Slurm accounting storage is disabled" in proc.stderr
     assert "hydra.launcher.require_accounting=false" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "submitted").exists()
+    assert not sweep.exists() or not [p for p in sweep.iterdir() if p.is_dir()]
+
+
+@pytest.mark.parametrize(
+    ("timeout_min", "delay", "refused"),
+    [(1, 120, True), (1, 60, True), (2, 120, True), (2, 119, False), (60, 120, False)],
+)
+def test_a_warning_signal_at_or_before_the_start_is_refused(timeout_min, delay, refused):
+    from hydra_plugins.pinn_exp_launcher.slurm_launcher import time_limit_problem
+
+    said = time_limit_problem({"timeout_min": timeout_min, "signal_delay_s": delay})
+    assert (said is not None) == refused
+    if refused:
+        assert "\n" not in said
+        assert f"hydra.launcher.signal_delay_s={delay}" in said
+        assert f"hydra.launcher.timeout_min={timeout_min}" in said
+        assert f"60 * timeout_min = {60 * timeout_min}" in said
+
+
+def test_a_time_limit_shorter_than_the_signal_delay_is_refused_before_submitting(tmp_path, root):
+    """``timeout_min=1`` with the default ``signal_delay_s=120``: SLURM would send USR2 before
+    the job's handlers exist; nothing is submitted, one line names both keys, exit 2."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sacct", "exit 0"), ("sbatch", f"touch {tmp_path / 'submitted'}; exit 1")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "run.py"),
+            "-m",
+            "hydra/launcher=slurm",
+            "hydra.launcher.timeout_min=1",
+            *BUDGET,
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env=_env(root, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}"),
+        capture_output=True,
+        text=True,
+        timeout=patient(120),
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    said = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1, proc.stderr[-2000:]
+    assert "signal_delay_s=120" in said[0] and "timeout_min=1" in said[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "submitted").exists()
     assert not sweep.exists() or not [p for p in sweep.iterdir() if p.is_dir()]

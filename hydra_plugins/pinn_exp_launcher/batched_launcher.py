@@ -7,8 +7,10 @@ only its training is deferred (:func:`pinn_exp.runner.defer`). Then the deferred
 group train together and each writes the files its single run writes. A group that cannot be
 batched (:func:`pinn_exp.training.ensemble.unbatchable_reason`: a sampler that moves its
 points within a stage, Hutchinson probes, torch's L-BFGS, jobs that differ in more than the
-seed), and any job with ``resume=true``, runs one job after the other as the basic launcher
-does, with a log line saying why.
+seed; or whose trial batched loss and gradient, computed before training, fail or differ
+from the members' own), and any job with ``resume=true``, runs one job after the other as
+the basic launcher does, with a log line saying why. With ``vectorize``, a loss that
+``vmap`` cannot transform is batched in the loop mode instead.
 
 Keys: ``sync_free`` (default true) adds ``optimizer.lbfgs_impl=sync_free`` to the overrides of
 every job that does not choose an L-BFGS on its command line, since the ensemble's L-BFGS is
@@ -19,7 +21,9 @@ the members instead of their losses one after the other, and one batched L-BFGS 
 them instead of one per member (docs/performance.md).
 """
 
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ class BatchedLauncher(Launcher):
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
+        self._logs = _MemberLogs(())  # the group's logs while it trains (launch)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -127,6 +132,7 @@ class BatchedLauncher(Launcher):
             _return_value=record.get(PRIMARY),
         )
         out_dir = member["request"]["out_dir"]
+        self._logs.current = _key(out_dir)  # its lines (the sweep's progress) into its log
         if record["status"] == "ok":
             print(
                 f"final relative L2 error: {record[PRIMARY]:.4e}  "
@@ -152,6 +158,7 @@ class BatchedLauncher(Launcher):
                 o if any(x.startswith("optimizer.lbfgs_impl=") for x in o) else [*o, SYNC_FREE]
                 for o in jobs
             ]
+        self._check_links(sweep_dir, jobs, initial_job_idx)
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, overrides in enumerate(jobs):
             groups.setdefault(group_key(overrides), []).append(i)
@@ -178,7 +185,8 @@ class BatchedLauncher(Launcher):
             if not prepared:
                 continue
             try:
-                self._train(prepared, returns)
+                with _MemberLogs(prepared.values()) as self._logs:
+                    self._train(prepared, returns, last=members is list(groups.values())[-1])
             finally:  # whatever happened, no member's directory stays claimed
                 from pinn_exp import guard
 
@@ -186,11 +194,39 @@ class BatchedLauncher(Launcher):
                     guard.release(Path(member["request"]["out_dir"]))
         return [returns[i] for i in range(len(jobs))]
 
-    def _train(self, prepared: dict[int, dict], returns: dict[int, JobReturn]) -> None:
+    def _check_links(self, sweep_dir: Path, jobs: list[list[str]], first: int) -> None:
+        """Refuses the sweep, before any job writes, where a job's folder is a symbolic link
+        (pinn_exp.guard.check_job_link; the guard checks a basic sweeper's jobs already, these
+        are the jobs as this launcher runs them, with any other sweeper)."""
+        from pinn_exp import guard, sweep
+
+        subdir = str(OmegaConf.to_container(self.config.hydra.sweep)["subdir"])
+        if not guard.has_links(sweep_dir, len(Path(subdir).parts)):
+            return
+        before = HydraConfig.instance().cfg
+        try:
+            for i, overrides in enumerate(jobs):
+                config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+                with open_dict(config):
+                    config.hydra.job.id = f"{config.hydra.job.name}_{first + i}"
+                    config.hydra.job.num = first + i
+                HydraConfig.instance().set_config(config)
+                guard.check_job_link(sweep_dir, str(OmegaConf.select(config, "hydra.sweep.subdir")))
+        except guard.Refused as exc:
+            sweep.sweep_ended()  # nothing ran: no summary of a sweep cut short
+            guard.say(exc)
+            sys.exit(exc.code)
+        finally:
+            HydraConfig.instance().cfg = before
+
+    def _train(
+        self, prepared: dict[int, dict], returns: dict[int, JobReturn], last: bool = False
+    ) -> None:
         """Trains one group's deferred jobs: as one ensemble, or one after the other where
-        they cannot be batched (with a log line saying why); fills ``returns``."""
+        they cannot be batched (with a log line saying why); fills ``returns``. ``last``:
+        no group of the sweep comes after this one."""
         from pinn_exp import runner
-        from pinn_exp.training.ensemble import unbatchable_reason
+        from pinn_exp.training.ensemble import Unbatchable, unbatchable_reason
 
         requests = [prepared[i]["request"] for i in prepared]
         reason = unbatchable_reason([r["built"] for r in requests])
@@ -199,26 +235,170 @@ class BatchedLauncher(Launcher):
         if reason is None and len(prepared) < 2:
             reason = "one job left in the group"
         if reason is not None:
-            log.info("not batched (%s): %d jobs run one after the other", reason, len(prepared))
-            for i, member in prepared.items():
-                HydraConfig.instance().set_config(member["config"])
-                returns[i] = self._finish(member, runner.run(**member["request"]))
+            self._one_by_one(prepared, returns, reason, last)
             return
         log.info(
             "batched: %d jobs (seeds %s) train as one ensemble",
             len(prepared),
             ", ".join(str(r["built"].seed) for r in requests),
         )
-        records = runner.run_ensemble(
-            [r["built"] for r in requests],
-            [r["out_dir"] for r in requests],
-            metas=[r["meta"] or {} for r in requests],
-            configs=[r["config"] for r in requests],
-            progress=False,
-            vectorize=self.vectorize,
-        )
+        try:
+            records = runner.run_ensemble(
+                [r["built"] for r in requests],
+                [r["out_dir"] for r in requests],
+                metas=[r["meta"] or {} for r in requests],
+                configs=[r["config"] for r in requests],
+                progress=False,
+                vectorize=self.vectorize,
+            )
+        except runner.Interrupted as exc:
+            self._interrupted(prepared, returns, exc, last)
+            return
+        except Unbatchable as exc:  # the ensemble's trial loss and gradient, before training
+            self._one_by_one(prepared, returns, str(exc), last)
+            return
         for (i, member), record in zip(prepared.items(), records):
             returns[i] = self._finish(member, record)
+
+    def _one_by_one(
+        self, prepared: dict[int, dict], returns: dict[int, JobReturn], reason: str, last: bool
+    ) -> None:
+        """Runs a group's deferred jobs one after the other, each its single run, with a log
+        line saying why they are not batched; fills ``returns``."""
+        from pinn_exp import runner
+
+        log.info("not batched (%s): %d jobs run one after the other", reason, len(prepared))
+        for i, member in prepared.items():
+            HydraConfig.instance().set_config(member["config"])
+            self._logs.current = _key(member["request"]["out_dir"])
+            try:
+                record = runner.run(**member["request"])
+            except runner.Interrupted as exc:
+                self._interrupted({i: member}, returns, exc, last and i == max(prepared))
+                continue
+            returns[i] = self._finish(member, record)
+
+    def _interrupted(
+        self, members: dict[int, dict], returns: dict[int, JobReturn], exc, last: bool
+    ) -> None:
+        """A signal ended the training of ``members`` (:class:`pinn_exp.runner.Interrupted`,
+        their records and files written): each member's line, from its record, then the
+        sweep stops with the signal's exit status; unless ``last`` and every job of the sweep
+        has finished ok (the signal came while the last files were written): then the sweep
+        ends as one that ran to its end (its summary, exit status 0), with a line saying so."""
+        from pinn_exp import sweep
+        from pinn_exp.io.record import METRICS
+
+        for i, member in members.items():
+            try:
+                record = json.loads((Path(member["request"]["out_dir"]) / METRICS).read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and record.get("status") not in (None, "running"):
+                returns[i] = self._finish(member, record)
+        if last:
+            failed, total = sweep.failed_jobs(Path(str(self.config.hydra.sweep.dir)))
+            if total and not failed:
+                self._logs.current = None  # a line of every member's
+                log.warning(
+                    "%s after all %d jobs of the sweep had finished ok, their files written: "
+                    "nothing is left to run",
+                    str(exc).removeprefix("ok, then "),
+                    total,
+                )
+                return
+        raise exc
+
+
+def _key(out_dir) -> str:
+    return os.path.abspath(str(out_dir))
+
+
+class _MemberLogs(logging.Handler):
+    """While a group trains in this process, each member's lines go to its own log file
+    (``run.log``) and its round lines are labelled with its seed on the console. Hydra's job
+    logging holds the file of the job it set up last; this handler takes that file handler's
+    place: a line of a member (its trainer's ``run_dir``, or the member being finished,
+    ``current``) goes to that member's file, any other line (the ensemble's) to every
+    member's."""
+
+    def __init__(self, members) -> None:
+        super().__init__()
+        members = list(members)
+        self.current: str | None = None
+        self.labels = {
+            _key(m["request"]["out_dir"]): f"seed {m['request']['built'].seed}: " for m in members
+        }
+        self.root = logging.getLogger()
+        # Hydra's file handler of the job it set up last: in a job folder of the sweep (none
+        # where job logging is off)
+        sweeps = {os.path.dirname(key) for key in self.labels}
+        self.replaced = [
+            h
+            for h in self.root.handlers
+            if isinstance(h, logging.FileHandler)
+            and os.path.dirname(os.path.dirname(os.path.abspath(h.baseFilename))) in sweeps
+        ]
+        self.files: dict[str, logging.FileHandler] = {}
+        self.consoles = [
+            h
+            for h in self.root.handlers
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        ]
+        self.formatters = {h: h.formatter for h in self.consoles}
+
+    def __enter__(self) -> "_MemberLogs":
+        if self.replaced:
+            model = self.replaced[0]
+            name = os.path.basename(model.baseFilename)
+            for key in self.labels:
+                handler = logging.FileHandler(os.path.join(key, name), mode="a", delay=True)
+                handler.setFormatter(model.formatter)
+                handler.setLevel(model.level)
+                self.files[key] = handler
+            self.setLevel(min(h.level for h in self.replaced))
+            for handler in self.replaced:
+                self.root.removeHandler(handler)
+            self.root.addHandler(self)
+        for handler in self.consoles:
+            handler.setFormatter(_Labelled(handler.formatter, self.labels))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handler, formatter in self.formatters.items():
+            handler.setFormatter(formatter)
+        if self.replaced:
+            self.root.removeHandler(self)
+            for handler in self.replaced:
+                self.root.addHandler(handler)
+        for handler in self.files.values():
+            handler.close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = getattr(record, "run_dir", None)
+        key = _key(key) if key is not None else self.current
+        targets = [self.files[key]] if key in self.files else list(self.files.values())
+        for handler in targets:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
+class _Labelled(logging.Formatter):
+    """A console formatter that puts the member's label (``seed 1: ``) before the lines of a
+    member's trainer (they carry its ``run_dir``)."""
+
+    def __init__(self, inner: logging.Formatter | None, labels: dict[str, str]) -> None:
+        super().__init__()
+        self.inner, self.labels = inner or logging.Formatter(), labels
+
+    def format(self, record: logging.LogRecord) -> str:
+        key = getattr(record, "run_dir", None)
+        label = self.labels.get(_key(key)) if key is not None else None
+        if label is None:
+            return self.inner.format(record)
+        labelled = logging.makeLogRecord(record.__dict__)
+        labelled.msg, labelled.args = label + record.getMessage(), None
+        return self.inner.format(labelled)
 
 
 def _quiet(context: HydraContext) -> HydraContext:

@@ -86,6 +86,25 @@ def accounting_message(exc: AccountingMissing) -> str:
     )
 
 
+def time_limit_problem(params: dict[str, Any]) -> str | None:
+    """Why the jobs' time limit and submitit's warning signal do not fit together, or None:
+    SLURM sends USR2 ``signal_delay_s`` seconds before the end of ``timeout_min`` minutes
+    (sbatch ``--signal=USR2@delay``); at a delay of the whole limit or more it arrives as the
+    job starts, before the job's handlers exist, and ends the job without a record."""
+    timeout_min, delay = params.get("timeout_min"), params.get("signal_delay_s")
+    if not isinstance(timeout_min, int) or not isinstance(delay, int):
+        return None
+    if delay < 60 * timeout_min:
+        return None
+    return (
+        f"error: hydra.launcher.signal_delay_s={delay} is not allowed with "
+        f"hydra.launcher.timeout_min={timeout_min}: SLURM sends the job's warning signal "
+        f"(USR2) signal_delay_s seconds before its time limit, here at or before its start; "
+        f"signal_delay_s must be below 60 * timeout_min = {60 * timeout_min} (raise "
+        "hydra.launcher.timeout_min, or lower hydra.launcher.signal_delay_s)"
+    )
+
+
 class SlurmLauncher(SubmititSlurmLauncher):
     """submitit's SLURM launcher that waits for every job and survives the loss of some."""
 
@@ -115,6 +134,10 @@ class SlurmLauncher(SubmititSlurmLauncher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         assert self.config is not None and len(job_overrides) > 0
+        problem = time_limit_problem(self.params)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            raise SystemExit(2)
         if self.require_accounting:
             try:
                 check_accounting()

@@ -35,12 +35,18 @@ PLOTS = {
 STATUSES = ("running", "ok", "failed", "diverged", "oom")
 
 PLAIN, SCIENTIFIC, TEXT = "plain", "scientific", "text"
+#: the units of the record's measured quantities: memory and times, positive and skewed across
+#: seeds (the report gives their intervals on the log scale)
+MB, SECONDS = "MB", "s"
 
 
-def _field(default: Any = None, fmt: str = TEXT, column: bool = False, **kwargs):
+def _field(
+    default: Any = None, fmt: str = TEXT, column: bool = False, unit: str | None = None, **kwargs
+):
     """A record field; ``column``: a column of the report's per-run table, ``fmt``: how the
-    report formats it."""
-    return field(default=default, metadata={"format": fmt, "column": column}, **kwargs)
+    report formats it, ``unit``: ``MB`` or ``s`` for memory and times."""
+    metadata = {"format": fmt, "column": column, "unit": unit}
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass
@@ -64,34 +70,42 @@ class RunRecord:
     # what it measured
     metrics: dict[str, float | None] = field(default_factory=dict)
     metrics_per_round: dict[str, list[float]] = field(default_factory=dict)
-    peak_gpu_mem_mb: float | None = _field(fmt=PLAIN, column=True)
-    peak_gpu_mem_mb_train: float | None = _field(fmt=PLAIN, column=True)
-    peak_gpu_mem_mb_sampling: float | None = _field(fmt=PLAIN, column=True)
-    peak_gpu_reserved_mb: float | None = _field(fmt=PLAIN, column=True)  # allocator's reserve
+    peak_gpu_mem_mb: float | None = _field(fmt=PLAIN, unit=MB, column=True)
+    peak_gpu_mem_mb_train: float | None = _field(fmt=PLAIN, unit=MB, column=True)
+    peak_gpu_mem_mb_sampling: float | None = _field(fmt=PLAIN, unit=MB, column=True)
+    peak_gpu_reserved_mb: float | None = _field(
+        fmt=PLAIN, unit=MB, column=True
+    )  # allocator's reserve
     # how much the reserve grew within each phase (peak reserve minus the reserve at its start)
-    peak_gpu_reserved_growth_mb_train: float | None = _field(fmt=PLAIN, column=True)
-    peak_gpu_reserved_growth_mb_sampling: float | None = _field(fmt=PLAIN, column=True)
-    peak_gpu_mem_mb_evaluation: float | None = _field(fmt=PLAIN)
-    peak_gpu_reserved_growth_mb_evaluation: float | None = _field(fmt=PLAIN)
-    peak_cpu_rss_mb: float | None = _field(fmt=PLAIN, column=True)  # the process's, whole run
-    cpu_rss_start_mb: float | None = _field(fmt=PLAIN, column=True)  # RSS when the run began
+    peak_gpu_reserved_growth_mb_train: float | None = _field(fmt=PLAIN, unit=MB, column=True)
+    peak_gpu_reserved_growth_mb_sampling: float | None = _field(fmt=PLAIN, unit=MB, column=True)
+    peak_gpu_mem_mb_evaluation: float | None = _field(fmt=PLAIN, unit=MB)
+    peak_gpu_reserved_growth_mb_evaluation: float | None = _field(fmt=PLAIN, unit=MB)
+    peak_cpu_rss_mb: float | None = _field(
+        fmt=PLAIN, unit=MB, column=True
+    )  # the process's, whole run
+    cpu_rss_start_mb: float | None = _field(
+        fmt=PLAIN, unit=MB, column=True
+    )  # RSS when the run began
     # peak RSS minus the run's starting RSS: the whole run, then per phase (null where the
     # peak cannot be reset, see cpu_peak_method)
-    peak_cpu_rss_increase_mb: float | None = _field(fmt=PLAIN, column=True)
-    peak_cpu_rss_increase_mb_setup: float | None = _field(fmt=PLAIN)  # build to first phase
-    peak_cpu_rss_increase_mb_train: float | None = _field(fmt=PLAIN, column=True)
-    peak_cpu_rss_increase_mb_sampling: float | None = _field(fmt=PLAIN, column=True)
-    peak_cpu_rss_increase_mb_evaluation: float | None = _field(fmt=PLAIN)
+    peak_cpu_rss_increase_mb: float | None = _field(fmt=PLAIN, unit=MB, column=True)
+    peak_cpu_rss_increase_mb_setup: float | None = _field(
+        fmt=PLAIN, unit=MB
+    )  # build to first phase
+    peak_cpu_rss_increase_mb_train: float | None = _field(fmt=PLAIN, unit=MB, column=True)
+    peak_cpu_rss_increase_mb_sampling: float | None = _field(fmt=PLAIN, unit=MB, column=True)
+    peak_cpu_rss_increase_mb_evaluation: float | None = _field(fmt=PLAIN, unit=MB)
     #: how CPU peaks were taken (pinn_exp.metrics.memory): ``clear_refs`` (VmHWM reset per
     #: phase), ``lifetime_vmhwm`` or ``lifetime_ru_maxrss`` (no reset: the process's peak)
     cpu_peak_method: str | None = _field()
     #: the run's time over all its processes: a resumed run's earlier ones up to their last
     #: checkpoint included (the work it kept), what a killed process did after it not
-    wall_time_s: float | None = _field(fmt=PLAIN, column=True)
+    wall_time_s: float | None = _field(fmt=PLAIN, unit=SECONDS, column=True)
     #: the time of the process that wrote this record (a resume: the remainder alone)
-    wall_time_session_s: float | None = _field(fmt=PLAIN)
-    time_train_s: float | None = _field(fmt=PLAIN, column=True)
-    time_sampling_s: float | None = _field(fmt=PLAIN, column=True)
+    wall_time_session_s: float | None = _field(fmt=PLAIN, unit=SECONDS)
+    time_train_s: float | None = _field(fmt=PLAIN, unit=SECONDS, column=True)
+    time_sampling_s: float | None = _field(fmt=PLAIN, unit=SECONDS, column=True)
     n_residual_evals: int = _field(0, fmt=PLAIN, column=True)
     versions: dict[str, str | None] = field(default_factory=dict)
     # where it stopped
@@ -103,7 +117,18 @@ class RunRecord:
     laplacian: str | None = _field()
     lbfgs_impl: str | None = _field()  # the L-BFGS that ran (optimizer.lbfgs_impl)
     compiled: bool | None = _field()  # optimizer.compile as decided (auto: per run)
+    #: null for a single run; ``loop`` or ``vmap`` for a member of a batched ensemble
+    #: (``hydra/launcher=batched``): the mode that ran (a loop member is its single run bit
+    #: for bit, a vmap member agrees with it to round-off only: another computation)
+    batched: str | None = _field()
+    ensemble_size: int | None = _field(fmt=PLAIN)  # a member's: the ensemble's S; else null
+    #: true where ``wall_time_s``, ``wall_time_session_s`` and ``time_train_s`` are a fair
+    #: share of a batched ensemble's times (the whole over S, a stage over its members), not
+    #: the run's own
+    time_shared: bool = _field(False)
     overrides: list[str] = field(default_factory=list)
+    #: the run's id in the experiment tracker (``logger=mlflow``): a resume continues that run
+    mlflow_run_id: str | None = _field()
     #: fields of a user's sampler (``Sampler.record_fields``) that the record does not declare
     extra: dict[str, Any] = field(default_factory=dict)
     round_stats: list[dict] = field(default_factory=list)
@@ -167,3 +192,29 @@ def is_scientific(column: str) -> bool:
     if column in _NAMES:
         return False
     return "error" in column or "loss" in column
+
+
+_UNITS = {f.name: f.metadata.get("unit") for f in fields(RunRecord) if f.metadata.get("unit")}
+
+
+def unit(column: str) -> str | None:
+    """The unit of a record field: ``MB`` for memory, ``s`` for times, else None."""
+    return _UNITS.get(column)
+
+
+def is_time(column: str) -> bool:
+    """True for the record's times (``wall_time_s``, ``time_train_s``, ...)."""
+    return unit(column) == SECONDS
+
+
+def is_positive(column: str) -> bool:
+    """True for columns whose values are positive by nature, spread across seeds by a factor
+    rather than by an amount: the metrics that the registry marks ``positive`` (errors) and the
+    record's memory and times. The report gives their intervals on the log scale; other columns
+    (a user's metric unless registered ``positive=True``, counts, ``concentration``) on the
+    linear one."""
+    if column in registry.METRICS:
+        return registry.METRICS[column].positive
+    if column in registry.HISTORY_METRICS:
+        return registry.HISTORY_METRICS[column].positive
+    return unit(column) is not None

@@ -95,8 +95,8 @@ def trim_heap() -> bool:
     allocator is not glibc's.
 
     ``device.retain_cpu_memory`` keeps freed blocks resident, so without a trim a phase's peak
-    RSS would hold what earlier phases freed. It costs about 0.15 s per GiB freed, once per
-    phase, and the next phase faults in again the pages it needs.
+    RSS would hold what earlier phases freed. It costs time in proportion to the memory freed
+    (docs/results.md), once per phase, and the next phase faults in again the pages it needs.
     """
     return bool(_MALLOC_TRIM is not None and _MALLOC_TRIM(0) >= 0)
 

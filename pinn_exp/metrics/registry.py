@@ -56,23 +56,27 @@ class Metric:
         fn: ``fn(evaluation) -> float``.
         scientific: shown in scientific notation in tables (errors), else plainly.
         description: one line for the docs and ``--help``.
+        positive: never zero or negative and spread across seeds by a factor (errors): the
+            report gives its intervals on the log scale (geometric mean), else linearly.
     """
 
     name: str
     fn: Callable[[Evaluation], float]
     scientific: bool = True
     description: str = ""
+    positive: bool = False
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def metric(name: str, scientific: bool = True):
-    """Registers the decorated ``fn(evaluation) -> float`` as metric ``name``."""
+def metric(name: str, scientific: bool = True, positive: bool = False):
+    """Registers the decorated ``fn(evaluation) -> float`` as metric ``name`` (``positive``:
+    see :class:`Metric`)."""
 
     def register(fn: Callable[[Evaluation], float]) -> Callable[[Evaluation], float]:
         doc = (fn.__doc__ or "").strip().splitlines()
-        METRICS[name] = Metric(name, fn, scientific, doc[0] if doc else "")
+        METRICS[name] = Metric(name, fn, scientific, doc[0] if doc else "", positive)
         return fn
 
     return register
@@ -99,13 +103,13 @@ def per_round(name: str) -> str:
 # ------------------------------------------------------------------------------- metrics
 
 
-@metric(PRIMARY)
+@metric(PRIMARY, positive=True)
 def _l2_rel_error(ev: Evaluation) -> float:
     """Relative L2 error on the test set, ||u - u_ref|| / ||u_ref|| (DeepXDE's definition)."""
     return l2_relative_error(ev.prediction, ev.reference)
 
 
-@metric("max_abs_error")
+@metric("max_abs_error", positive=True)
 def _max_abs_error(ev: Evaluation) -> float:
     """Largest absolute error on the test set, max |u - u_ref|."""
     return float((ev.prediction - ev.reference).abs().max())
@@ -133,6 +137,7 @@ class HistoryMetric:
         source: the per-round metric it reads.
         scientific: shown in scientific notation in tables.
         description: one line for the docs.
+        positive: as :class:`Metric`'s.
     """
 
     name: str
@@ -140,6 +145,7 @@ class HistoryMetric:
     source: str = PRIMARY
     scientific: bool = False
     description: str = ""
+    positive: bool = False
 
 
 HISTORY_METRICS: dict[str, HistoryMetric] = {}

@@ -51,13 +51,33 @@ def space_time_jet(
     return value, torch.stack([u_x, u_t], dim=1), lap
 
 
+@torch.compiler.disable
+def _autograd_jets(
+    constraint: HardConstraint, x: torch.Tensor, index: list[int]
+) -> tuple[Jet, Jet]:
+    """The jets of A and B of ``constraint`` by autograd, run eagerly inside a compiled loss.
+
+    ``torch.compile`` breaks its graph at each ``autograd.grad`` and compiles what precedes it
+    with AOT autograd, whose backward cannot be differentiated again: the Laplacian's second
+    derivative through a compiled (A, B) fails inside torch (a leaf variable used in an
+    in-place operation, or "does not currently support double backward"). Kept out of the
+    graph, (A, B) and their derivatives enter the compiled loss as inputs, which the
+    parameters' gradient differentiates once.
+    """
+    with torch.enable_grad():
+        x = x if x.requires_grad else x.detach().requires_grad_(True)
+        a, b = constraint(x)
+        return autograd_jet(a[:, 0], x, index), autograd_jet(b[:, 0], x, index)
+
+
 class HardConstraint(ABC):
     """A hard constraint u = A(x) + B(x) N(x): A carries the boundary (and initial) data, B
     vanishes where it is imposed, so u satisfies it for every network N.
 
     Implement :meth:`__call__`; override :meth:`jets` where A and B have closed-form
     derivatives (the default differentiates :meth:`__call__` with autograd, fine in low
-    dimension). The model (:class:`pinn_exp.model.Solution`) only calls :meth:`apply`,
+    dimension; under ``optimizer.compile`` it runs eagerly, outside the compiled graph). The
+    model (:class:`pinn_exp.model.Solution`) only calls :meth:`apply`,
     :meth:`value_and_laplacian` and :meth:`jet`.
     """
 
@@ -74,10 +94,7 @@ class HardConstraint(ABC):
         points that do not require grad.
         """
         index = list(range(x.shape[1])) if dims is None else list(dims)
-        with torch.enable_grad():
-            x = x if x.requires_grad else x.detach().requires_grad_(True)
-            a, b = self(x)
-            return autograd_jet(a[:, 0], x, index), autograd_jet(b[:, 0], x, index)
+        return _autograd_jets(self, x, index)
 
     def apply(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         """u = A + B N at ``x`` for network outputs ``n`` of shape (n, 1); shape (n, 1)."""

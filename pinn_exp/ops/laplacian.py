@@ -170,8 +170,8 @@ class Laplacian:
         """For inputs (x, t): u, u_t, u_x and u_xx, each of shape (n,).
 
         ``forward`` carries them forward through the network (``u.jet``, one pass, no nested
-        ``autograd.grad``: about 1.3x faster per step on a CPU and a fraction of the kernels on
-        a GPU, docs/performance.md); every other method, and callables without ``jet``, use
+        ``autograd.grad``: the form ``torch.compile`` can fuse, and fewer kernels on a GPU;
+        docs/performance.md); every other method, and callables without ``jet``, use
         autograd (u_xx is one-dimensional, so all methods are exact here).
         """
         if self.method == "forward" and hasattr(u, "jet"):

@@ -8,7 +8,7 @@ no derivative operator: the trainer passes the run's :class:`~pinn_exp.ops.Lapla
 
 To add a PDE: subclass :class:`PDE`, set ``name`` and ``domain`` in ``__init__``, implement
 ``residual`` and ``reference``, then write ``conf/pde/NAME.yaml`` whose ``_target_`` names the
-class (see README, "Add your own PDE").
+class (docs/extending.md, "Add your own PDE").
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ class PDE(ABC):
     @abstractmethod
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """The test set: ``(X_test of shape (m, dim), u_test of shape (m,))``."""
+
+    def effective_settings(self) -> dict[str, int | float]:
+        """Constructor arguments that this PDE does not use as given, with the value in effect
+        (``{"n_test": 10201}`` where the reference is a fixed grid); the run's record holds
+        them as ``pde.NAME``. Default: none."""
+        return {}
 
     def boundary_terms(
         self, generator: torch.Generator, device: torch.device, dtype: torch.dtype

@@ -13,6 +13,8 @@ from pinn_exp.ops import HardConstraint, Jet, Laplacian, gradient
 from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn
 
 TEST_SEED = 20250103
+#: the test grid at d = 1: points in x and in t
+GRID_X, GRID_T = 201, 101
 #: the spatial wavenumber k of every mode sin(k x_i); each decays like exp(-k^2 t)
 WAVENUMBER = math.pi / 2
 
@@ -58,8 +60,9 @@ class Heat(PDE):
         n_boundary: points on the faces of the space cube (every face its share), at uniform
             times.
         boundary_weight: weight of the boundary loss.
-        n_test: test points, uniform in space-time from a fixed generator (a 201 x 101 grid
-            when d = 1).
+        n_test: test points, uniform in space-time from a fixed generator; at d = 1 the test
+            set is a 201 x 101 grid instead and ``n_test`` is not used
+            (:meth:`effective_settings`).
     """
 
     name = "heat"
@@ -112,10 +115,13 @@ class Heat(PDE):
         x = self.domain.sample_boundary(self.n_boundary, generator, dtype=torch.float64)
         return [self.soft_term("boundary", x, self.boundary_weight, device, dtype)]
 
+    def effective_settings(self) -> dict[str, int | float]:
+        return {"n_test": GRID_X * GRID_T} if self.dim == 2 else {}
+
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         if self.dim == 2:
-            x = np.linspace(0.0, 1.0, 201)
-            t = np.linspace(0.0, 1.0, 101)
+            x = np.linspace(0.0, 1.0, GRID_X)
+            t = np.linspace(0.0, 1.0, GRID_T)
             tt, xx = np.meshgrid(t, x, indexing="ij")
             points = np.stack([xx.ravel(), tt.ravel()], axis=1)
         else:

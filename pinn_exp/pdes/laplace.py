@@ -10,6 +10,8 @@ from pinn_exp.ops import Laplacian
 from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn
 
 TEST_SEED = 20250101
+#: points per side of the test grid at d = 2
+GRID = 101
 
 
 class Laplace(PDE):
@@ -20,7 +22,8 @@ class Laplace(PDE):
         dim: d >= 2.
         n_boundary: points on the faces of the cube (spread over all 2d faces).
         boundary_weight: weight of the boundary loss.
-        n_test: test points (a 101 x 101 grid when d = 2, else uniform points).
+        n_test: test points, uniform from a fixed generator; at d = 2 the test set is a
+            101 x 101 grid instead and ``n_test`` is not used (:meth:`effective_settings`).
     """
 
     name = "laplace"
@@ -63,9 +66,12 @@ class Laplace(PDE):
         x = self.domain.sample_boundary(self.n_boundary, generator, dtype=torch.float64)
         return [self.soft_term("boundary", x, self.boundary_weight, device, dtype)]
 
+    def effective_settings(self) -> dict[str, int | float]:
+        return {"n_test": GRID * GRID} if self.dim == 2 else {}
+
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         if self.dim == 2:
-            g = np.linspace(0.0, 1.0, 101)
+            g = np.linspace(0.0, 1.0, GRID)
             xx, yy = np.meshgrid(g, g, indexing="ij")
             x = np.stack([xx.ravel(), yy.ravel()], axis=1)
         else:

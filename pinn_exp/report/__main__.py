@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pinn_exp.metrics import registry
-from pinn_exp.report.runs import status_counts
+from pinn_exp.report.runs import NOT_FINITE, ok_runs, status_counts
 from pinn_exp.report.summary import ReportRefused, duplicate_count, write_summary
-from pinn_exp.report.tables import mean_std_table, to_markdown
+from pinn_exp.report.tables import CELL_TEXT, mean_std_table, to_markdown
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,10 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {out}: cannot write the report: {exc}", file=sys.stderr)
         return 2
     duplicates = duplicate_count(frame)
+    ok = ok_runs(frame)
+    not_finite = int(ok[NOT_FINITE].notna().sum()) if NOT_FINITE in ok.columns else 0
     print(
         f"{len(frame)} runs"
         + (f" ({status_counts(frame)})" if len(frame) else "")
         + (f"; {duplicates} duplicate run(s) not counted (see summary.md)" if duplicates else "")
+        + (
+            f"; {not_finite} ok run(s) with a value that is not finite, left out of its tables "
+            "(see summary.md)"
+            if not_finite
+            else ""
+        )
     )
     _warn_unknown_columns(frame, [*args.rows.split(","), *args.cols.split(","), args.metric])
     for path in frame.attrs.get("outputs", []):
@@ -144,10 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if table.empty:
         print(f"no ok runs with a value for {args.metric}")
     else:
-        print(
-            f"\n{args.metric}: mean ± std over seeds (n) [95 % t-interval of the mean], "
-            "std with ddof=1\n"
-        )
+        scale = table.attrs.get("scale", "linear")
+        print(f"\n{args.metric} ({scale} scale): {CELL_TEXT[scale]} over seeds, std with ddof=1\n")
         print(to_markdown(table))
     return 0
 

@@ -11,7 +11,13 @@ where the sampler's error is smaller (ratio < 1), and a two-sided Wilcoxon signe
 on the log ratios, exact (sign-flip distribution, ties sharing their average rank, pairs with a
 ratio of exactly 1 dropped). A difference is called significant only when p is below the level
 and the number of pairs whose ratio is not 1 can reach such a p. Runs without a partner are left
-out and counted.
+out and counted; so are ok runs whose value is not finite or not positive (a ratio needs two
+positive numbers).
+
+A member of a vectorized ensemble (``runs.COMPUTATION``) pairs only with runs of its kind. A
+time (``record.is_time``) is compared only between runs whose times are of one kind
+(``runs.time_kinds``: each its own, or each a share of an ensemble of one size); the other
+pairs are left out and counted in ``left_out_time_shared``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pinn_exp.report.runs import config_columns, ignored, numeric, ok_runs
+from pinn_exp.io import record
+from pinn_exp.report.runs import (
+    COMPUTATION,
+    config_columns,
+    ignored,
+    not_finite,
+    numeric,
+    ok_runs,
+    time_kinds,
+)
 from pinn_exp.report.stats import (
     ALPHA,
     nonzero_count,
@@ -52,6 +67,7 @@ COLUMNS = (
     "seeds",
     "unpaired_sampler",
     "unpaired_baseline",
+    "left_out_time_shared",
     "ratios",
     "geo_mean_ratio",
     "ci_low",
@@ -71,7 +87,9 @@ class PairedComparison:
         metric: the compared column.
         group_keys: the columns that split the runs into groups (``pde`` first).
         table: one row per (group, sampler): the group keys, then ``COLUMNS``; ``ratios``
-            maps each pair's label (its seed, or the values of ``paired_by``) to its ratio.
+            maps each pair's label (its seed, or the values of ``paired_by``) to its ratio;
+            ``left_out_time_shared``: pairs of a time metric whose runs' times are of
+            different kinds (``runs.time_kinds``), left out.
         notes: why the comparison, or a group of it, was skipped.
     """
 
@@ -147,6 +165,23 @@ def _arms(runs: pd.DataFrame, sampler_keys: list[str]) -> pd.Series:
                 for label in labels
             ]
     return arms
+
+
+def _kinds_by_pair(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, frozenset]:
+    """The kinds of time (``runs.time_kinds``) of the runs of each pairing label."""
+    kinds: dict[tuple, set] = {}
+    for label, kind in zip(group_labels(runs, keys), time_kinds(runs)):
+        kinds.setdefault(label, set()).add(kind)
+    return {label: frozenset(k) for label, k in kinds.items()}
+
+
+def _mixed_kinds_of_time(
+    sampler: pd.DataFrame, baseline: pd.DataFrame, keys: list[str]
+) -> set[tuple]:
+    """The pairing labels where a time cannot be compared: the sampler's and the baseline's
+    runs of that label are not all of one kind of time (``runs.time_kinds``)."""
+    mine, theirs = _kinds_by_pair(sampler, keys), _kinds_by_pair(baseline, keys)
+    return {label for label in set(mine) & set(theirs) if len(mine[label] | theirs[label]) > 1}
 
 
 def _pair_label(label: tuple) -> str:
@@ -248,7 +283,9 @@ def paired_comparison(
         notes = ["No paired comparison: the runs have no `seed`."]
         return PairedComparison(name, metric, group_keys, empty, notes)
     runs = runs.assign(_arm=_arms(runs, sampler_keys), _group=group_labels(runs, group_keys))
-    rows, notes = [], []
+    if COMPUTATION in runs.columns:  # vmap members pair with vmap members only
+        configs = [*configs, COMPUTATION]
+    rows, notes = [], [note for note in [_left_out_note(frame, metric)] if note]
     for group in sorted(set(runs["_group"]), key=sort_key):
         part = runs[runs["_group"] == group]
         where = ", ".join(f"{k} = {v}" for k, v in zip(group_keys, group))
@@ -263,11 +300,17 @@ def paired_comparison(
             )
             continue
         keys = ["seed", *_pairing_keys(part, configs, group_keys, pair_keys)]
-        base = _by_pair(part[part["_arm"] == base_arms[0]], keys)
+        base_runs = part[part["_arm"] == base_arms[0]]
+        base = _by_pair(base_runs, keys)
         for arm in arms:
             if arm == base_arms[0]:
                 continue
-            stats = compare_pairs(_by_pair(part[part["_arm"] == arm], keys), base)
+            mine, theirs, drop = _by_pair(part[part["_arm"] == arm], keys), base, set()
+            if record.is_time(metric):
+                drop = _mixed_kinds_of_time(part[part["_arm"] == arm], base_runs, keys)
+                mine = {k: v for k, v in mine.items() if k not in drop}
+                theirs = {k: v for k, v in base.items() if k not in drop}
+            stats = compare_pairs(mine, theirs)
             rows.append(
                 {
                     **dict(zip(group_keys, group)),
@@ -276,11 +319,57 @@ def paired_comparison(
                     "metric": metric,
                     "paired_by": ", ".join(keys),
                     "seeds": _seed_count(stats["ratios"]),
+                    "left_out_time_shared": len(drop),
                     **stats,
                 }
             )
     table = pd.DataFrame(rows, columns=[*group_keys, *COLUMNS]) if rows else empty
-    return PairedComparison(name, metric, group_keys, table, notes)
+    time_note = _time_shared_note(table, group_keys, metric)
+    return PairedComparison(name, metric, group_keys, table, notes + time_note)
+
+
+def _left_out_note(frame: pd.DataFrame, metric: str, limit: int = 10) -> str | None:
+    """The note naming the ok runs left out because their ``metric`` is not a finite positive
+    number (None when there are none)."""
+    ok = ok_runs(frame)
+    values = numeric(ok, metric)
+    bad = not_finite(ok, metric).to_numpy()
+    low = (np.isfinite(values) & (values <= 0)).to_numpy()
+    if not (bad.any() or low.any()):
+        return None
+    names = ok["run_dir"].astype(str).tolist() if "run_dir" in ok.columns else [""] * len(ok)
+    parts = []
+    for mask, what in ((bad, "not finite"), (low, "0 or below")):
+        listed = [f"`{n}`" for n, m in zip(names, mask) if m]
+        if listed:
+            more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
+            parts.append(f"{what} in {', '.join(listed[:limit])}{more}")
+    count = int(bad.sum() + low.sum())
+    return (
+        f"{count} ok run(s) left out, as a ratio needs two positive numbers: `{metric}` "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def _time_shared_note(table: pd.DataFrame, group_keys: list[str], metric: str) -> list[str]:
+    """The note on the pairs of a time metric left out because their runs' times are of
+    different kinds (empty when none were)."""
+    if table.empty or not table["left_out_time_shared"].any():
+        return []
+    rows = table[table["left_out_time_shared"] > 0]
+    where = [
+        f"`{row['sampler']}` ({', '.join(f'{k} = {row[k]}' for k in group_keys)}): "
+        f"{int(row['left_out_time_shared'])}"
+        for _, row in rows.iterrows()
+    ]
+    total = int(rows["left_out_time_shared"].sum())
+    return [
+        f"{total} pair(s) left out of the comparison of `{metric}` ({'; '.join(where)}): one "
+        "run's time is a share of a batched ensemble's time (`time_shared`) and the other's is "
+        "its own, or they are shares of ensembles of different sizes (`ensemble_size`); such "
+        "times are not compared."
+    ]
 
 
 def is_significant(p_value: float, nonzero: int, alpha: float = ALPHA) -> bool:
@@ -393,18 +482,15 @@ def significance_sentence(row: dict | pd.Series, where: str, alpha: float = ALPH
     text = f"{head}: not significant at {level} (p = {_num(p)}) at {_n_text(pairs, seeds)}"
     if smallest < alpha:
         return f"{text}."
+    # what so few pairs can show is said once, in the summary's section on the seeds
     if nonzero == pairs:
-        return (
-            f"{text}: the smallest p-value a two-sided exact Wilcoxon test can reach with "
-            f"{pairs} pairs is {_num(smallest)}, so no difference can be shown at {level} "
-            f"with fewer than {pairs_needed(alpha)} pairs."
-        )
+        floor = f"the smallest p the exact test can reach with {pairs} pairs is {_num(smallest)}"
+        return f"{text}: {floor}."
     dropped = pairs - nonzero
     return (
         f"{text}: {dropped} of the {pairs} pairs {'has' if dropped == 1 else 'have'} a ratio "
-        f"of exactly 1, which the test drops; the smallest p-value a two-sided exact Wilcoxon "
-        f"test can reach with the other {nonzero} is {_num(smallest)}, so no difference can "
-        f"be shown at {level} with fewer than {pairs_needed(alpha)} pairs whose ratio is not 1."
+        f"of exactly 1, which the test drops; the smallest p it can reach with the other "
+        f"{nonzero} is {_num(smallest)}."
     )
 
 
@@ -429,11 +515,10 @@ def markdown_section(result: PairedComparison) -> list[str]:
         "interval of the mean log ratio, exponentiated; n/a below 2 pairs); wins: pairs with "
         "a ratio below 1; p: two-sided Wilcoxon signed-rank test on the log ratios, exact "
         "(all sign flips of the ranks, ties at their average rank; pairs with a ratio of "
-        "exactly 1 dropped, shown in *pairs* as *at ratio 1*; n/a below 2 pairs); with m pairs "
-        "whose ratio is not 1 no p can be below 2 / 2^m. Below 5 % a difference is "
-        "significant; a sentence under the table names every row that is not. unpaired: ok "
-        "runs of the sampler / of the baseline without a partner, left out. Only runs with "
-        "status `ok` counted.",
+        "exactly 1 dropped, shown in *pairs* as *at ratio 1*; n/a below 2 pairs). Below 5 % a "
+        "difference is significant; a sentence under the table names every row that is not. "
+        "unpaired: ok runs of the sampler / of the baseline without a partner, left out. Only "
+        "runs with status `ok` counted.",
         "",
     ]
     table = result.table

@@ -14,23 +14,65 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.tri import Triangulation  # noqa: E402
 
 # every plot of a run is written by the report's one PNG writer
 from pinn_exp.report.png import save_png as _save  # noqa: E402
 
+#: the vertical markers of loss.png, as each line's ``gid``: a sampling round's first step, and
+#: the first L-BFGS step of a round that began with Adam
+ROUND_MARK, LBFGS_MARK = "round_start", "lbfgs_start"
+
+
+def loss_terms(history: pd.DataFrame) -> list[str]:
+    """The loss columns of ``history``: the total ``loss`` first, then each term
+    (``loss_pde``, ``loss_bc``, ...) in the file's order."""
+    terms = [c for c in history.columns if c.startswith("loss")]
+    return sorted(terms, key=lambda c: c != "loss")
+
+
+def round_starts(history: pd.DataFrame) -> list[int]:
+    """Row positions where a new round begins (the first round's start excluded)."""
+    rounds = history["round"].to_numpy()
+    return [int(i) for i in np.flatnonzero(rounds[1:] != rounds[:-1]) + 1]
+
+
+def lbfgs_starts(history: pd.DataFrame) -> list[int]:
+    """Row positions of the Adam -> L-BFGS switch: the first ``lbfgs`` row of a round whose
+    row before it is an ``adam`` row of the same round."""
+    rounds, phase = history["round"].to_numpy(), history["phase"].astype(str).to_numpy()
+    switch = (phase[1:] == "lbfgs") & (phase[:-1] == "adam") & (rounds[1:] == rounds[:-1])
+    return [int(i) for i in np.flatnonzero(switch) + 1]
+
 
 def plot_loss(path: Path, history: pd.DataFrame, title: str = "") -> None:
-    """Loss per optimizer step on a log scale, round boundaries marked."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    """Every loss term of ``history.csv`` per optimizer step on a log scale (the total in
+    black), with the sampling rounds' starts (dashed grey) and each round's switch from Adam
+    to L-BFGS (dotted red) marked; the legend sits beside the axes."""
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     if not history.empty:
-        loss = history["loss"].to_numpy(dtype=float)
-        ax.semilogy(np.arange(len(loss)), loss, lw=0.8)
-        starts = history.index[history["round"].diff().fillna(0) != 0]
-        for i in starts:
-            ax.axvline(i, color="grey", ls="--", lw=0.6)
+        steps = np.arange(len(history))
+        for name in loss_terms(history):
+            total = name == "loss"
+            ax.semilogy(
+                steps,
+                history[name].to_numpy(dtype=float),
+                lw=1.4 if total else 0.8,
+                color="k" if total else None,
+                ls="-" if total else "--",
+                label="total loss" if total else name,
+                gid=name,
+            )
+        for marks, gid, style, what in (
+            (round_starts(history), ROUND_MARK, dict(color="grey", ls="--"), "round starts"),
+            (lbfgs_starts(history), LBFGS_MARK, dict(color="tab:red", ls=":"), "Adam -> L-BFGS"),
+        ):
+            for n, i in enumerate(marks):
+                ax.axvline(i, lw=0.8, gid=gid, label=what if n == 0 else "_nolegend_", **style)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     ax.set_xlabel("optimizer step (Adam and L-BFGS, all rounds)")
     ax.set_ylabel("loss")
-    ax.set_title("training loss; dashed lines: sampling rounds")
+    ax.set_title("training loss per term")
     _save(fig, path, title)
 
 
@@ -93,8 +135,32 @@ def plot_residual(
     else:
         mesh = draw_residual_map(ax, grid, residual, points, labels)
         fig.colorbar(mesh, ax=ax, label="|residual|")
-    ax.set_title("|residual| after the last round; dots: the collocation set")
+    ax.set_title("|residual| after the last round; dots: the collocation set", fontsize=10)
     _save(fig, path, title)
+
+
+#: the colour map of |residual| and |error| panels, and the style of the points drawn on them:
+#: a light fill with a dark edge, so that each point contrasts with every colour of the map
+#: (the fill with its dark end, the edge with its light end)
+MAP_CMAP = "magma"
+POINT_STYLE = dict(s=4, c="#00e5ff", edgecolors="k", linewidths=0.3)
+#: the share of a map's area that may lie below its colour scale: a zero of the residual is a
+#: line where log|residual| plunges, and a floor at this percentile keeps such lines from
+#: stretching the scale over decades that only they occupy
+FLOOR_PERCENTILE = 5
+
+
+def log_norm(values: np.ndarray) -> LogNorm:
+    """A log colour scale from the ``FLOOR_PERCENTILE``-th percentile of ``values`` (clipped
+    below; at least 1e-6 of the maximum) to their maximum."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    top = float(finite.max()) if finite.size else 1.0
+    floor = max(top * 1e-6, np.finfo(float).tiny)
+    positive = finite[finite > floor]
+    if positive.size:
+        floor = max(floor, float(np.percentile(finite, FLOOR_PERCENTILE)))
+    return LogNorm(vmin=min(floor, top), vmax=max(top, floor), clip=True)
 
 
 def draw_residual_map(
@@ -104,17 +170,35 @@ def draw_residual_map(
     points: np.ndarray | None = None,
     labels: tuple[str, ...] = ("x_1", "x_2"),
 ):
-    """Draws a 2-D |residual| map (log colours, floored at 1e-6 of its maximum) on ``ax``, the
-    points on top in white; returns the colour mesh (for a colour bar)."""
-    floor = max(float(np.nanmax(residual)) * 1e-6, np.finfo(float).tiny)
-    values = np.maximum(residual, floor)
-    norm = LogNorm(vmin=floor, vmax=float(values.max()))
-    mesh = ax.pcolormesh(grid[..., 0], grid[..., 1], values, norm=norm, shading="auto")
+    """Draws a 2-D |residual| map (log colours, :func:`log_norm`, no contour lines) on ``ax``,
+    the points on top in :data:`POINT_STYLE`; returns the colour mesh (for a colour bar)."""
+    norm = log_norm(residual)
+    values = np.clip(residual, norm.vmin, norm.vmax)
+    mesh = ax.pcolormesh(
+        grid[..., 0], grid[..., 1], values, norm=norm, cmap=MAP_CMAP, shading="auto"
+    )
     if points is not None:
-        ax.scatter(points[:, 0], points[:, 1], s=1, c="w", edgecolors="none", alpha=0.8)
+        ax.scatter(points[:, 0], points[:, 1], **POINT_STYLE)
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     return mesh
+
+
+def _grid_order(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """Where the 2-D points ``x`` are a full tensor grid: the order that puts them in 'ij'
+    order and the grid's shape; None otherwise (scattered points)."""
+    first, second = np.unique(x[:, 0]), np.unique(x[:, 1])
+    if len(first) * len(second) != len(x) or min(len(first), len(second)) < 2:
+        return None
+    order = np.lexsort((x[:, 1], x[:, 0]))
+    shape = (len(first), len(second))
+    ordered = x[order]
+    if not (
+        np.array_equal(ordered[:, 0].reshape(shape), np.repeat(first, len(second)).reshape(shape))
+        and np.array_equal(ordered[:, 1].reshape(shape), np.tile(second, len(first)).reshape(shape))
+    ):
+        return None
+    return order, shape
 
 
 def plot_solution(
@@ -136,22 +220,31 @@ def plot_solution(
     error = np.abs(u_pred - u_ref)
     dim = x_test.shape[1]
     if dim == 2:
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
         lo, hi = np.nanmin(u_ref), np.nanmax(u_ref)
-        for ax, values, name, limits in (
-            (axes[0], u_ref, "reference", (lo, hi)),
-            (axes[1], u_pred, "prediction", (lo, hi)),
-            (axes[2], error, "|prediction - reference|", (None, None)),
+        on_grid = _grid_order(x_test)
+        if on_grid is None:  # scattered points: one triangulation for the three panels
+            triangles = Triangulation(x_test[:, 0], x_test[:, 1])
+        for ax, values, name, limits, cmap in (
+            (axes[0], u_ref, "reference", (lo, hi), None),
+            (axes[1], u_pred, "prediction", (lo, hi), None),
+            (axes[2], error, "|prediction - reference|", (None, None), MAP_CMAP),
         ):
-            mesh = ax.tripcolor(
-                x_test[:, 0],
-                x_test[:, 1],
-                values,
-                shading="gouraud",
-                vmin=limits[0],
-                vmax=limits[1],
-            )
+            style = dict(vmin=limits[0], vmax=limits[1], cmap=cmap)
+            if on_grid is None:
+                mesh = ax.tripcolor(triangles, values, shading="gouraud", **style)
+            else:  # a grid (the reference grids): cells, about a pixel each, no triangulation
+                order, shape = on_grid
+                grid = x_test[order]
+                mesh = ax.pcolormesh(
+                    grid[:, 0].reshape(shape),
+                    grid[:, 1].reshape(shape),
+                    values[order].reshape(shape),
+                    shading="nearest",
+                    **style,
+                )
             fig.colorbar(mesh, ax=ax)
+            ax.margins(0)  # the test set's extent, points included, without white edges
             ax.set_title(name)
             ax.set_xlabel(labels[0])
             ax.set_ylabel(labels[1])
@@ -159,12 +252,18 @@ def plot_solution(
             axes[2].scatter(
                 points[:, 0],
                 points[:, 1],
-                s=0.5,
-                c="white",
-                alpha=0.6,
+                **{**POINT_STYLE, "s": 2, "linewidths": 0.2},
                 label=f"final collocation set ({len(points)})",
             )
-            axes[2].legend(loc="upper right", fontsize=7, markerscale=8, facecolor="0.5")
+            # below the panel, outside the axes: inside it would cover part of the domain
+            # (in a corner it covered Burgers' shock, where the error is largest)
+            axes[2].legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.16),
+                fontsize=8,
+                markerscale=3,
+                frameon=False,
+            )
     elif dim == 1:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         order = np.argsort(x_test[:, 0])

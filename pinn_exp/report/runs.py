@@ -7,9 +7,17 @@ so are the jobs of a sweep that never started. The record's fields and file name
 :mod:`pinn_exp.io.record`; records written before a field existed read as missing values there.
 
 Two runs are the same *setting* when they agree on every key of ``setting_keys`` (the PDE and
-sampler options and every config key except ``seed`` and the keys that do not change what a run
-computes, ``IGNORED``); a table cell pools only runs of one setting. Two ok runs of one setting
-and one seed are duplicates: the newest record counts, the others get ``duplicate_of``.
+sampler options, every config key except ``seed`` and the keys that do not change what a run
+computes, ``IGNORED``, and whether the run was a member of a vectorized ensemble,
+``computation``); a table cell pools only runs of one setting. Two ok runs of one setting and
+one seed are duplicates: the newest record counts, the others get ``duplicate_of``.
+
+A record's values that are not finite numbers (NaN or infinite, also a registered metric that
+an ok run recorded as null, the runner's spelling of a non-finite value) are named per run in
+``not_finite``; the tables and the paired comparison leave them out and say so.
+
+The fields a batched ensemble adds (``batched``, ``ensemble_size``, ``time_shared``) are read
+where present; a record without them (an older run) is a single run.
 """
 
 from __future__ import annotations
@@ -50,6 +58,13 @@ SETTING_NAMES = ("pde", "sampler")
 FINAL_N = "final_n_points"
 #: the run whose result counts in place of this one (same setting, same seed)
 DUPLICATE_OF = "duplicate_of"
+#: the record's fields whose value is not a finite number, comma-separated (None: all finite)
+NOT_FINITE = "not_finite"
+#: ``vmap`` for a member of a vectorized ensemble (record field ``batched``), missing for any
+#: other run: a different computation from the single run of its config and seed (float32
+#: round-off grows differently), so a setting of its own; a column only when such runs exist
+COMPUTATION = "computation"
+VMAP = "vmap"
 TARGET = "_target_"
 
 
@@ -421,9 +436,68 @@ def collect_runs(dirs: Sequence[Path], relative_to: Path | None = None) -> pd.Da
     frame = _integer_columns(pd.DataFrame(rows, columns=metric_cols + config_cols), rows)
     frame = _drop_implied_targets(frame)
     frame.attrs[CONFIG_COLUMNS] = [k for k in config_keys if k in frame.columns]
+    if "batched" in frame.columns and (frame["batched"] == VMAP).any():
+        frame[COMPUTATION] = [VMAP if b == VMAP else None for b in frame["batched"]]
     ages = [_record_time(path) for path in paths] + [math.nan] * (len(frame) - len(paths))
     frame[DUPLICATE_OF] = mark_duplicates(frame, ages, has_config=[bool(c) for *_, c in loaded])
+    frame[NOT_FINITE] = [_not_finite_fields(m) for _, m, _ in loaded] + [None] * (
+        len(frame) - len(loaded)
+    )
     return frame
+
+
+def _not_finite_fields(metrics: dict) -> str | None:
+    """The record's scalar fields that hold NaN or an infinity, and, in an ok record, the
+    registered metrics recorded as null (every ok run evaluates them; the runner writes a
+    non-finite value as null), comma-separated; None when there are none. Values the report
+    derives (``fluctuation``) are not the record's and not listed."""
+    derived = set(registry.HISTORY_METRICS)
+    names = [
+        k
+        for k, v in metrics.items()
+        if k not in derived and isinstance(v, float) and not math.isfinite(v)
+    ]
+    if metrics.get("status") == "ok":
+        names += [k for k in registry.METRICS if k in metrics and metrics[k] is None]
+    return ", ".join(names) if names else None
+
+
+def not_finite(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Which rows recorded a value of ``column`` that is not a finite number.
+
+    Args:
+        frame: the runs.
+        column: a column name.
+
+    Returns:
+        A boolean series aligned with ``frame``: the rows whose ``not_finite`` names
+        ``column``, and any row whose value is infinite.
+    """
+    out = np.isinf(numeric(frame, column).to_numpy())
+    if NOT_FINITE in frame.columns:
+        out |= np.array([isinstance(s, str) and column in s.split(", ") for s in frame[NOT_FINITE]])
+    return pd.Series(out, index=frame.index, dtype=bool)
+
+
+def time_kinds(frame: pd.DataFrame) -> list[tuple]:
+    """What each run's times are (record fields ``time_shared`` and ``ensemble_size``).
+
+    Args:
+        frame: the runs.
+
+    Returns:
+        Per row, ``("own",)`` for a run that timed itself (a single run, an older record) and
+        ``("shared", S)`` for a member of an ensemble of S runs whose times are a share of the
+        ensemble's; two times compare only when their kinds are equal.
+    """
+    shared = frame["time_shared"].tolist() if "time_shared" in frame.columns else []
+    sizes = frame["ensemble_size"].tolist() if "ensemble_size" in frame.columns else []
+    shared += [None] * (len(frame) - len(shared))
+    sizes += [None] * (len(frame) - len(sizes))
+    return [
+        ("shared", cell_label(size)) if cell_label(flag) is True else ("own",)
+        for flag, size in zip(shared, sizes)
+    ]
 
 
 def _record_time(run_dir: Path) -> float:
@@ -476,8 +550,8 @@ def ignored(column: str) -> bool:
 
 
 def setting_keys(frame: pd.DataFrame) -> list[str]:
-    """The columns that define a run's setting: ``pde``, ``sampler`` and every config key
-    but ``seed`` and the ``IGNORED`` ones.
+    """The columns that define a run's setting: ``pde``, ``sampler``, every config key
+    but ``seed`` and the ``IGNORED`` ones, and ``computation`` where present.
 
     Args:
         frame: the runs.
@@ -486,7 +560,8 @@ def setting_keys(frame: pd.DataFrame) -> list[str]:
         The columns, in that order.
     """
     names = [c for c in SETTING_NAMES if c in frame.columns]
-    return names + [c for c in config_columns(frame) if c not in names and not ignored(c)]
+    keys = names + [c for c in config_columns(frame) if c not in names and not ignored(c)]
+    return keys + ([COMPUTATION] if COMPUTATION in frame.columns else [])
 
 
 def varying(runs: pd.DataFrame, keys: Sequence[str], by: Sequence[str] = ()) -> list[str]:

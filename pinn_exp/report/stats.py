@@ -1,5 +1,6 @@
-"""The report's statistics: the Student-t confidence interval of a mean and the two-sided
-Wilcoxon signed-rank test with its exact sign-flip distribution.
+"""The report's statistics: the Student-t confidence interval of a mean (of the values, or of
+their logs for a geometric mean) and the two-sided Wilcoxon signed-rank test with its exact
+sign-flip distribution.
 
 Both are computed here from their formulas (scipy only for the t quantile and the ranks), so
 the report gives the same numbers on every supported scipy: before 1.15
@@ -50,6 +51,56 @@ def t_mean_ci(
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * float(np.std(data, ddof=1))
     half /= math.sqrt(n)
     return mean - half, mean + half
+
+
+def geometric_mean_ci(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float, tuple[float, float] | None]:
+    """Geometric mean, geometric standard deviation and the confidence interval of the
+    geometric mean of positive ``values``: the Student-t interval of the mean of their logs,
+    exponentiated (``scipy.stats.gmean``, ``gstd``, ``t.interval``).
+
+    For quantities spread by a factor rather than an amount (errors, times, memory) this is
+    the interval of the typical value; it never reaches zero or below, where the t-interval of
+    the arithmetic mean of a few skewed values can.
+
+    Args:
+        values: the sample, every value finite and positive.
+        confidence: the confidence level.
+
+    Returns:
+        ``(geometric mean, geometric std, (low, high))``: the geometric std is the factor
+        ``exp(s)`` of the logs' standard deviation (ddof=1), NaN for one value; the interval is
+        None for fewer than two values.
+
+    Raises:
+        ValueError: a value is not finite and positive.
+    """
+    data = np.asarray(values, dtype=float)
+    if not np.all(np.isfinite(data) & (data > 0)):
+        raise ValueError("the geometric mean needs finite positive values")
+    mean = float(stats.gmean(data))
+    if len(data) < 2:
+        return mean, math.nan, None
+    if np.all(data == data[0]):  # no spread: the interval is a point
+        return float(data[0]), 1.0, (float(data[0]), float(data[0]))
+    logs = np.log(data)
+    low, high = stats.t.interval(confidence, len(data) - 1, np.mean(logs), stats.sem(logs))
+    return mean, float(stats.gstd(data)), (math.exp(low), math.exp(high))
+
+
+def t_quantile(n: int, confidence: float = CONFIDENCE) -> float:
+    """The Student-t quantile of a ``confidence`` interval from ``n`` values (``n - 1`` degrees
+    of freedom): the half-width is this many standard errors.
+
+    Args:
+        n: the number of values (at least 2).
+        confidence: the confidence level.
+
+    Returns:
+        ``t(1 - (1 - confidence) / 2, n - 1)``, 12.7 at n = 2 for 95 %.
+    """
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1))
 
 
 def nonzero_count(differences: Sequence[float]) -> int:

@@ -2,6 +2,12 @@
 per group, and their markdown and LaTeX text. Numbers are formatted as the run record says
 (``record.is_scientific``: errors in scientific notation, memory and times plainly).
 
+A metric that is positive by nature (``record.is_positive``: the errors the registry marks
+``positive``, memory, times) is summarized on the log scale: geometric mean ×/÷ geometric
+standard deviation, and the t-interval of the mean log, exponentiated, which never goes below
+zero; any other metric, or one with a value <= 0 among the table's runs, on the linear scale.
+Ok runs whose value is not a finite number are left out of a cell and counted in it.
+
 A cell pools only runs that differ in ``seed`` alone (and in keys that do not change a run,
 ``runs.IGNORED``): a setting that differs inside a cell (``n_points``, ``rounds``,
 ``sampler.n_dense``, ...) is added to the row's label, ``rsmote (n_points=300, rounds=3)``,
@@ -16,8 +22,17 @@ import numpy as np
 import pandas as pd
 
 from pinn_exp.io import record
-from pinn_exp.report.runs import FINAL_N, SETTING_NAMES, cell_label, numeric, ok_runs, setting_keys
-from pinn_exp.report.stats import t_mean_ci
+from pinn_exp.report.runs import (
+    FINAL_N,
+    SETTING_NAMES,
+    cell_label,
+    not_finite,
+    numeric,
+    ok_runs,
+    setting_keys,
+    time_kinds,
+)
+from pinn_exp.report.stats import geometric_mean_ci, t_mean_ci
 
 MISSING_LABEL = "none"
 #: the name of the row level that gives the final size of the collocation set
@@ -29,6 +44,27 @@ SETTINGS_NOTE = (
 )
 STD_NOTE = "std is the sample standard deviation (ddof=1); only runs with status `ok` counted"
 CI_NOTE = "in brackets the 95 % t-interval of the mean (Student-t; n/a below 2 runs)"
+#: the scales of a table: ``LOG`` for positive metrics, else ``LINEAR``
+LOG, LINEAR = "log", "linear"
+#: what a cell shows, per scale
+CELL_TEXT = {
+    LOG: "geometric mean ×/÷ geometric std (n) [95 % t-interval of the geometric mean]",
+    LINEAR: "mean ± std (n) [95 % t-interval of the mean]",
+}
+LOG_NOTE = (
+    "log scale: the geometric mean, ×/÷ the geometric standard deviation (the factor exp(s) of "
+    "the logs' standard deviation s, ddof=1), and in brackets the 95 % Student-t interval of "
+    "the mean of the logs, exponentiated (n/a below 2 runs): it never goes below zero"
+)
+LINEAR_NOTE = (
+    "linear scale: the mean ± the standard deviation (ddof=1), and in brackets the 95 % "
+    "Student-t interval of the mean (n/a below 2 runs)"
+)
+NOT_FINITE_NOTE = (
+    "`k not finite` in a cell: ok runs whose value is NaN or infinite, left out of the cell"
+)
+#: the row key that splits the runs of a time metric whose times are an ensemble's share
+TIME_SHARED = "time_shared"
 
 # ----------------------------------------------------------------------------- grouping
 
@@ -196,36 +232,82 @@ def _final_n_text(values: list) -> str:
 
 
 def _plain(value: float) -> str:
-    """Memory and times: one decimal, or 3 significant digits below 1."""
-    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.3g}"
+    """Memory and times: one decimal, or 3 significant digits below 1 and from a million on
+    (the far bound of a wide interval)."""
+    return f"{value:.1f}" if 1 <= abs(value) < 1e6 else f"{value:.3g}"
 
 
-def format_cell(values: Sequence[float], scientific: bool, ci: bool = False) -> str:
-    """``"mean ± std (n)"`` of ``values``, std with ddof=1 (``n/a`` for a single value).
+def _finite_or_na(fmt):
+    """``fmt``, with ``n/a`` for a value that is not finite (an interval's bound that
+    overflowed): a table never prints nan or inf."""
+    return lambda x: fmt(x) if math.isfinite(x) else "n/a"
+
+
+def format_cell(
+    values: Sequence[float],
+    scientific: bool,
+    ci: bool = False,
+    log: bool = False,
+    not_finite: int = 0,
+) -> str:
+    """``"mean ± std (n)"`` of ``values``, std with ddof=1 (``n/a`` for a single value); on
+    the log scale ``"geometric mean ×/÷ geometric std (n)"``.
 
     Args:
-        values: the numbers of one table cell.
+        values: the finite numbers of one table cell (positive ones where ``log``).
         scientific: errors: mean with 3 and std with 2 significant digits (``1.23e-02 ± 4.5e-03``).
         ci: append ``[low, high]``, the 95 % Student-t confidence interval of the mean
-            (``stats.t_mean_ci``; ``[n/a]`` below two values).
+            (``stats.t_mean_ci``), or on the log scale of the geometric mean
+            (``stats.geometric_mean_ci``); ``[n/a]`` below two values.
+        log: summarize on the log scale; the geometric std is a factor, 3 significant digits.
+        not_finite: the ok runs of the cell whose value is not finite, left out and counted:
+            ``(7; 1 not finite)``.
 
     Returns:
-        The cell text; ``"-"`` when ``values`` is empty.
+        The cell text; ``"-"`` when there are no values and none was left out.
     """
-    if len(values) == 0:
+    if len(values) == 0 and not not_finite:
         return "-"
+    count = f"({len(values)}; {not_finite} not finite)" if not_finite else f"({len(values)})"
+    if len(values) == 0:
+        return f"n/a {count}" + (" [n/a]" if ci else "")
     data = np.asarray(values, dtype=float)
-    mean = float(np.mean(data))
-    std = float(np.std(data, ddof=1)) if len(data) > 1 else math.nan
-    fmt_mean = (lambda x: f"{x:.2e}") if scientific else _plain
-    fmt_std = (lambda x: f"{x:.1e}") if scientific else _plain
-    std_text = "n/a" if math.isnan(std) else fmt_std(std)
-    text = f"{fmt_mean(mean)} ± {std_text} ({len(data)})"
-    if ci:
+    fmt_mean = _finite_or_na((lambda x: f"{x:.2e}") if scientific else _plain)
+    fmt_std = _finite_or_na((lambda x: f"{x:.1e}") if scientific else _plain)
+    if log:
+        center, spread, interval = geometric_mean_ci(data)
+        text = f"{fmt_mean(center)} ×/÷ {_finite_or_na(lambda x: f'{x:.3g}')(spread)} {count}"
+    else:
+        std = float(np.std(data, ddof=1)) if len(data) > 1 else math.nan
+        text = f"{fmt_mean(float(np.mean(data)))} ± {fmt_std(std)} {count}"
         interval = t_mean_ci(data)
+    if ci:
         bounds = "n/a" if interval is None else ", ".join(fmt_std(b) for b in interval)
-        text += f" [{bounds}]"
+        text += f" [{'n/a' if bounds == 'n/a, n/a' else bounds}]"
     return text
+
+
+def table_scale(values: Sequence[float], metric: str) -> tuple[str, str | None]:
+    """The scale of a table of ``metric`` over the finite ``values`` of its runs.
+
+    Args:
+        values: the finite values of every cell.
+        metric: the column.
+
+    Returns:
+        ``(LOG, None)`` for a positive metric (``record.is_positive``) whose values are all
+        above zero; ``(LINEAR, None)`` for other metrics; ``(LINEAR, why)`` for a positive
+        metric with a value <= 0 (no log), ``why`` saying how many.
+    """
+    if not record.is_positive(metric):
+        return LINEAR, None
+    below = int(np.sum(np.asarray(values, dtype=float) <= 0))
+    if below:
+        return LINEAR, (
+            f"`{metric}` is positive by nature and would be on the log scale, but "
+            f"{below} of its values {'is' if below == 1 else 'are'} 0 or below"
+        )
+    return LOG, None
 
 
 def mean_std_table(
@@ -246,26 +328,47 @@ def mean_std_table(
 
     Returns:
         A frame of strings ``"mean ± std (n)"`` (``"-"`` for empty cells; with ``ci``,
-        ``"mean ± std (n) [low, high]"``); std uses ddof=1. Missing group values are labelled
-        ``"none"``. A setting that differs among the runs of a cell is appended to the row
-        label (``setting_labels``), and, when the runs have ``final_n_points``, the last index
-        level ``final N`` gives the row's final collocation-set size(s).
+        ``"mean ± std (n) [low, high]"``); std uses ddof=1; on the log scale (``table_scale``)
+        ``"geometric mean ×/÷ geometric std (n) [low, high]"``. Ok runs whose value is not
+        finite are left out and counted in their cell (``(7; 1 not finite)``). Missing group
+        values are labelled ``"none"``. A setting that differs among the runs of a cell is
+        appended to the row label (``setting_labels``; for a time metric also
+        ``time_shared``, where some runs' times are an ensemble's share), and, when the runs
+        have ``final_n_points``, the last index level ``final N`` gives the row's final
+        collocation-set size(s). ``attrs``: ``scale`` (``LOG`` or ``LINEAR``),
+        ``scale_note`` (why a positive metric is linear, else None), ``not_finite`` (the
+        runs left out) and ``counts`` (the number of values of each non-empty cell).
     """
     row_keys, col_keys = split_keys(rows), split_keys(cols)
     candidates = setting_keys(frame)
     ok = ok_runs(frame)
+    if record.is_time(metric) and TIME_SHARED in ok.columns:
+        ok = ok.assign(**{TIME_SHARED: [k[0] == "shared" for k in time_kinds(ok)]})
+        candidates = [*candidates, TIME_SHARED]
     values = numeric(ok, metric)
-    ok, values = ok[values.notna()], values[values.notna()]
+    finite = pd.Series(np.isfinite(values.to_numpy()), index=ok.index)
+    keep = finite | not_finite(ok, metric)
+    ok, values, finite = ok[keep], values[keep], finite[keep]
     row_items = setting_labels(ok, row_keys, col_keys, candidates)
     col_labels = group_labels(ok, col_keys)
     cells: dict[tuple, list[float]] = {}
-    for r, c, v in zip(row_items, col_labels, values.tolist()):
-        cells.setdefault((r, c), []).append(v)
+    dropped: dict[tuple, int] = {}
+    for r, c, v, good in zip(row_items, col_labels, values.tolist(), finite.tolist()):
+        cells.setdefault((r, c), [])
+        if good:
+            cells[(r, c)].append(v)
+        else:
+            dropped[(r, c)] = dropped.get((r, c), 0) + 1
     row_order = sorted(set(row_items), key=_setting_sort_key)
     col_order = sorted(set(col_labels), key=sort_key)
     scientific = record.is_scientific(metric)
+    scale, scale_note = table_scale(values[finite].tolist(), metric)
     data = [
-        [format_cell(cells.get((r, c), []), scientific, ci) for c in col_order] for r in row_order
+        [
+            format_cell(cells.get((r, c), []), scientific, ci, scale == LOG, dropped.get((r, c), 0))
+            for c in col_order
+        ]
+        for r in row_order
     ]
     labels = [display_label(*r) for r in row_order]
     names = row_keys or [None]
@@ -275,9 +378,16 @@ def mean_std_table(
             sizes.setdefault(r, []).append(norm_label(size))
         labels = [(*label, _final_n_text(sizes[r])) for label, r in zip(labels, row_order)]
         names = [*names, FINAL_N_LEVEL]
-    return pd.DataFrame(
+    table = pd.DataFrame(
         data, index=_index(labels, names), columns=_index(col_order, col_keys), dtype=object
     )
+    table.attrs.update(
+        scale=scale,
+        scale_note=scale_note,
+        not_finite=int((~finite).sum()),
+        counts=[len(v) for v in cells.values() if v],
+    )
+    return table
 
 
 # ----------------------------------------------------------------------------- markdown, LaTeX
@@ -362,4 +472,4 @@ def to_latex(table: pd.DataFrame) -> str:
             text = table.to_latex(escape=True)
         except ImportError:  # pandas needs jinja2 for to_latex
             text = _simple_tabular(table)
-    return text.replace("±", r"$\pm$")
+    return text.replace("±", r"$\pm$").replace("×/÷", r"$\times/\div$")

@@ -125,11 +125,15 @@ class EnsembleTrainer(Stages):
             (docs/performance.md). False: the members' losses one after the other, each
             exactly its single run's operations (eager; compiled, the batched loss is one
             graph and agrees to round-off), in one backward pass, and a
-            :class:`SyncFreeLBFGS` per member.
+            :class:`SyncFreeLBFGS` per member. Where ``vmap`` cannot compute the loss (a
+            residual that calls ``torch.autograd.grad``, an ``autograd.Function`` without a
+            vmap rule) the ensemble runs in the loop mode instead (:attr:`vectorize` says
+            which ran), with a log line saying why.
 
     Raises:
         Unbatchable: the members cannot be trained as one (:func:`unbatchable_reason`, or the
-            batched loss does not equal a member's own).
+            batched loss or gradient cannot be computed or does not equal a member's own);
+            raised before anything is trained.
     """
 
     def __init__(
@@ -162,7 +166,16 @@ class EnsembleTrainer(Stages):
         self.phase = "setup"
         self.live: list[int] = list(range(len(members)))
         self._lbfgs_opt: BatchedSyncFreeLBFGS | _Together | None = None  # the stage's L-BFGS
-        self._check()
+        try:
+            self._check()
+        except Unbatchable as exc:
+            if not vectorize:
+                raise
+            # vmap refuses what torch.func cannot transform (torch.autograd.grad inside the
+            # loss, an autograd.Function without a vmap rule): the loop mode still batches it
+            log.info("not vectorized (%s): the members' losses run one after the other", exc)
+            self.vectorize = False
+            self._check()
 
     # --------------------------------------------------------------------------- the batch
     def _stack(self, live: list[int]) -> list[torch.Tensor]:
@@ -201,8 +214,9 @@ class EnsembleTrainer(Stages):
         return torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out])
 
     def _check(self) -> None:
-        """The batched loss terms equal each member's own, at points drawn for the check
-        only (no member's generator is used)."""
+        """The batched loss terms and gradients equal each member's own, at points drawn for
+        the check only (no member's generator is used, no parameter or gradient is kept):
+        whatever cannot be batched is found here, before anything is trained."""
         generator = torch.Generator().manual_seed(0)
         first = self.members[0]
         x = first.pde.domain.sample(min(first.n_points, 256), generator, self.device, self.dtype)
@@ -210,16 +224,31 @@ class EnsembleTrainer(Stages):
         try:
             with torch.no_grad():
                 params = self._stack(live)
-            batched, _ = self.batched_terms(params, x.expand(len(live), *x.shape), self._soft(live))
+            # the points require grad as a stage's do (prepare_stage): a residual that
+            # differentiates u by autograd needs it
+            points = x.expand(len(live), *x.shape).clone().requires_grad_(True)
+            batched, _ = self.batched_terms(params, points, self._soft(live))
+            grads = torch.autograd.grad(batched[:, 0].sum(), params)
         except Exception as exc:  # noqa: BLE001 - whatever vmap refuses is a reason
             raise Unbatchable(f"the loss cannot be batched ({type(exc).__name__}: {exc})") from None
         rtol = CHECK_RTOL.get(self.dtype, 1e-4)
-        for row, k in zip(batched.detach(), live):
-            own = self.members[k].loss_vector(x.clone().requires_grad_(True)).detach()
-            if not torch.allclose(row, own, rtol=rtol, atol=0.0):
+        for position, (row, k) in enumerate(zip(batched.detach(), live)):
+            member = self.members[k]
+            own = member.loss_vector(x.clone().requires_grad_(True))
+            own_grads = torch.autograd.grad(own[0], member._params)
+            if not torch.allclose(row, own.detach(), rtol=rtol, atol=0.0):
                 raise Unbatchable(
                     f"the batched loss differs from member {k}'s own ({row.tolist()} vs "
-                    f"{own.tolist()})"
+                    f"{own.detach().tolist()})"
+                )
+            gap = torch.linalg.vector_norm(
+                torch.cat([(g[position] - o).reshape(-1) for g, o in zip(grads, own_grads)])
+            )
+            scale = torch.linalg.vector_norm(torch.cat([o.reshape(-1) for o in own_grads]))
+            if not gap <= rtol * scale:
+                raise Unbatchable(
+                    f"the batched gradient differs from member {k}'s own (relative difference "
+                    f"{float(gap / scale):.3g})"
                 )
 
     # ----------------------------------------------------------------------- Stages' hooks
@@ -347,16 +376,23 @@ class EnsembleTrainer(Stages):
         x = self.prepare_stage()
         live = self._stage_live
         self.phase = "train"
-        with ExitStack() as meters:
-            for k in live:
-                self.members[k].phase = "train"
-                meters.enter_context(self.members[k].meter.phase("train"))
-            try:
-                self._adam(x, round_index, adam_steps)
-                if not all(k in self.diverged for k in live):
-                    self._lbfgs_sync_free(x, round_index, self.schedule.lbfgs_steps)
-            finally:
-                self._write_back(live)
+        before = [self.members[k].meter.time_s["train"] for k in live]
+        try:
+            with ExitStack() as meters:
+                for k in live:
+                    self.members[k].phase = "train"
+                    meters.enter_context(self.members[k].meter.phase("train"))
+                try:
+                    self._adam(x, round_index, adam_steps)
+                    if not all(k in self.diverged for k in live):
+                        self._lbfgs_sync_free(x, round_index, self.schedule.lbfgs_steps)
+                finally:
+                    self._write_back(live)
+        finally:
+            # every member's meter timed the whole shared stage: each keeps an equal share
+            for k, spent in zip(live, before):
+                meter = self.members[k].meter
+                meter.time_s["train"] = spent + (meter.time_s["train"] - spent) / len(live)
 
     def prepare_stage(self) -> torch.Tensor:
         """Stacks the live members' parameters, soft terms and points for a stage; returns

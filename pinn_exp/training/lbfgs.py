@@ -95,8 +95,8 @@ def _shorter_step(f: torch.Tensor, f0: torch.Tensor, gtd: torch.Tensor, t: torch
 def _line_search_limit(max_ls: int) -> Iterator[None]:
     """torch's strong-Wolfe line search with ``max_ls`` evaluations at most. ``LBFGS.step``
     calls the module's ``_strong_wolfe`` with the evaluations left in the stage's budget as
-    its limit (torch 2.13; older versions: none, the function's default of 25), so the
-    smaller of the two applies."""
+    its limit (where torch passes none, the function's own default applies), so the smaller
+    of the two applies (docs/results.md, "torch behaviour the code relies on")."""
     original = torch_lbfgs._strong_wolfe
 
     def limited(*args, **kwargs):
@@ -113,7 +113,7 @@ def _line_search_limit(max_ls: int) -> Iterator[None]:
 class StrongWolfeLBFGS(torch.optim.LBFGS):
     """``torch.optim.LBFGS`` with ``line_search_fn="strong_wolfe"`` whose line search evaluates
     the loss at most ``max_ls`` times per iteration. torch's own limit is the evaluations left
-    in the stage's budget (``max_eval``; torch 2.13); scipy's L-BFGS-B, which DeepXDE runs,
+    in the stage's budget (``max_eval``); scipy's L-BFGS-B, which DeepXDE runs,
     takes ``maxls``, 50 in DeepXDE.
 
     Args:
@@ -146,7 +146,7 @@ class SyncFreeLBFGS:
         tolerance_grad: iterations stop doing anything once max |gradient| is at most this.
         c1: the Armijo constant.
         compile: compile the update that follows each evaluation (some 250 small operations)
-            with ``torch.compile``; on a CPU this takes its cost from about 1 ms to a fraction.
+            with ``torch.compile``; on a CPU this cuts its dispatch cost (docs/results.md).
     """
 
     def __init__(
@@ -283,9 +283,10 @@ class SyncFreeLBFGS:
         ok, f, gtd, t = self._update(
             x_trial, active, terms, self.flat_grad(), self.f, self.gtd, self.t
         )
-        # the 0-d state is written here, outside the compiled update: torch.compile (2.13)
-        # drops in-place writes to 0-d float64 tensors that a compiled function reaches
-        # through an attribute; in place, so a CUDA graph can capture the step
+        # the 0-d state is written here, outside the compiled update: torch.compile drops
+        # in-place writes to 0-d float64 tensors that a compiled function reaches through an
+        # attribute (docs/results.md, "torch behaviour the code relies on"); in place, so a
+        # CUDA graph can capture the step
         self.f.copy_(f)
         self.gtd.copy_(gtd)
         self.t.copy_(t)

@@ -34,7 +34,7 @@ class Schedule:
         history_size: L-BFGS memory (DeepXDE's, which the RAD reference code uses: 100).
         max_ls: the strong-Wolfe line search's evaluations per L-BFGS iteration at most
             (DeepXDE runs scipy's L-BFGS-B with ``maxls=50``); None: torch's limit, the
-            evaluations left in the stage's budget (torch 2.13). Only ``lbfgs_impl=torch``
+            evaluations left in the stage's budget. Only ``lbfgs_impl=torch``
             has such a line search.
         tolerance_grad: L-BFGS stops when the largest gradient entry falls below it
             (DeepXDE's ``gtol``: 1e-8).
@@ -125,7 +125,7 @@ class Schedule:
 
         ``auto`` compiles on the CPU when the run has at least :data:`AUTO_COMPILE_STEPS`
         steps and torch.compile finds the C++ compiler it needs there (``$CXX``, else g++ on
-        Linux); on a GPU it stays eager (not measured there yet: set
+        Linux); on a GPU it stays eager (its gain there is unknown: set
         ``optimizer.compile=true`` to compile). An explicit true or false is kept.
         """
         if self.compile != "auto":

@@ -5,6 +5,7 @@ evaluation, checkpoints and resume. The stage drivers are in :mod:`.stages`, the
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import random
 import time
@@ -146,7 +147,14 @@ class Trainer(Stages):
         self._compiled_with_residual = (
             torch.compile(self.loss_and_residual) if schedule.compile and self._period else None
         )
+        #: the compiled losses were tried once (:meth:`_try_compiled`)
+        self._compile_tried = False
         self._stage_updates = 0
+        #: the prediction on the test set and |residual| at the probes of the last evaluation,
+        #: for as long as the model has not trained since (a round's sampling leaves it as it
+        #: is): the solution plot and the next round's concentration at sampling reuse them
+        self._prediction: torch.Tensor | None = None
+        self._probe_residual: torch.Tensor | None = None
         self.state = RunState()
         #: the job's resolved config, kept in checkpoints (set by the runner)
         self.run_config: dict | None = None
@@ -188,6 +196,8 @@ class Trainer(Stages):
         once per run; nothing here reads a value on the host. With ``residual`` the function
         returns (terms, |residual| at ``x``).
         """
+        if self.schedule.compile and not self._compile_tried:
+            self._try_compiled(x)
         if residual:
             loss_fn = self._compiled_with_residual or self.loss_and_residual
         else:
@@ -204,6 +214,41 @@ class Trainer(Stages):
 
         return evaluate
 
+    def _try_compiled(self, x: torch.Tensor) -> None:
+        """Calls each compiled loss and its gradient once, before the first step: where
+        torch.compile cannot differentiate it (a user's code that takes derivatives with
+        ``autograd.grad`` in the loss: AOT autograd's backward cannot be differentiated again)
+        but the eager loss runs, the run continues eagerly, with one line saying why. An error
+        that the eager loss raises too fails the run as before. The trial leaves no trace: the
+        gradients are cleared and the Laplacian's probe generator is restored."""
+        self._compile_tried = True
+        generator = self.laplacian.generator
+        state = generator.get_state()
+
+        def trial(loss_fn: Callable) -> None:
+            out = loss_fn(x)
+            (out[0] if isinstance(out, tuple) else out)[0].backward(inputs=self._params)
+
+        try:
+            for loss_fn in (self._compiled, self._compiled_with_residual):
+                if loss_fn is not None:
+                    trial(loss_fn)
+        except Exception as exc:  # noqa: BLE001 - whatever torch.compile raises
+            generator.set_state(state)
+            trial(self.loss_vector)  # an error of the loss itself is the run's error
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+            log.warning(
+                "optimizer.compile=true: torch.compile cannot compile this loss (%s); "
+                "training eagerly",
+                reason,
+            )
+            self._compiled = self._compiled_with_residual = None
+            self.schedule = dataclasses.replace(self.schedule, compile=False)
+        finally:
+            generator.set_state(state)
+            for p in self._params:
+                p.grad = None
+
     # ---------------------------------------------------------------------------- evaluation
     @torch.no_grad()
     def predict_test(self, chunk_size: int = 65536) -> torch.Tensor:
@@ -213,8 +258,10 @@ class Trainer(Stages):
     def evaluate(self, chunk_size: int = 65536) -> dict[str, float]:
         """Every registered metric (:mod:`pinn_exp.metrics.registry`) of the current model,
         the relative L2 error on the PDE's test set first."""
+        self._prediction = self._probe_residual = None  # the model has trained since
+        self._prediction = self.predict_test(chunk_size)
         evaluation = Evaluation(
-            prediction=self.predict_test(chunk_size).reshape(-1).double(),
+            prediction=self._prediction.reshape(-1).double(),
             reference=self.u_test,
             x_test=self.x_test,
             points=self.state.points,
@@ -224,8 +271,26 @@ class Trainer(Stages):
         return metrics.evaluate_all(evaluation)
 
     def uncounted_residual(self, x: torch.Tensor) -> torch.Tensor:
-        """|residual| at ``x`` in chunks, not counted in ``n_residual_evals`` (the metrics')."""
-        return self.scorer(x, EVAL_CHUNK, count=False)
+        """|residual| at ``x`` in chunks, not counted in ``n_residual_evals`` (the metrics').
+
+        At the probes it is kept until the model trains again: the concentration metric of
+        a round and the next round's concentration at sampling score the same model there.
+        Not with a stochastic Laplacian, whose every scoring draws from its generator.
+        """
+        probes = x is self.probes
+        if probes and self._probe_residual is not None:
+            return self._probe_residual
+        residual = self.scorer(x, EVAL_CHUNK, count=False)
+        if probes and not self.laplacian.stochastic:
+            self._probe_residual = residual
+        return residual
+
+    def final_prediction(self) -> torch.Tensor:
+        """The model on the test set, (m, 1): the last evaluation's where the model has not
+        trained since, else computed now."""
+        if self._prediction is None or self.phase not in ("done", "evaluation", "checkpoint"):
+            return self.predict_test()
+        return self._prediction
 
     def residual_map(self) -> np.ndarray | None:
         """|residual| on the regular grid of a 1-D or 2-D domain (in the grid's shape), else
@@ -279,6 +344,7 @@ class Trainer(Stages):
         began = time.perf_counter()
         evals_before = self.scorer.n_evals
         self.phase = "sampling"
+        self._prediction = None  # the round's training follows
         with self.meter.phase("sampling"):
             sampling_began = time.perf_counter()
             if round_index == 0:
@@ -342,6 +408,7 @@ class Trainer(Stages):
             self.state.round_stats[-1]["loss"] or float("nan"),
             measured[metrics.PRIMARY],
             self.state.round_stats[-1]["time_s"],
+            extra={"run_dir": self.out_dir},  # whose line it is, where several runs train
         )
         if self.out_dir is not None:
             self.phase = "checkpoint"  # a failed write is recorded as such
