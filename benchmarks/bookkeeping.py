@@ -88,7 +88,7 @@ class Clock:
 def instrument(clock: Clock) -> None:
     """Wraps the run's components (class attributes, so every instance is timed)."""
     from pinn_exp import runner
-    from pinn_exp.io import records
+    from pinn_exp.io import storage
     from pinn_exp.metrics import memory
     from pinn_exp.metrics import registry as metrics
     from pinn_exp.training import trainer as trainer_mod
@@ -122,15 +122,15 @@ def instrument(clock: Clock) -> None:
             if name in vars(sampler_cls):
                 clock.patch(sampler_cls, name, "sampler")
 
-    original_files = runner._write_files
+    original_files = runner.files.write_files
 
     def files(*args, **kwargs):
         clock.round = "files"
         return original_files(*args, **kwargs)
 
-    runner._write_files = clock.wrap("files_other", files)
+    runner.files.write_files = clock.wrap("files_other", files)
     for name in ("write_history", "write_arrays"):
-        clock.patch(records, name, f"files_{name}")
+        clock.patch(storage, name, f"files_{name}")
     from pinn_exp.report import run_plots
 
     for name in dir(run_plots):

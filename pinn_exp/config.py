@@ -6,14 +6,16 @@ defaults: :func:`schema_of` turns it into a structured-config dataclass (``_targ
 typed field per argument). Each ``conf/GROUP/OPTION.yaml`` starts from its schema
 (``defaults: [/schema/GROUP/NAME@_here_, _self_]``) and states only what differs from the
 class's defaults, so a value of the wrong type (``sampler.ratio=abc``) or an unknown key
-(``sampler.ration=0.3``) fails when the config is composed, before anything runs. Range checks
-live in the constructors.
+(``sampler.ration=0.3``) fails when the config is composed, before anything runs; a key added
+with ``+`` that nothing reads fails in :func:`check_keys`. Range checks live in the
+constructors.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import inspect
 import typing
 from dataclasses import dataclass, field
@@ -252,3 +254,66 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
     for tests and scripts that build a run without the command line."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(config_name="config", overrides=overrides or [])
+
+
+class ConfigError(ValueError):
+    """A user error in the config: the message names the key, the value and what is allowed."""
+
+
+#: keys of a node with ``_target_`` that hydra.utils.instantiate reads itself
+_INSTANTIATE_KEYS = ("_target_", "_recursive_", "_convert_", "_partial_", "_args_")
+
+
+def _unknown_key(name: str, value, known: list[str], where: str) -> ConfigError:
+    key = name.rsplit(".", 1)[-1]
+    match = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {name[: -len(key)]}{match[0]}?)" if match else ""
+    return ConfigError(
+        f"{name}={value!r} is not allowed: {name} is not a config key{hint}; {where} are "
+        f"{', '.join(known)}"
+    )
+
+
+def _constructor_keys(group: str, node: DictConfig) -> list[str] | None:
+    """The keys a group's node may have: its class's constructor arguments less those the
+    factory passes itself; None where the class takes any keyword (or cannot be imported:
+    building says why)."""
+    try:
+        parameters = constructor_parameters(get_class(node._target_))
+    except Exception:  # noqa: BLE001 - a bad _target_ is refused when it is instantiated
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    supplied = GROUPS[group].supplied if group in GROUPS else ()
+    names = [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
+    return [name for name in names if name not in supplied]
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Refuses keys that nothing reads: a top-level key, or a key of a group's option, that
+    was added with ``+`` (``+n_point=500``, ``+sampler.ration=0.3``) and would otherwise be
+    ignored; the message suggests the nearest key. Hydra refuses such keys without ``+``."""
+    top = [f.name for f in dataclasses.fields(Config)]
+    for key, value in cfg.items():
+        if key == "hydra":
+            continue
+        if key not in top:
+            raise _unknown_key(str(key), value, top, "the top-level keys")
+        if not isinstance(value, DictConfig):
+            continue
+        if "_target_" in value:  # a group's option: its class's arguments
+            known = _constructor_keys(str(key), value)
+            allowed = _INSTANTIATE_KEYS
+        else:  # a nested schema of the primary config (report)
+            schema = Config.__dataclass_fields__[key].default_factory
+            known = [f.name for f in dataclasses.fields(schema)]
+            allowed = ()
+        supplied = GROUPS[key].supplied if key in GROUPS else ()
+        for name, item in value.items() if known is not None else ():
+            if name in supplied:
+                raise ConfigError(
+                    f"{key}.{name}={item!r} is not allowed: the run sets {key}.{name} itself; "
+                    f"the keys of {key} are {', '.join(known)}"
+                )
+            if name not in known and name not in allowed:
+                raise _unknown_key(f"{key}.{name}", item, known, f"the keys of {key}")

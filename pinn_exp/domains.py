@@ -64,17 +64,14 @@ class Domain(ABC):
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
-        """Draws ``n`` points on the boundary, for soft boundary terms.
+        """Draws ``n`` points on the boundary, for soft boundary terms: those of
+        :meth:`boundary_points`, drawn on the CPU in float64 and moved, as :meth:`sample`'s
+        (the same arguments); shape (n, dim)."""
+        return self.boundary_points(n, generator).to(device=device, dtype=dtype)
 
-        Args:
-            n: number of points.
-            generator: a CPU generator; drawn on the CPU in float64 and moved, as :meth:`sample`.
-            device: where the points go.
-            dtype: their dtype.
-
-        Returns:
-            Tensor of shape (n, dim).
-        """
+    def boundary_points(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The points of :meth:`sample_boundary`, in float64 on the CPU: what a domain with
+        soft boundary terms implements."""
         raise NotImplementedError(
             f"{type(self).__name__} has no sample_boundary: implement it to use soft boundary "
             "terms on this domain"
@@ -99,13 +96,7 @@ class Box(Domain):
         upper = torch.as_tensor(self.upper, dtype=x.dtype, device=x.device)
         return ((x >= lower - tol) & (x <= upper + tol)).all(dim=1)
 
-    def sample_boundary(
-        self,
-        n: int,
-        generator: torch.Generator,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> torch.Tensor:
+    def boundary_points(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` points on the 2 dim faces, every face its share: point i is a uniform point of
         the box moved onto face ``i mod (2 dim)`` (the coordinate ``face // 2`` set to the lower
         bound for an even face, the upper for an odd one). In one dimension the boundary is the
@@ -120,7 +111,7 @@ class Box(Domain):
             u = torch.rand(n, self.dim, generator=generator, dtype=torch.float64)
             x = lower + u * (upper - lower)
             x[torch.arange(n), axis] = torch.where(high, upper[axis], lower[axis])
-        return x.to(device=device, dtype=dtype)
+        return x
 
     def __repr__(self) -> str:
         return f"Box(lower={self.lower.tolist()}, upper={self.upper.tolist()})"
@@ -144,19 +135,13 @@ class SpaceTime(Box):
         self.space = Box(lower, upper)
         self.t0, self.t1 = float(t0), float(t1)
 
-    def sample_boundary(
-        self,
-        n: int,
-        generator: torch.Generator,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> torch.Tensor:
+    def boundary_points(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` points on the spatial boundary (:meth:`Box.sample_boundary` of the space box,
         drawn first) at uniform times in [t0, t1]; shape (n, dim)."""
-        x = self.space.sample_boundary(n, generator, dtype=torch.float64)
+        x = self.space.boundary_points(n, generator)
         u = torch.rand(n, generator=generator, dtype=torch.float64)
         t = self.t0 + u * (self.t1 - self.t0)
-        return torch.cat([x, t.unsqueeze(1)], dim=1).to(device=device, dtype=dtype)
+        return torch.cat([x, t.unsqueeze(1)], dim=1)
 
     def sample_initial(
         self,
@@ -206,16 +191,10 @@ class Ball(Domain):
     def contains(self, x: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
         return x.norm(dim=1) <= self.radius + tol
 
-    def sample_boundary(
-        self,
-        n: int,
-        generator: torch.Generator,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> torch.Tensor:
+    def boundary_points(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Uniform points on the boundary sphere (normalised Gaussian vectors), shape (n, dim)."""
         g = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return (self.radius * g / g.norm(dim=1, keepdim=True)).to(device=device, dtype=dtype)
+        return self.radius * g / g.norm(dim=1, keepdim=True)
 
     def __repr__(self) -> str:
         return f"Ball(dim={self.dim}, radius={self.radius})"
@@ -257,13 +236,7 @@ class LShape(Domain):
         cut = (x[:, 0] > tol) & (x[:, 1] < -tol)  # the open removed quadrant
         return in_box & ~cut
 
-    def sample_boundary(
-        self,
-        n: int,
-        generator: torch.Generator,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.float32,
-    ) -> torch.Tensor:
+    def boundary_points(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` points on the six edges, stratified along the perimeter (length 8): point i
         is at arc length (i + U_i) 8 / n from the corner, so every edge gets its share of the
         points in proportion to its length (to within one point); shape (n, 2)."""
@@ -276,7 +249,7 @@ class LShape(Domain):
         edge = (torch.searchsorted(cumulative, s, right=True) - 1).clamp(0, len(length) - 1)
         along = ((s - cumulative[edge]) / length[edge]).unsqueeze(1)
         x = start[edge] + along * (end[edge] - start[edge])
-        return x.to(device=device, dtype=dtype)
+        return x
 
     def __repr__(self) -> str:
         return "LShape()"

@@ -7,12 +7,9 @@ with a message naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import difflib
 import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,14 +17,14 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
-from pinn_exp.config import GROUPS, Config, constructor_parameters
+from pinn_exp.config import Config, ConfigError, check_keys, constructor_parameters
 from pinn_exp.device import DeviceSpec
 from pinn_exp.metrics.memory import is_allocation_failure
 from pinn_exp.model import MLP, Solution
 from pinn_exp.ops.laplacian import Laplacian
 from pinn_exp.pdes.base import PDE
 from pinn_exp.samplers.base import Sampler
-from pinn_exp.training.schedule import Schedule
+from pinn_exp.training.parts import Built
 from pinn_exp.training.scoring import Scorer
 from pinn_exp.training.seeding import seed_everything
 
@@ -36,30 +33,6 @@ log = logging.getLogger(__name__)
 MIN_POINTS = 10
 #: the default of the top-level ``rounds`` (pinn_exp.config.Config)
 DEFAULT_ROUNDS = Config.rounds
-
-
-class ConfigError(ValueError):
-    """A user error in the config: the message names the key, the value and what is allowed."""
-
-
-@dataclass
-class Built:
-    """What a run needs, built from the config."""
-
-    pde: PDE
-    sampler: Sampler
-    model: Solution
-    schedule: Schedule
-    device: DeviceSpec
-    laplacian: Laplacian
-    seed: int
-    n_points: int
-    rounds: int
-    #: the run's generator, seeded by ``seed``: the sampler (bound to it here) and the PDE's
-    #: soft-constraint points draw from it; checkpoints save its state
-    generator: torch.Generator
-    #: how ``optimizer.compile`` was decided (:meth:`Schedule.decide_compile`), for the log
-    compile_note: str = ""
 
 
 def _build(node: DictConfig, key: str, **kwargs):
@@ -200,65 +173,6 @@ def check_scoring(
         f"intermediates) and {free / gib:.1f} GiB are free on {device.device}; {advice}, or "
         f"lower {size}"
     )
-
-
-#: keys of a node with ``_target_`` that hydra.utils.instantiate reads itself
-_INSTANTIATE_KEYS = ("_target_", "_recursive_", "_convert_", "_partial_", "_args_")
-
-
-def _unknown_key(name: str, value, known: list[str], where: str) -> ConfigError:
-    key = name.rsplit(".", 1)[-1]
-    match = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean {name[: -len(key)]}{match[0]}?)" if match else ""
-    return ConfigError(
-        f"{name}={value!r} is not allowed: {name} is not a config key{hint}; {where} are "
-        f"{', '.join(known)}"
-    )
-
-
-def _constructor_keys(group: str, node: DictConfig) -> list[str] | None:
-    """The keys a group's node may have: its class's constructor arguments less those the
-    factory passes itself; None where the class takes any keyword (or cannot be imported:
-    building says why)."""
-    try:
-        parameters = constructor_parameters(get_class(node._target_))
-    except Exception:  # noqa: BLE001 - a bad _target_ is refused when it is instantiated
-        return None
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    supplied = GROUPS[group].supplied if group in GROUPS else ()
-    names = [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
-    return [name for name in names if name not in supplied]
-
-
-def check_keys(cfg: DictConfig) -> None:
-    """Refuses keys that nothing reads: a top-level key, or a key of a group's option, that
-    was added with ``+`` (``+n_point=500``, ``+sampler.ration=0.3``) and would otherwise be
-    ignored; the message suggests the nearest key. Hydra refuses such keys without ``+``."""
-    top = [f.name for f in dataclasses.fields(Config)]
-    for key, value in cfg.items():
-        if key == "hydra":
-            continue
-        if key not in top:
-            raise _unknown_key(str(key), value, top, "the top-level keys")
-        if not isinstance(value, DictConfig):
-            continue
-        if "_target_" in value:  # a group's option: its class's arguments
-            known = _constructor_keys(str(key), value)
-            allowed = _INSTANTIATE_KEYS
-        else:  # a nested schema of the primary config (report)
-            schema = Config.__dataclass_fields__[key].default_factory
-            known = [f.name for f in dataclasses.fields(schema)]
-            allowed = ()
-        supplied = GROUPS[key].supplied if key in GROUPS else ()
-        for name, item in value.items() if known is not None else ():
-            if name in supplied:
-                raise ConfigError(
-                    f"{key}.{name}={item!r} is not allowed: the run sets {key}.{name} itself; "
-                    f"the keys of {key} are {', '.join(known)}"
-                )
-            if name not in known and name not in allowed:
-                raise _unknown_key(f"{key}.{name}", item, known, f"the keys of {key}")
 
 
 #: points where :func:`check_representable` evaluates the PDE, and the seed they come from

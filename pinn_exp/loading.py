@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from pinn_exp.io import records
+from pinn_exp.io import storage
 from pinn_exp.io.record import CHECKPOINT, COLLOCATION, CONFIG, HISTORY, METRICS
 from pinn_exp.metrics.error import l2_relative_error
 from pinn_exp.model import Solution
@@ -123,7 +123,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
             f"{path / CONFIG} cannot be read as a run's config ({_what(exc)})"
         ) from None
     try:
-        metrics = records.read_json(path / METRICS)
+        metrics = storage.read_json(path / METRICS)
     except ValueError as exc:
         raise RunLoadError(f"{path / METRICS} cannot be read as JSON ({_what(exc)})") from None
     # building seeds the global generators (the initial weights); the caller's stay as they were
@@ -144,7 +144,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
 def _load_weights(file: Path, device: torch.device, model: torch.nn.Module) -> None:
     """Loads the weights of the checkpoint ``file`` into ``model``."""
     try:
-        snapshot = records.load_checkpoint(file, device)
+        snapshot = storage.load_checkpoint(file, device)
     except Exception as exc:  # noqa: BLE001 - truncated, garbage, another format: one message
         raise RunLoadError(
             f"{file} cannot be read as a checkpoint ({_what(exc)}): it is damaged or not a "

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pinn_exp.ops.constraints import HardConstraint
 from pinn_exp.ops.forward import ACTIVATIONS, forward_jet, forward_laplacian
-from pinn_exp.ops.jets import HardConstraint
 
 
 class MLP(nn.Module):

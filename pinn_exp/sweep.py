@@ -24,6 +24,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from pinn_exp.hydra_adapter import split_override
+
 #: the file that claims a sweep directory for one sweep (created exclusively by the guard)
 SWEEP_CLAIM = ".sweep"
 
@@ -39,56 +41,10 @@ def swept_keys(config: DictConfig) -> list[str]:
     """Config keys the sweep varies (``a=1,2`` on the command line or in sweeper params)."""
     axes = dict(config.hydra.sweeper.get("params") or {})
     for override in config.hydra.overrides.task:
-        key, _, value = override.partition("=")
+        key, value = split_override(override)
         if "," in value:
-            axes[key.lstrip("+~")] = value
+            axes[key] = value
     return [k for k in axes if "." in k and "_target_" not in k and not k.startswith("hydra.")]
-
-
-def check_job_values(config: DictConfig, loader: Any, jobs: list[list[str]]) -> None:
-    """Composes, before any job runs, every option that the sweep gives a config group and
-    sets every value that it gives a key, each at least once and in a job that has it, so
-    that a value Hydra cannot take (``pde.beta=1,abc``, ``budget=short,bogus``) stops the
-    sweep before its first job instead of after the jobs before it. One job is composed per
-    combination of the groups' options met; a key's other values are set on a copy of it.
-
-    Args:
-        config: the sweep's config.
-        loader: Hydra's config loader.
-        jobs: every job's overrides, in the sweeper's order.
-
-    Raises:
-        hydra.errors.ConfigCompositionException: the first value that cannot be composed
-            (pinn_exp.cli says it in one line).
-    """
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create(config_loader=loader)
-    parsed: dict[str, Any] = {}
-    chooses: dict[str, bool] = {}  # an override whose key is a config group (pde=heat)
-    composed: dict[tuple[str, ...], DictConfig] = {}
-    done: set[str] = set()
-    for overrides in jobs:
-        for line in overrides:
-            if line not in parsed:
-                parsed[line] = parser.parse_override(line)
-                group = parsed[line].key_or_group.replace(".", "/")
-                chooses[line] = bool(loader.get_group_options(group))
-        groups = tuple(line for line in overrides if chooses[line])
-        values = [line for line in overrides if line not in groups]
-        if groups not in composed:
-            composed[groups] = loader.load_sweep_config(config, list(overrides))
-            done.update(values)
-            continue
-        new = [parsed[line] for line in values if line not in done]
-        if new:
-            # a plain change is checked in place (a later value replaces it); an addition or
-            # a deletion on a copy, where it cannot meet the key it added or deleted
-            plain = all(not (o.is_add() or o.is_force_add() or o.is_delete()) for o in new)
-            target = composed[groups] if plain else copy.deepcopy(composed[groups])
-            ConfigLoaderImpl._apply_overrides_to_config(new, target)
-            done.update(values)
 
 
 def summary_rows(rows: str, cols: str, swept: list[str]) -> str:

@@ -515,7 +515,7 @@ def test_members_whose_residual_takes_du_by_autograd_train_as_one(
     and each member ends ok, recorded as a loop member of 2, its errors after every round its
     single run's bit for bit. ``vmap`` cannot transform torch.autograd.grad: the ensemble
     says so and runs in the loop mode, and its records say loop."""
-    monkeypatch.setattr(runner, "_write_files", lambda *args: None)  # the plots: not tested
+    monkeypatch.setattr(runner.files, "write_files", lambda *args: None)  # the plots: not tested
     seeds = [0, 1]
     with caplog.at_level("INFO", logger="pinn_exp.training.ensemble"):
         records = runner.run_ensemble(
@@ -544,7 +544,7 @@ def test_a_members_times_are_a_fair_share_that_does_not_grow_with_its_position(
     time holds the files of the members before it. Each gets the ensemble's time over S and
     each training stage's over its members, so the members' times add up to no more than
     the ensemble took; a single run's record keeps its own times (``time_shared`` false)."""
-    monkeypatch.setattr(runner, "_write_files", lambda *args: time.sleep(0.3))
+    monkeypatch.setattr(runner.files, "write_files", lambda *args: time.sleep(0.3))
     seeds = [0, 1, 2]
     began = time.perf_counter()
     records = runner.run_ensemble(
@@ -574,7 +574,7 @@ def test_members_that_cannot_be_batched_are_left_as_they_were_for_their_single_r
     raises Unbatchable before training and records nothing; each member's generator (from
     which its trainer drew convection's periodic-boundary points) is as it was, so its single
     run, run next from the same built objects, equals a fresh single run bit for bit."""
-    monkeypatch.setattr(runner, "_write_files", lambda *args: None)
+    monkeypatch.setattr(runner.files, "write_files", lambda *args: None)
 
     def refuse(self) -> None:
         raise Unbatchable("the batched loss differs from member 0's own")

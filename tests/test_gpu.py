@@ -81,7 +81,7 @@ def test_cuda_graphs_replay_the_same_steps_as_eager(tmp_path, pde, tiny, compose
 
 
 def test_captured_step_replays_a_graph_on_cuda():
-    from pinn_exp.training.capture import CapturedStep
+    from pinn_exp.training.cuda_graphs import CapturedStep
 
     counter = torch.zeros((), device="cuda")
 

@@ -19,7 +19,7 @@ from support import ROOT, TINY, compose_config, patient
 
 from pinn_exp import guard, runner, sweep
 from pinn_exp.factory import build
-from pinn_exp.io import records
+from pinn_exp.io import storage
 
 TINY1 = [*TINY, "rounds=1"]
 
@@ -151,7 +151,7 @@ def test_resume_checks_the_checkpoint_and_its_own_config(tmp_path):
 def test_a_run_that_failed_at_its_configuration_does_not_protect_its_directory(tmp_path):
     runner.write_failure(tmp_path, {}, "sampler.ratio=0.7 is outside (0, 0.5)")
     guard.check_run_dir(tmp_path, {"resume": False})  # nothing to lose
-    records.write_history(tmp_path / "history.csv", [])
+    storage.write_history(tmp_path / "history.csv", [])
     with pytest.raises(guard.Refused, match="holds another run's record"):
         guard.check_run_dir(tmp_path, {"resume": False})
 
@@ -201,7 +201,7 @@ def test_a_full_disk_is_one_line_and_a_final_record(tmp_path, monkeypatch, caplo
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("pinn_exp.training.trainer.save_checkpoint", full)
-    real_write = runner.write
+    real_write = runner.recording.write
     calls = []
 
     def write(out_dir, record):  # the first record goes in; the final one finds a full disk
@@ -210,8 +210,8 @@ def test_a_full_disk_is_one_line_and_a_final_record(tmp_path, monkeypatch, caplo
             full()
         real_write(out_dir, record)
 
-    monkeypatch.setattr(runner, "write", write)
-    monkeypatch.setattr(runner.records, "write_history", full)
+    monkeypatch.setattr(runner.recording, "write", write)
+    monkeypatch.setattr("pinn_exp.io.storage.write_history", full)
     record = _run(tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["status"] == record["status"] == "failed"
@@ -260,13 +260,13 @@ def test_a_signal_records_the_run_and_a_second_one_changes_nothing(tmp_path, mon
         if step == 5:
             os.kill(os.getpid(), signum)
 
-    real = runner._write_files
+    real = runner.files.write_files
 
     def files_with_a_second_signal(*args):
         os.kill(os.getpid(), signal.SIGTERM)  # remembered, not raised: the files get written
         real(*args)
 
-    monkeypatch.setattr(runner, "_write_files", files_with_a_second_signal)
+    monkeypatch.setattr(runner.files, "write_files", files_with_a_second_signal)
     # what was there before (Python's Ctrl-C handler; SIG_IGN where the suite was started in
     # the background by a shell) is what is there after
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from pinn_exp import guard
-from pinn_exp.cli import unknown_key_line
-from pinn_exp.io.records import save_checkpoint
+from pinn_exp.hydra_adapter import unknown_key_line
+from pinn_exp.io.storage import save_checkpoint
 from pinn_exp.report.__main__ import main as report_main
-from pinn_exp.report.paired import compare_pairs
+from pinn_exp.report.pairing import compare_pairs
 from pinn_exp.report.stats import wilcoxon_p
 from pinn_exp.samplers.rad import rad_log_weights, rad_probabilities
 from pinn_exp.sweep import SWEEP_CLAIM
@@ -65,8 +65,8 @@ def test_sweep_inside_another_sweep_is_refused_but_resuming_itself_is_not(tmp_pa
 @pytest.mark.parametrize("name", ["/tmp/elsewhere", "0/..", "..", "../other", "."])
 def test_job_folder_outside_the_sweep_is_refused(tmp_path, name):
     with pytest.raises(guard.Refused, match="not a folder inside hydra.sweep.dir"):
-        guard._check_subdir(name, name, tmp_path)
-    guard._check_subdir("0_burgers_rad", "x", tmp_path)  # the usual folder passes
+        guard.check_subdir(name, name, tmp_path)
+    guard.check_subdir("0_burgers_rad", "x", tmp_path)  # the usual folder passes
 
 
 def test_job_dir_check_resolves_the_path(tmp_path):

@@ -475,7 +475,7 @@ def test_n_test_at_a_grid_reference_is_recorded_as_the_grid_it_uses(
 def test_the_report_does_not_split_runs_by_an_n_test_they_did_not_use(tmp_path, compose):
     """Two runs of pde=laplace at d = 2 that differ only in pde.n_test computed the same
     thing: one setting, the later a duplicate of the earlier (same seed)."""
-    from pinn_exp.io.records import write_json
+    from pinn_exp.io.storage import write_json
     from pinn_exp.report.runs import DUPLICATE_OF, collect_runs
     from pinn_exp.runner import base_record
 
@@ -520,7 +520,7 @@ def test_the_report_does_not_split_runs_by_an_n_test_they_did_not_use(tmp_path, 
     ],
 )
 def test_hydras_composition_errors_become_one_line(overrides, line, compose):
-    from pinn_exp.cli import composition_line
+    from pinn_exp.hydra_adapter import composition_line
 
     with pytest.raises(Exception) as raised:
         compose(overrides)
@@ -550,23 +550,23 @@ def test_a_key_of_a_swept_group_is_checked_in_each_swept_option(compose):
     the default sampler (rsmote, without chunk_size) first. The key is checked in each swept
     option: one that lacks it is named with its own keys; where all have it the sweep runs
     with ``++sampler.chunk_size=1000``, which sets it in every job."""
-    from pinn_exp.cli import SweptKeyError, swept_group_key
+    from pinn_exp.hydra_adapter import SweptKeyError, swept_group_key
 
     with pytest.raises(Exception) as raised:
         compose(["sampler.chunk_size=1000"])
     argv = ["run.py", "-m", "sampler=rad,rsmote", "sampler.chunk_size=1000", "seed=0"]
     with pytest.raises(SweptKeyError, match=r"sampler.chunk_size is not a config key of sampler="):
-        swept_group_key(raised.value, argv)
+        swept_group_key(raised.value, argv, compose)
     with pytest.raises(SweptKeyError) as lacking:
-        swept_group_key(raised.value, argv)
+        swept_group_key(raised.value, argv, compose)
     assert "of sampler=rsmote;" in str(lacking.value) and "k_neighbors" in str(lacking.value)
     argv[2] = "sampler=rad,rsmote_hybrid"
-    rerun = swept_group_key(raised.value, argv)
+    rerun = swept_group_key(raised.value, argv, compose)
     assert rerun == ["run.py", "-m", argv[2], "++sampler.chunk_size=1000", "seed=0"]
     for option in ("rad", "rsmote_hybrid"):
         cfg = compose([f"sampler={option}", "++sampler.chunk_size=1000"])
         assert cfg.sampler.chunk_size == 1000
-    assert swept_group_key(raised.value, ["run.py", "sampler.chunk_size=1000"]) is None
+    assert swept_group_key(raised.value, ["run.py", "sampler.chunk_size=1000"], compose) is None
 
 
 def test_a_sweep_over_options_that_all_have_the_key_gets_past_its_start(root, tmp_path, tiny):

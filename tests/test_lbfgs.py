@@ -173,7 +173,7 @@ def test_sync_free_stage_records_accepted_iterations_and_lowers_the_loss(
 
 
 def test_captured_step_runs_eagerly_off_cuda():
-    from pinn_exp.training.capture import CapturedStep
+    from pinn_exp.training.cuda_graphs import CapturedStep
 
     calls = []
     step = CapturedStep(lambda: calls.append(1) or len(calls), torch.device("cpu"), warmup=1)

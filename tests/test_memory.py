@@ -14,7 +14,8 @@ from pinn_exp import runner
 from pinn_exp.device import retain_cpu_memory
 from pinn_exp.factory import build
 from pinn_exp.metrics import memory
-from pinn_exp.metrics.memory import MIB, PhaseMeter
+from pinn_exp.metrics.memory import MIB
+from pinn_exp.metrics.phases import PhaseMeter
 
 ALLOCATED_MB = 200
 

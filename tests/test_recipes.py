@@ -159,7 +159,7 @@ import numpy as np
 import torch
 from pinn_exp.domains import Box
 from pinn_exp.ops import HardConstraint
-from pinn_exp.ops.jets import autograd_jet
+from pinn_exp.ops.constraints import autograd_jet
 from pinn_exp.pdes.base import PDE, fixed_dimension
 
 

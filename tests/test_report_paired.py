@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from test_report import _config, _metrics, _write_run
 
-from pinn_exp.report import paired, plots, png, run_plots, summary, tables
+from pinn_exp.report import paired, paired_text, plots, png, run_plots, stats, summary, tables
 from pinn_exp.report.__main__ import main
 from pinn_exp.report.runs import collect_runs
 from pinn_exp.report.summary import write_summary
@@ -166,7 +166,7 @@ def test_other_differing_config_keys_pair_too():
     ]
     assert list(row["ratios"].values()) == pytest.approx(expected)
     assert (row["pairs"], row["seeds"], row["unpaired_baseline"]) == (3, 2, 1)
-    sentence = paired.significance_sentence(row, "pde = burgers")
+    sentence = paired_text.significance_sentence(row, "pde = burgers")
     assert "at n = 3 pairs (2 seeds)" in sentence
 
 
@@ -200,7 +200,7 @@ def test_fewer_than_two_pairs_is_not_a_test():
     row = paired.paired_comparison(frame).table.iloc[0]
     assert row["pairs"] == 1 and row["geo_mean_ratio"] == pytest.approx(0.5)
     assert math.isnan(row["p_value"]) and math.isnan(row["ci_low"])
-    text = "\n".join(paired.markdown_section(paired.paired_comparison(frame)))
+    text = "\n".join(paired_text.markdown_section(paired.paired_comparison(frame)))
     assert "| 0.5 [n/a] | 1/1 | n/a |" in text
     assert "needs at least 2 pairs" in text
 
@@ -223,9 +223,9 @@ def test_pairs_with_ratio_one_are_dropped_from_the_test_and_the_floor():
     assert (row["pairs"], row["nonzero"], row["wins"]) == (6, 5, 5)
     assert row["p_value"] == pytest.approx(0.0625, rel=1e-12)
     assert not row["significant"]
-    text = "\n".join(paired.markdown_section(result))
+    text = "\n".join(paired_text.markdown_section(result))
     assert "| 6 (1 at ratio 1) |" in text and "| 0.0625 |" in text
-    sentence = paired.significance_sentence(row, "pde = p")
+    sentence = paired_text.significance_sentence(row, "pde = p")
     assert "not significant at 5 % (p = 0.0625) at n = 6 seeds" in sentence
     assert "1 of the 6 pairs has a ratio of exactly 1" in sentence
     assert "with the other 5 is 0.0625" in sentence and "0.031" not in sentence
@@ -246,8 +246,8 @@ def test_tied_ratios_give_the_exact_p():
 
 
 def test_significant_only_where_the_floor_allows():
-    assert paired.is_significant(0.03, 6) and not paired.is_significant(0.03, 5)
-    assert not paired.is_significant(0.06, 6) and not paired.is_significant(math.nan, 6)
+    assert stats.is_significant(0.03, 6) and not stats.is_significant(0.03, 5)
+    assert not stats.is_significant(0.06, 6) and not stats.is_significant(math.nan, 6)
     # a row whose p is below 5 % but whose non-zero pairs cannot reach it gets a sentence
     row = {
         "sampler": "x",
@@ -258,7 +258,7 @@ def test_significant_only_where_the_floor_allows():
         "nonzero": 5,
         "p_value": 0.04,
     }
-    assert "not significant" in paired.significance_sentence(row, "pde = p")
+    assert "not significant" in paired_text.significance_sentence(row, "pde = p")
 
 
 def test_section_states_the_methods(report):

@@ -23,7 +23,6 @@ them instead of one per member (docs/performance.md).
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +35,9 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from hydra_plugins.pinn_exp_launcher.member_logs import MemberLogs, log_key
+from pinn_exp.hydra_adapter import no_callbacks, override_key
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ ConfigStore.instance().store(
 
 def group_key(overrides: Sequence[str]) -> tuple[str, ...]:
     """A job's overrides less its seed: the jobs of one ensemble share it."""
-    return tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "seed")
+    return tuple(o for o in overrides if override_key(o) != "seed")
 
 
 class BatchedLauncher(Launcher):
@@ -69,7 +71,7 @@ class BatchedLauncher(Launcher):
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
-        self._logs = _MemberLogs(())  # the group's logs while it trains (launch)
+        self._logs = MemberLogs(())  # the group's logs while it trains (launch)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -132,7 +134,7 @@ class BatchedLauncher(Launcher):
             _return_value=record.get(PRIMARY),
         )
         out_dir = member["request"]["out_dir"]
-        self._logs.current = _key(out_dir)  # its lines (the sweep's progress) into its log
+        self._logs.current = log_key(out_dir)  # its lines (the sweep's progress) into its log
         if record["status"] == "ok":
             print(
                 f"final relative L2 error: {record[PRIMARY]:.4e}  "
@@ -185,7 +187,7 @@ class BatchedLauncher(Launcher):
             if not prepared:
                 continue
             try:
-                with _MemberLogs(prepared.values()) as self._logs:
+                with MemberLogs(prepared.values()) as self._logs:
                     self._train(prepared, returns, last=members is list(groups.values())[-1])
             finally:  # whatever happened, no member's directory stays claimed
                 from pinn_exp import guard
@@ -214,7 +216,7 @@ class BatchedLauncher(Launcher):
                 guard.check_job_link(sweep_dir, str(OmegaConf.select(config, "hydra.sweep.subdir")))
         except guard.Refused as exc:
             sweep.sweep_ended()  # nothing ran: no summary of a sweep cut short
-            guard.say(exc)
+            guard.print_refusal(exc)
             sys.exit(exc.code)
         finally:
             HydraConfig.instance().cfg = before
@@ -270,7 +272,7 @@ class BatchedLauncher(Launcher):
         log.info("not batched (%s): %d jobs run one after the other", reason, len(prepared))
         for i, member in prepared.items():
             HydraConfig.instance().set_config(member["config"])
-            self._logs.current = _key(member["request"]["out_dir"])
+            self._logs.current = log_key(member["request"]["out_dir"])
             try:
                 record = runner.run(**member["request"])
             except runner.Interrupted as exc:
@@ -310,99 +312,6 @@ class BatchedLauncher(Launcher):
         raise exc
 
 
-def _key(out_dir) -> str:
-    return os.path.abspath(str(out_dir))
-
-
-class _MemberLogs(logging.Handler):
-    """While a group trains in this process, each member's lines go to its own log file
-    (``run.log``) and its round lines are labelled with its seed on the console. Hydra's job
-    logging holds the file of the job it set up last; this handler takes that file handler's
-    place: a line of a member (its trainer's ``run_dir``, or the member being finished,
-    ``current``) goes to that member's file, any other line (the ensemble's) to every
-    member's."""
-
-    def __init__(self, members) -> None:
-        super().__init__()
-        members = list(members)
-        self.current: str | None = None
-        self.labels = {
-            _key(m["request"]["out_dir"]): f"seed {m['request']['built'].seed}: " for m in members
-        }
-        self.root = logging.getLogger()
-        # Hydra's file handler of the job it set up last: in a job folder of the sweep (none
-        # where job logging is off)
-        sweeps = {os.path.dirname(key) for key in self.labels}
-        self.replaced = [
-            h
-            for h in self.root.handlers
-            if isinstance(h, logging.FileHandler)
-            and os.path.dirname(os.path.dirname(os.path.abspath(h.baseFilename))) in sweeps
-        ]
-        self.files: dict[str, logging.FileHandler] = {}
-        self.consoles = [
-            h
-            for h in self.root.handlers
-            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-        ]
-        self.formatters = {h: h.formatter for h in self.consoles}
-
-    def __enter__(self) -> "_MemberLogs":
-        if self.replaced:
-            model = self.replaced[0]
-            name = os.path.basename(model.baseFilename)
-            for key in self.labels:
-                handler = logging.FileHandler(os.path.join(key, name), mode="a", delay=True)
-                handler.setFormatter(model.formatter)
-                handler.setLevel(model.level)
-                self.files[key] = handler
-            self.setLevel(min(h.level for h in self.replaced))
-            for handler in self.replaced:
-                self.root.removeHandler(handler)
-            self.root.addHandler(self)
-        for handler in self.consoles:
-            handler.setFormatter(_Labelled(handler.formatter, self.labels))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handler, formatter in self.formatters.items():
-            handler.setFormatter(formatter)
-        if self.replaced:
-            self.root.removeHandler(self)
-            for handler in self.replaced:
-                self.root.addHandler(handler)
-        for handler in self.files.values():
-            handler.close()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        key = getattr(record, "run_dir", None)
-        key = _key(key) if key is not None else self.current
-        targets = [self.files[key]] if key in self.files else list(self.files.values())
-        for handler in targets:
-            if record.levelno >= handler.level:
-                handler.handle(record)
-
-
-class _Labelled(logging.Formatter):
-    """A console formatter that puts the member's label (``seed 1: ``) before the lines of a
-    member's trainer (they carry its ``run_dir``)."""
-
-    def __init__(self, inner: logging.Formatter | None, labels: dict[str, str]) -> None:
-        super().__init__()
-        self.inner, self.labels = inner or logging.Formatter(), labels
-
-    def format(self, record: logging.LogRecord) -> str:
-        key = getattr(record, "run_dir", None)
-        label = self.labels.get(_key(key)) if key is not None else None
-        if label is None:
-            return self.inner.format(record)
-        labelled = logging.makeLogRecord(record.__dict__)
-        labelled.msg, labelled.args = label + record.getMessage(), None
-        return self.inner.format(labelled)
-
-
 def _quiet(context: HydraContext) -> HydraContext:
     """``context`` without callbacks: a deferred job's ``on_job_end`` comes after training."""
-    from hydra._internal.callbacks import Callbacks
-
-    return HydraContext(config_loader=context.config_loader, callbacks=Callbacks())
+    return HydraContext(config_loader=context.config_loader, callbacks=no_callbacks())

@@ -4,11 +4,12 @@
   autograd, and :func:`graph_free` (values only, for scoring).
 * :mod:`pinn_exp.ops.forward`: the forward-mode kernel of an MLP (value, Jacobian and
   Laplacian carried through its layers) and the activations' derivative table.
-* :mod:`pinn_exp.ops.jets`: jets of hard constraints u = A + B N (:class:`HardConstraint`).
+* :mod:`pinn_exp.ops.constraints`: jets of hard constraints u = A + B N (:class:`HardConstraint`).
 * :mod:`pinn_exp.ops.laplacian`: the Laplacian methods and :class:`Laplacian`, the operator
   of the ``laplacian`` config group that every PDE's ``residual`` receives.
 """
 
+from pinn_exp.ops.constraints import HardConstraint, Jet, autograd_jet, space_time_jet
 from pinn_exp.ops.derivatives import (
     Fn,
     gradient,
@@ -18,7 +19,6 @@ from pinn_exp.ops.derivatives import (
     space_time_derivatives,
 )
 from pinn_exp.ops.forward import ACTIVATIONS, JacobianStep, forward_jet, forward_laplacian
-from pinn_exp.ops.jets import HardConstraint, Jet, autograd_jet, space_time_jet
 from pinn_exp.ops.laplacian import (
     METHODS,
     STOCHASTIC,

@@ -10,7 +10,7 @@ import torch
 
 from pinn_exp.domains import SpaceTime
 from pinn_exp.ops import HardConstraint, Jet, Laplacian, space_time_jet
-from pinn_exp.pdes.base import PDE, Fn, fixed_dimension
+from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, time_major_grid
 from pinn_exp.pdes.references import allen_cahn_reference
 
 D = 0.001
@@ -71,5 +71,4 @@ class AllenCahn(PDE):
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         x, t, usol = _reference_grid()  # usol indexed [t, x]
-        tt, xx = np.meshgrid(t, x, indexing="ij")
-        return np.stack([xx.ravel(), tt.ravel()], axis=1), usol.ravel()
+        return time_major_grid(x, t), usol.ravel()

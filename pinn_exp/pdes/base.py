@@ -114,8 +114,34 @@ class PDE(ABC):
         domain's ``sample_boundary`` or ``sample_initial``), moved to ``device`` and ``dtype``."""
         return BoundaryTerm(name, x.to(device, dtype), self.exact(x).to(device, dtype), weight)
 
+    def exact_reference(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A test set from the closed-form solution: ``points`` (m, dim) and :meth:`exact`
+        there, shape (m,)."""
+        return points, self.exact(torch.as_tensor(points)).numpy().ravel()
+
+    def uniform_reference(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The test set of ``self.n_test`` uniform points of the domain (unit-cube points from
+        a generator seeded with ``seed``, mapped by ``from_unit``) and :meth:`exact` there."""
+        u = np.random.default_rng(seed).random((self.n_test, self.domain.unit_dim))
+        return self.exact_reference(self.domain.from_unit(u))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim})"
+
+
+class SoftBoundaryPDE(PDE):
+    """A PDE whose boundary data are one soft term, ``boundary``: u = :meth:`exact` on
+    ``n_boundary`` points of its domain's boundary (:meth:`Domain.sample_boundary`), with the
+    weight ``boundary_weight``; the subclass sets both in ``__init__``."""
+
+    n_boundary: int
+    boundary_weight: float
+
+    def boundary_terms(
+        self, generator: torch.Generator, device: torch.device, dtype: torch.dtype
+    ) -> list[BoundaryTerm]:
+        x = self.domain.sample_boundary(self.n_boundary, generator, dtype=torch.float64)
+        return [self.soft_term("boundary", x, self.boundary_weight, device, dtype)]
 
 
 def fixed_dimension(name: str, dim: int | None, expected: int) -> None:
@@ -126,3 +152,31 @@ def fixed_dimension(name: str, dim: int | None, expected: int) -> None:
             f"({expected} inputs); remove pde.dim or choose pde=laplace, pde=elliptic or "
             "pde=heat"
         )
+
+
+def check_n_test(n_test: int) -> int:
+    """Refuses a ``pde.n_test`` that is not an integer >= 1; returns it."""
+    if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 1:
+        raise ValueError(f"pde.n_test={n_test!r} is not allowed; it must be an integer >= 1")
+    return int(n_test)
+
+
+def check_boundary_weight(boundary_weight: float) -> float:
+    """Refuses a negative (or NaN) ``pde.boundary_weight``; returns it as a float."""
+    if not boundary_weight >= 0:
+        raise ValueError(f"pde.boundary_weight={boundary_weight!r} must be >= 0")
+    return float(boundary_weight)
+
+
+def grid(*axes: np.ndarray) -> np.ndarray:
+    """The points of the grid ``axes[0] x axes[1] x ...``, one row a point, the first axis
+    varying slowest."""
+    meshes = np.meshgrid(*axes, indexing="ij")
+    return np.stack([mesh.ravel() for mesh in meshes], axis=1)
+
+
+def time_major_grid(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The points (x, t) of the grid of ``x`` and ``t``, time varying slowest (all of ``x`` at
+    the first time, then at the next): the order of a solution indexed [t, x]."""
+    tt, xx = np.meshgrid(t, x, indexing="ij")
+    return np.stack([xx.ravel(), tt.ravel()], axis=1)

@@ -10,7 +10,7 @@ import torch
 
 from pinn_exp.domains import SpaceTime
 from pinn_exp.ops import HardConstraint, Jet, Laplacian, space_time_jet
-from pinn_exp.pdes.base import PDE, Fn, fixed_dimension
+from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, grid
 from pinn_exp.pdes.references import burgers_cole_hopf
 
 NU = 0.01 / np.pi
@@ -66,5 +66,4 @@ class Burgers(PDE):
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         x, t, usol = _reference_grid()
-        xx, tt = np.meshgrid(x, t, indexing="ij")
-        return np.stack([xx.ravel(), tt.ravel()], axis=1), usol.ravel()
+        return grid(x, t), usol.ravel()

@@ -10,7 +10,14 @@ import torch
 
 from pinn_exp.domains import SpaceTime
 from pinn_exp.ops import HardConstraint, Jet, Laplacian, gradient
-from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn, fixed_dimension
+from pinn_exp.pdes.base import (
+    PDE,
+    BoundaryTerm,
+    Fn,
+    check_boundary_weight,
+    fixed_dimension,
+    time_major_grid,
+)
 
 
 class SineStart(HardConstraint):
@@ -59,13 +66,11 @@ class Convection(PDE):
             raise ValueError(f"pde.beta={beta!r} is not allowed; it must be a finite number")
         if int(n_boundary) < 1:
             raise ValueError(f"pde.n_boundary={n_boundary!r} is not allowed; it must be >= 1")
-        if not boundary_weight >= 0:
-            raise ValueError(f"pde.boundary_weight={boundary_weight!r} must be >= 0")
+        self.boundary_weight = check_boundary_weight(boundary_weight)
         self.domain = SpaceTime([0.0], [2 * math.pi], 0.0, 1.0)
         self.constraint = SineStart()
         self.beta = float(beta)
         self.n_boundary = int(n_boundary)
-        self.boundary_weight = float(boundary_weight)
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sin(x[:, :1] - self.beta * x[:, 1:2])
@@ -94,6 +99,4 @@ class Convection(PDE):
         """The exact solution on the grid x: 256 points in [0, 2 pi], t: 100 in [0, 1]."""
         x = np.linspace(0.0, 2 * math.pi, 256)
         t = np.linspace(0.0, 1.0, 100)
-        tt, xx = np.meshgrid(t, x, indexing="ij")
-        points = torch.as_tensor(np.stack([xx.ravel(), tt.ravel()], axis=1))
-        return points.numpy(), self.exact(points).numpy().ravel()
+        return self.exact_reference(time_major_grid(x, t))

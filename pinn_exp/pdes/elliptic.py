@@ -9,7 +9,7 @@ import torch
 
 from pinn_exp.domains import Ball
 from pinn_exp.ops import HardConstraint, Jet, Laplacian
-from pinn_exp.pdes.base import PDE, Fn
+from pinn_exp.pdes.base import PDE, Fn, check_n_test
 
 TEST_SEED = 20250102
 
@@ -55,8 +55,7 @@ class Elliptic(PDE):
             raise ValueError(
                 f"pde.dim={dim!r} is not allowed for pde=elliptic; it must be an integer >= 2"
             )
-        if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 1:
-            raise ValueError(f"pde.n_test={n_test!r} is not allowed; it must be an integer >= 1")
+        self.n_test = check_n_test(n_test)
         if (
             isinstance(coefficient_seed, bool)
             or not isinstance(coefficient_seed, int)
@@ -69,7 +68,6 @@ class Elliptic(PDE):
         self.domain = Ball(dim)
         self.constraint = Bubble()
         self.coefficients = np.random.default_rng(coefficient_seed).standard_normal(dim - 1)
-        self.n_test = int(n_test)
 
     def _c(self, x: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(self.coefficients, dtype=x.dtype, device=x.device)
@@ -108,6 +106,4 @@ class Elliptic(PDE):
         return -laplacian(u, x) - self.source(x)
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(TEST_SEED)
-        x = self.domain.from_unit(rng.random((self.n_test, self.domain.unit_dim)))
-        return x, self.exact(torch.as_tensor(x)).numpy().ravel()
+        return self.uniform_reference(TEST_SEED)

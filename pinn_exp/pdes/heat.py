@@ -10,7 +10,13 @@ import torch
 
 from pinn_exp.domains import SpaceTime
 from pinn_exp.ops import HardConstraint, Jet, Laplacian, gradient
-from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn
+from pinn_exp.pdes.base import (
+    Fn,
+    SoftBoundaryPDE,
+    check_boundary_weight,
+    check_n_test,
+    time_major_grid,
+)
 
 TEST_SEED = 20250103
 #: the test grid at d = 1: points in x and in t
@@ -43,7 +49,7 @@ class HeatStart(HardConstraint):
         return (initial_value(x), grad_a, lap_a), (x[:, -1], grad_b, zeros[:, 0])
 
 
-class Heat(PDE):
+class Heat(SoftBoundaryPDE):
     """u_t = Delta_x u on [0, 1]^d x [0, 1] (d space dimensions, time last), with the exact
     solution u = exp(-k^2 t) (1/d) sum_i sin(k x_i), k = pi / 2: every space coordinate
     contributes to the Laplacian, and u decays to exp(-pi^2 / 4), about 0.085 of its initial
@@ -86,15 +92,11 @@ class Heat(PDE):
                 f"pde.n_boundary={n_boundary!r} is not allowed; it must be >= 2 * (pde.dim - 1)"
                 f" = {2 * space} (a point per face of the space cube)"
             )
-        if not boundary_weight >= 0:
-            raise ValueError(f"pde.boundary_weight={boundary_weight!r} must be >= 0")
-        if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 1:
-            raise ValueError(f"pde.n_test={n_test!r} is not allowed; it must be an integer >= 1")
+        self.boundary_weight = check_boundary_weight(boundary_weight)
+        self.n_test = check_n_test(n_test)
         self.domain = SpaceTime([0.0] * space, [1.0] * space, 0.0, 1.0)
         self.constraint = HeatStart()
         self.n_boundary = int(n_boundary)
-        self.boundary_weight = float(boundary_weight)
-        self.n_test = int(n_test)
 
     @property
     def coordinate_names(self) -> tuple[str, ...]:
@@ -111,19 +113,11 @@ class Heat(PDE):
         u_t = gradient(u(x).reshape(-1), x, final=True)[:, -1]
         return u_t - lap
 
-    def boundary_terms(self, generator, device, dtype) -> list[BoundaryTerm]:
-        x = self.domain.sample_boundary(self.n_boundary, generator, dtype=torch.float64)
-        return [self.soft_term("boundary", x, self.boundary_weight, device, dtype)]
-
     def effective_settings(self) -> dict[str, int | float]:
         return {"n_test": GRID_X * GRID_T} if self.dim == 2 else {}
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         if self.dim == 2:
-            x = np.linspace(0.0, 1.0, GRID_X)
-            t = np.linspace(0.0, 1.0, GRID_T)
-            tt, xx = np.meshgrid(t, x, indexing="ij")
-            points = np.stack([xx.ravel(), tt.ravel()], axis=1)
-        else:
-            points = np.random.default_rng(TEST_SEED).random((self.n_test, self.dim))
-        return points, self.exact(torch.as_tensor(points)).numpy().ravel()
+            x, t = np.linspace(0.0, 1.0, GRID_X), np.linspace(0.0, 1.0, GRID_T)
+            return self.exact_reference(time_major_grid(x, t))
+        return self.uniform_reference(TEST_SEED)

@@ -10,7 +10,7 @@ import torch
 
 from pinn_exp.domains import Box
 from pinn_exp.ops import HardConstraint, Jet, Laplacian
-from pinn_exp.pdes.base import PDE, Fn, fixed_dimension
+from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, grid
 
 
 class SquareBubble(HardConstraint):
@@ -80,6 +80,4 @@ class Helmholtz(PDE):
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact solution on a 101 x 101 grid of [-1, 1]^2."""
         g = np.linspace(-1.0, 1.0, 101)
-        xx, yy = np.meshgrid(g, g, indexing="ij")
-        points = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], axis=1))
-        return points.numpy(), self.exact(points).numpy().ravel()
+        return self.exact_reference(grid(g, g))

@@ -7,14 +7,14 @@ import torch
 
 from pinn_exp.domains import Box
 from pinn_exp.ops import Laplacian
-from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn
+from pinn_exp.pdes.base import Fn, SoftBoundaryPDE, check_boundary_weight, check_n_test, grid
 
 TEST_SEED = 20250101
 #: points per side of the test grid at d = 2
 GRID = 101
 
 
-class Laplace(PDE):
+class Laplace(SoftBoundaryPDE):
     """Delta u = 0 on [0, 1]^d, u = g on the boundary, with the harmonic solution
     u(x) = 1/(d-1) sum_{i=1}^{d-1} exp(x_i) sin(x_{i+1}); soft boundary loss.
 
@@ -45,14 +45,10 @@ class Laplace(PDE):
                 f"pde.n_boundary={n_boundary!r} is not allowed; it must be >= 2 * "
                 f"pde.dim = {2 * dim} (a point per face)"
             )
-        if not boundary_weight >= 0:
-            raise ValueError(f"pde.boundary_weight={boundary_weight!r} must be >= 0")
+        self.boundary_weight = check_boundary_weight(boundary_weight)
         self.domain = Box([0.0] * dim, [1.0] * dim)
         self.n_boundary = int(n_boundary)
-        self.boundary_weight = float(boundary_weight)
-        if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 1:
-            raise ValueError(f"pde.n_test={n_test!r} is not allowed; it must be an integer >= 1")
-        self.n_test = int(n_test)
+        self.n_test = check_n_test(n_test)
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         terms = torch.exp(x[:, :-1]) * torch.sin(x[:, 1:])
@@ -61,19 +57,11 @@ class Laplace(PDE):
     def residual(self, u: Fn, x: torch.Tensor, laplacian: Laplacian) -> torch.Tensor:
         return laplacian(u, x)
 
-    def boundary_terms(self, generator, device, dtype) -> list[BoundaryTerm]:
-        # every face gets its share (Box.sample_boundary)
-        x = self.domain.sample_boundary(self.n_boundary, generator, dtype=torch.float64)
-        return [self.soft_term("boundary", x, self.boundary_weight, device, dtype)]
-
     def effective_settings(self) -> dict[str, int | float]:
         return {"n_test": GRID * GRID} if self.dim == 2 else {}
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         if self.dim == 2:
             g = np.linspace(0.0, 1.0, GRID)
-            xx, yy = np.meshgrid(g, g, indexing="ij")
-            x = np.stack([xx.ravel(), yy.ravel()], axis=1)
-        else:
-            x = np.random.default_rng(TEST_SEED).random((self.n_test, self.dim))
-        return x, self.exact(torch.as_tensor(x)).numpy().ravel()
+            return self.exact_reference(grid(g, g))
+        return self.uniform_reference(TEST_SEED)

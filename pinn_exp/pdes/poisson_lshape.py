@@ -9,10 +9,10 @@ import torch
 
 from pinn_exp.domains import LShape
 from pinn_exp.ops import Laplacian
-from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn, fixed_dimension
+from pinn_exp.pdes.base import Fn, SoftBoundaryPDE, check_boundary_weight, fixed_dimension, grid
 
 
-class PoissonLShape(PDE):
+class PoissonLShape(SoftBoundaryPDE):
     """-Delta u = 0 on the L-shaped domain (-1, 1)^2 minus [0, 1) x (-1, 0]
     (:class:`~pinn_exp.domains.LShape`), with the exact solution u = r^(2/3) sin(2 theta / 3),
     theta in [0, 3 pi / 2] measured counter-clockwise from the positive x-axis: harmonic,
@@ -36,11 +36,9 @@ class PoissonLShape(PDE):
             raise ValueError(
                 f"pde.n_boundary={n_boundary!r} is not allowed; it must be >= 6 (a point per edge)"
             )
-        if not boundary_weight >= 0:
-            raise ValueError(f"pde.boundary_weight={boundary_weight!r} must be >= 0")
+        self.boundary_weight = check_boundary_weight(boundary_weight)
         self.domain = LShape()
         self.n_boundary = int(n_boundary)
-        self.boundary_weight = float(boundary_weight)
 
     def exact(self, x: torch.Tensor) -> torch.Tensor:
         r = x.norm(dim=1, keepdim=True)
@@ -51,15 +49,10 @@ class PoissonLShape(PDE):
     def residual(self, u: Fn, x: torch.Tensor, laplacian: Laplacian) -> torch.Tensor:
         return -laplacian(u, x)
 
-    def boundary_terms(self, generator, device, dtype) -> list[BoundaryTerm]:
-        x = self.domain.sample_boundary(self.n_boundary, generator, dtype=torch.float64)
-        return [self.soft_term("boundary", x, self.boundary_weight, device, dtype)]
-
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact solution on the 7,701 points of a 101 x 101 grid of [-1, 1]^2 that lie
         in the closed domain."""
         g = np.linspace(-1.0, 1.0, 101)
-        xx, yy = np.meshgrid(g, g, indexing="ij")
-        points = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], axis=1))
-        points = points[self.domain.contains(points, tol=0.0)]
-        return points.numpy(), self.exact(points).numpy().ravel()
+        points = grid(g, g)
+        inside = self.domain.contains(torch.as_tensor(points), tol=0.0).numpy()
+        return self.exact_reference(points[inside])

@@ -9,7 +9,7 @@ import torch
 
 from pinn_exp.domains import SpaceTime
 from pinn_exp.ops import Laplacian
-from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn, fixed_dimension
+from pinn_exp.pdes.base import PDE, BoundaryTerm, Fn, fixed_dimension, time_major_grid
 
 D = 0.01
 RHO = 6.0
@@ -77,6 +77,4 @@ class ReactionDiffusion(PDE):
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         x = np.linspace(-1.0, 1.0, 201)
         t = np.linspace(0.0, 1.0, 101)
-        tt, xx = np.meshgrid(t, x, indexing="ij")
-        points = torch.as_tensor(np.stack([xx.ravel(), tt.ravel()], axis=1))
-        return points.numpy(), self.exact(points).numpy().ravel()
+        return self.exact_reference(time_major_grid(x, t))

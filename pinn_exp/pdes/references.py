@@ -47,6 +47,23 @@ def _as_1d(a: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
+def _inputs(
+    x: np.ndarray, t: np.ndarray, name: str, coefficient: float, x_within_one: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``t`` as 1-D arrays, refused where the coefficient ``name`` is not positive,
+    where ``x_within_one`` and an x lies outside [-1, 1], or where a time is negative (checked
+    in that order)."""
+    x = _as_1d(x, "x")
+    t = _as_1d(t, "t")
+    if coefficient <= 0:
+        raise ValueError(f"{name} must be positive")
+    if x_within_one and np.any(np.abs(x) > 1.0):
+        raise ValueError("x must lie in [-1, 1]")
+    if np.any(t < 0):
+        raise ValueError("t must be non-negative")
+    return x, t
+
+
 # --------------------------------------------------------------------------------------------
 # Burgers: Cole--Hopf quadrature
 # --------------------------------------------------------------------------------------------
@@ -114,12 +131,7 @@ def burgers_cole_hopf(x: np.ndarray, t: np.ndarray, nu: float = 0.01 / np.pi) ->
     Returns:
         Array of shape (len(x), len(t)), indexed [x, t].
     """
-    x = _as_1d(x, "x")
-    t = _as_1d(t, "t")
-    if nu <= 0:
-        raise ValueError("nu must be positive")
-    if np.any(t < 0):
-        raise ValueError("t must be non-negative")
+    x, t = _inputs(x, t, "nu", nu)
     xx, tt = np.meshgrid(x, t, indexing="ij")
     u = -np.sin(np.pi * xx)
     pos = tt > 0
@@ -325,14 +337,7 @@ def allen_cahn_reference(
     Returns:
         Array of shape (len(t), len(x)), indexed [t, x].
     """
-    x = _as_1d(x, "x")
-    t = _as_1d(t, "t")
-    if d <= 0:
-        raise ValueError("d must be positive")
-    if np.any(np.abs(x) > 1.0):
-        raise ValueError("x must lie in [-1, 1]")
-    if np.any(t < 0):
-        raise ValueError("t must be non-negative")
+    x, t = _inputs(x, t, "d", d, x_within_one=True)
     t_unique, inverse = np.unique(t, return_inverse=True)
     xc, u_nodes = _allen_cahn_on_nodes(t_unique, d, k)
     return _cheb_barycentric(xc, u_nodes, x)[inverse.ravel()]

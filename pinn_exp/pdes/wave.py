@@ -10,7 +10,7 @@ import torch
 
 from pinn_exp.domains import SpaceTime
 from pinn_exp.ops import HardConstraint, Jet, Laplacian
-from pinn_exp.pdes.base import PDE, Fn, fixed_dimension
+from pinn_exp.pdes.base import PDE, Fn, fixed_dimension, time_major_grid
 
 PI = math.pi
 
@@ -76,6 +76,4 @@ class Wave(PDE):
         """The exact solution on the grid x: 201 points in [0, 1], t: 101 in [0, 1]."""
         x = np.linspace(0.0, 1.0, 201)
         t = np.linspace(0.0, 1.0, 101)
-        tt, xx = np.meshgrid(t, x, indexing="ij")
-        points = torch.as_tensor(np.stack([xx.ravel(), tt.ravel()], axis=1))
-        return points.numpy(), self.exact(points).numpy().ravel()
+        return self.exact_reference(time_major_grid(x, t))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pinn_exp.metrics import registry
 from pinn_exp.report.runs import NOT_FINITE, ok_runs, status_counts
-from pinn_exp.report.summary import ReportRefused, duplicate_count, write_summary
+from pinn_exp.report.summary import ReportRefused, write_summary
+from pinn_exp.report.summary_text import duplicate_count
 from pinn_exp.report.tables import CELL_TEXT, mean_std_table, to_markdown
 
 
@@ -80,6 +81,33 @@ def _warn_unknown_columns(frame, names: list[str]) -> None:
         print(f"warning: no column named {', '.join(unknown)}", file=sys.stderr)
 
 
+def _empty_argument(args: argparse.Namespace) -> str | None:
+    """``--out`` or ``DIR`` where that argument is empty, else None: an empty path would be
+    the current folder, a report written where nobody asked."""
+    if args.out is not None and not args.out.strip():
+        return "--out"
+    return "DIR" if any(not d.strip() for d in args.dirs) else None
+
+
+def _runs_line(frame) -> str:
+    """The line that counts the runs: by status, the duplicates and the ok runs with a value
+    that is not finite (both left out of the tables)."""
+    duplicates = duplicate_count(frame)
+    ok = ok_runs(frame)
+    not_finite = int(ok[NOT_FINITE].notna().sum()) if NOT_FINITE in ok.columns else 0
+    return (
+        f"{len(frame)} runs"
+        + (f" ({status_counts(frame)})" if len(frame) else "")
+        + (f"; {duplicates} duplicate run(s) not counted (see summary.md)" if duplicates else "")
+        + (
+            f"; {not_finite} ok run(s) with a value that is not finite, left out of its tables "
+            "(see summary.md)"
+            if not_finite
+            else ""
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line.
 
@@ -90,13 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 2 when the report is refused (one line on stderr says why).
     """
     args = build_parser().parse_args(argv)
-    # an empty path would be the current folder: a report written where nobody asked
-    empty = [
-        "--out" if args.out is not None and not args.out.strip() else None,
-        *("DIR" for d in args.dirs if not d.strip()),
-    ]
-    if any(empty):
-        what = next(e for e in empty if e)
+    what = _empty_argument(args)
+    if what is not None:
         print(
             f"error: {what} is empty: give the folder by name ('.' for the current one)",
             file=sys.stderr,
@@ -129,20 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a write that failed after the checks (a full disk)
         print(f"error: {out}: cannot write the report: {exc}", file=sys.stderr)
         return 2
-    duplicates = duplicate_count(frame)
-    ok = ok_runs(frame)
-    not_finite = int(ok[NOT_FINITE].notna().sum()) if NOT_FINITE in ok.columns else 0
-    print(
-        f"{len(frame)} runs"
-        + (f" ({status_counts(frame)})" if len(frame) else "")
-        + (f"; {duplicates} duplicate run(s) not counted (see summary.md)" if duplicates else "")
-        + (
-            f"; {not_finite} ok run(s) with a value that is not finite, left out of its tables "
-            "(see summary.md)"
-            if not_finite
-            else ""
-        )
-    )
+    print(_runs_line(frame))
     _warn_unknown_columns(frame, [*args.rows.split(","), *args.cols.split(","), args.metric])
     for path in frame.attrs.get("outputs", []):
         print(f"wrote {path}")

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pinn_exp.io.records import atomic_write  # noqa: E402
+from pinn_exp.io.storage import atomic_write  # noqa: E402
 
 DPI = 110
 

@@ -201,6 +201,93 @@ def _grid_order(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
     return order, shape
 
 
+def _solution_maps(
+    fig, axes, x_test: np.ndarray, panels: tuple, labels: tuple[str, ...] = ("x_1", "x_2")
+) -> None:
+    """Colour maps of ``panels`` (values, name, colour limits, colour map) over the 2-D test
+    points, on a grid as cells, else on one triangulation shared by the panels."""
+    on_grid = _grid_order(x_test)
+    if on_grid is None:  # scattered points: one triangulation for the three panels
+        triangles = Triangulation(x_test[:, 0], x_test[:, 1])
+    for ax, (values, name, limits, cmap) in zip(axes, panels):
+        style = dict(vmin=limits[0], vmax=limits[1], cmap=cmap)
+        if on_grid is None:
+            mesh = ax.tripcolor(triangles, values, shading="gouraud", **style)
+        else:  # a grid (the reference grids): cells, about a pixel each, no triangulation
+            order, shape = on_grid
+            grid = x_test[order]
+            mesh = ax.pcolormesh(
+                grid[:, 0].reshape(shape),
+                grid[:, 1].reshape(shape),
+                values[order].reshape(shape),
+                shading="nearest",
+                **style,
+            )
+        fig.colorbar(mesh, ax=ax)
+        ax.margins(0)  # the test set's extent, points included, without white edges
+        ax.set_title(name)
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
+
+
+def _solution_2d(x_test, u_ref, u_pred, error, points, labels) -> plt.Figure:
+    """Reference, prediction and |error| as colour maps, the collocation set on the last."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    lo, hi = np.nanmin(u_ref), np.nanmax(u_ref)
+    panels = (
+        (u_ref, "reference", (lo, hi), None),
+        (u_pred, "prediction", (lo, hi), None),
+        (error, "|prediction - reference|", (None, None), MAP_CMAP),
+    )
+    _solution_maps(fig, axes, x_test, panels, labels)
+    if points is not None and len(points):
+        axes[2].scatter(
+            points[:, 0],
+            points[:, 1],
+            **{**POINT_STYLE, "s": 2, "linewidths": 0.2},
+            label=f"final collocation set ({len(points)})",
+        )
+        # below the panel, outside the axes: inside it would cover part of the domain
+        # (in a corner it covered Burgers' shock, where the error is largest)
+        axes[2].legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            fontsize=8,
+            markerscale=3,
+            frameon=False,
+        )
+    return fig
+
+
+def _solution_1d(x_test, u_ref, u_pred, error, labels) -> plt.Figure:
+    """The reference and prediction curves, and |error| on a log scale."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    order = np.argsort(x_test[:, 0])
+    axes[0].plot(x_test[order, 0], u_ref[order], label="reference")
+    axes[0].plot(x_test[order, 0], u_pred[order], "--", label="prediction")
+    axes[0].legend()
+    axes[1].semilogy(x_test[order, 0], error[order])
+    axes[1].set_ylabel("|prediction - reference|")
+    for ax in axes:
+        ax.set_xlabel(labels[0])
+    return fig
+
+
+def _solution_nd(x_test, u_ref, u_pred, error) -> plt.Figure:
+    """The prediction against the reference, and |error| against |x|."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].scatter(u_ref, u_pred, s=1)
+    lo, hi = np.nanmin(u_ref), np.nanmax(u_ref)
+    axes[0].plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    axes[0].set_xlabel("reference")
+    axes[0].set_ylabel("prediction")
+    radius = np.linalg.norm(x_test, axis=1)
+    axes[1].scatter(radius, error, s=1)
+    axes[1].set_xlabel(f"|x| (d = {x_test.shape[1]})")
+    axes[1].set_ylabel("|prediction - reference|")
+    return fig
+
+
 def plot_solution(
     path: Path,
     x_test: np.ndarray,
@@ -220,71 +307,11 @@ def plot_solution(
     error = np.abs(u_pred - u_ref)
     dim = x_test.shape[1]
     if dim == 2:
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-        lo, hi = np.nanmin(u_ref), np.nanmax(u_ref)
-        on_grid = _grid_order(x_test)
-        if on_grid is None:  # scattered points: one triangulation for the three panels
-            triangles = Triangulation(x_test[:, 0], x_test[:, 1])
-        for ax, values, name, limits, cmap in (
-            (axes[0], u_ref, "reference", (lo, hi), None),
-            (axes[1], u_pred, "prediction", (lo, hi), None),
-            (axes[2], error, "|prediction - reference|", (None, None), MAP_CMAP),
-        ):
-            style = dict(vmin=limits[0], vmax=limits[1], cmap=cmap)
-            if on_grid is None:
-                mesh = ax.tripcolor(triangles, values, shading="gouraud", **style)
-            else:  # a grid (the reference grids): cells, about a pixel each, no triangulation
-                order, shape = on_grid
-                grid = x_test[order]
-                mesh = ax.pcolormesh(
-                    grid[:, 0].reshape(shape),
-                    grid[:, 1].reshape(shape),
-                    values[order].reshape(shape),
-                    shading="nearest",
-                    **style,
-                )
-            fig.colorbar(mesh, ax=ax)
-            ax.margins(0)  # the test set's extent, points included, without white edges
-            ax.set_title(name)
-            ax.set_xlabel(labels[0])
-            ax.set_ylabel(labels[1])
-        if points is not None and len(points):
-            axes[2].scatter(
-                points[:, 0],
-                points[:, 1],
-                **{**POINT_STYLE, "s": 2, "linewidths": 0.2},
-                label=f"final collocation set ({len(points)})",
-            )
-            # below the panel, outside the axes: inside it would cover part of the domain
-            # (in a corner it covered Burgers' shock, where the error is largest)
-            axes[2].legend(
-                loc="upper center",
-                bbox_to_anchor=(0.5, -0.16),
-                fontsize=8,
-                markerscale=3,
-                frameon=False,
-            )
+        fig = _solution_2d(x_test, u_ref, u_pred, error, points, labels)
     elif dim == 1:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        order = np.argsort(x_test[:, 0])
-        axes[0].plot(x_test[order, 0], u_ref[order], label="reference")
-        axes[0].plot(x_test[order, 0], u_pred[order], "--", label="prediction")
-        axes[0].legend()
-        axes[1].semilogy(x_test[order, 0], error[order])
-        axes[1].set_ylabel("|prediction - reference|")
-        for ax in axes:
-            ax.set_xlabel(labels[0])
+        fig = _solution_1d(x_test, u_ref, u_pred, error, labels)
     else:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        axes[0].scatter(u_ref, u_pred, s=1)
-        lo, hi = np.nanmin(u_ref), np.nanmax(u_ref)
-        axes[0].plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        axes[0].set_xlabel("reference")
-        axes[0].set_ylabel("prediction")
-        radius = np.linalg.norm(x_test, axis=1)
-        axes[1].scatter(radius, error, s=1)
-        axes[1].set_xlabel(f"|x| (d = {dim})")
-        axes[1].set_ylabel("|prediction - reference|")
+        fig = _solution_nd(x_test, u_ref, u_pred, error)
     _save(fig, path, title)
 
 

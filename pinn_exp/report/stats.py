@@ -1,6 +1,7 @@
 """The report's statistics: the Student-t confidence interval of a mean (of the values, or of
 their logs for a geometric mean) and the two-sided Wilcoxon signed-rank test with its exact
-sign-flip distribution.
+sign-flip distribution, with what its exact p can reach (``smallest_exact_p``,
+``pairs_needed``) and the verdict built on it (``is_significant``).
 
 Both are computed here from their formulas (scipy only for the t quantile and the ranks), so
 the report gives the same numbers on every supported scipy: before 1.15
@@ -187,3 +188,35 @@ def smallest_exact_p(n: int) -> float:
         ``min(1, 2 ** (1 - n))``; 1 for ``n < 1``.
     """
     return 1.0 if n < 1 else min(1.0, 2.0 ** (1 - n))
+
+
+def is_significant(p_value: float, nonzero: int, alpha: float = ALPHA) -> bool:
+    """Whether a row's difference is called significant: p below ``alpha``, and ``nonzero``
+    differences can reach such a p at all (with the exact test they always can when p is
+    below ``alpha``; the second condition keeps the verdict from ever contradicting the floor).
+
+    Args:
+        p_value: the Wilcoxon p-value (NaN: no test).
+        nonzero: the number of pairs whose ratio is not 1.
+        alpha: the significance level.
+
+    Returns:
+        True when significant.
+    """
+    return bool(math.isfinite(p_value) and p_value < alpha and smallest_exact_p(nonzero) < alpha)
+
+
+def pairs_needed(alpha: float = ALPHA) -> int:
+    """The fewest pairs with which a two-sided exact Wilcoxon test can reach p < ``alpha``
+    (pairs whose ratio is not 1: the test drops the others).
+
+    Args:
+        alpha: the significance level.
+
+    Returns:
+        The smallest n with 2 / 2**n < alpha (6 at 5 %).
+    """
+    n = 1
+    while smallest_exact_p(n) >= alpha:
+        n += 1
+    return n

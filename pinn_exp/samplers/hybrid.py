@@ -96,10 +96,6 @@ class RSmoteHybrid(RSmote):
         )
         is_negative = torch.ones(n, dtype=torch.bool, device=points.device)
         is_negative[from_points.to(points.device)] = False
-        negative = points[is_negative]
-        keep = torch.randperm(len(negative), generator=self.generator)[: counts["kept"]]
-        synthetic, stats = self.synthesise(positive, negative, counts["synthetic"])
-        kept = negative[keep.to(negative.device)]
-        parts = [positive, synthetic, kept, self.fresh(counts["fresh"])]
+        new, stats = self.rebuild(positive, points[is_negative], counts)
         stats = {**stats, "n_dense": self.n_dense, "n_candidates_positive": len(from_candidates)}
-        return Update(torch.cat(parts), stats)
+        return Update(new, stats)

@@ -118,6 +118,12 @@ class RSmote(Sampler):
         order = torch.argsort(eps, descending=True)
         positive = points[order[: counts["positive"]]]
         negative = points[order[counts["positive"] :]]
+        return self.rebuild(positive, negative, counts)
+
+    def rebuild(self, positive: torch.Tensor, negative: torch.Tensor, counts: dict) -> Update:
+        """The new set from the classes: the positives, synthetic points oversampled from them,
+        negatives kept at random and fresh uniform points, as many of each as ``counts``
+        (:meth:`counts`) says, in that order; the stats of :meth:`synthesise`."""
         keep = torch.randperm(len(negative), generator=self.generator)[: counts["kept"]]
         synthetic, stats = self.synthesise(positive, negative, counts["synthetic"])
         parts = [

@@ -13,13 +13,14 @@ other, and only the training stages are shared:
   Adam;
 * L-BFGS is the sync-free one (a member's single run is the one with
   ``optimizer.lbfgs_impl=sync_free``), around one batched evaluation per iteration. In the
-  default mode (``vectorize=False``) it is :class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS` per
-  member, over its slices of the stacked parameters: the members' updates one after the other,
-  each exactly its single run's operations (bit for bit). With ``vectorize=True`` it is one
-  :class:`~pinn_exp.training.lbfgs.BatchedSyncFreeLBFGS` over the stacked parameters: every
-  member's update in one sequence of batched kernels whatever the number of members (the same
-  algorithm, equal to the single runs to round-off), so that the L-BFGS stages are not bound
-  by S updates of some 250 small operations each.
+  default mode (``vectorize=False``) it is a :class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS`
+  per member, over its slices of the stacked parameters
+  (:class:`~pinn_exp.training.lbfgs.PerMemberSyncFreeLBFGS`): the members' updates one after
+  the other, each exactly its single run's operations (bit for bit). With ``vectorize=True``
+  it is one :class:`~pinn_exp.training.lbfgs.BatchedSyncFreeLBFGS` over the stacked
+  parameters: every member's update in one sequence of batched kernels whatever the number of
+  members (the same algorithm, equal to the single runs to round-off), so that the L-BFGS
+  stages are not bound by S updates of some 250 small operations each.
 
 A member whose loss turns non-finite is recorded ``diverged`` (round, step, phase) and leaves
 the ensemble; the others go on (in an L-BFGS stage its optimizer freezes it: its parameters
@@ -28,88 +29,19 @@ stay where they are).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from contextlib import ExitStack
 
 import torch
-from torch import nn
 from torch.func import functional_call, vmap
 
-from pinn_exp.training.lbfgs import BatchedSyncFreeLBFGS, SyncFreeLBFGS
+from pinn_exp.training.batching import CHECK_RTOL, MemberLoss, Unbatchable, unbatchable_reason
+from pinn_exp.training.lbfgs import BatchedSyncFreeLBFGS, PerMemberSyncFreeLBFGS
 from pinn_exp.training.progress import Progress
 from pinn_exp.training.stages import Diverged, Stages
-from pinn_exp.training.trainer import RunParts, RunState, Trainer
+from pinn_exp.training.trainer import RunState, Trainer
 
 log = logging.getLogger(__name__)
-
-#: relative difference allowed between a member's batched loss terms and its own, checked
-#: once before training
-CHECK_RTOL = {torch.float64: 1e-10, torch.float32: 1e-4}
-
-
-class Unbatchable(ValueError):
-    """The members cannot be trained as one; the message says why."""
-
-
-def unbatchable_reason(parts: list[RunParts]) -> str | None:
-    """Why these runs (built as single runs: :class:`RunParts`) cannot share their training
-    stages, or None."""
-    first = parts[0]
-    schedule, sampler = first.schedule, first.sampler
-    if schedule.lbfgs_steps and schedule.lbfgs_impl != "sync_free":
-        return "batched L-BFGS is the sync-free one (optimizer.lbfgs_impl=sync_free)"
-    if sampler.period:
-        return f"sampler {sampler.name} updates within a stage (sampler.period)"
-    if sampler.single_stage:
-        return f"sampler {sampler.name} trains in one stage"
-    if first.laplacian.method == "hutchinson":
-        return "laplacian.method=hutchinson draws probes from a generator of its own"
-    for part in parts[1:]:
-        if (part.n_points, part.rounds, type(part.sampler), part.schedule) != (
-            first.n_points,
-            first.rounds,
-            type(sampler),
-            schedule,
-        ):
-            return "the jobs differ in more than their seed"
-    return None
-
-
-class _MemberLoss(nn.Module):
-    """One member's loss terms and |residual|, for ``functional_call`` under ``vmap``: the
-    :meth:`Trainer.loss_and_residual` of ``trainer`` with the soft terms' points as inputs."""
-
-    def __init__(self, trainer: Trainer):
-        super().__init__()
-        self.model = trainer.model
-        self.pde, self.laplacian = trainer.pde, trainer.laplacian
-        self.boundary, self.term_names = trainer.boundary, trainer.term_names
-
-    def forward(self, x: torch.Tensor, *soft: torch.Tensor):
-        residual = self.pde.residual(self.model, x, self.laplacian)
-        terms = {"loss_pde": residual.square().mean()}
-        for i, term in enumerate(self.boundary):
-            x_b, target = soft[3 * i], soft[3 * i + 1]
-            partner = soft[3 * i + 2] if term.partner is not None else None
-            member = dataclasses.replace(term, x=x_b, target=target, partner=partner)
-            terms[f"loss_{term.name}"] = term.weight * member.misfit(self.model).square().mean()
-        terms["loss"] = sum(terms.values())
-        return torch.stack([terms[name] for name in self.term_names]), residual.detach().abs()
-
-
-class _MemberLBFGS(SyncFreeLBFGS):
-    """A member's sync-free L-BFGS over its slices (views) of the stacked parameters; its
-    gradient is its slice of the stacked gradients."""
-
-    def __init__(self, stacked: list[torch.Tensor], index: int, evaluate, **kwargs):
-        with torch.no_grad():
-            views = [p[index] for p in stacked]
-        super().__init__(views, evaluate, **kwargs)
-        self.stacked, self.index = stacked, index
-
-    def flat_grad(self) -> torch.Tensor:
-        return torch.cat([p.grad[self.index].reshape(-1) for p in self.stacked])
 
 
 class EnsembleTrainer(Stages):
@@ -153,7 +85,7 @@ class EnsembleTrainer(Stages):
         self.term_names, self.rounds = first.term_names, first.rounds
         self.progress, self.step_hook, self.vectorize = progress, step_hook, vectorize
         self._graphs, self._period = first._graphs, None
-        self._loss = _MemberLoss(first)
+        self._loss = MemberLoss(first)
         #: the batched loss, compiled once for the ensemble with ``optimizer.compile``
         self._terms_fn = (
             torch.compile(self.batched_terms) if self.schedule.compile else self.batched_terms
@@ -165,7 +97,9 @@ class EnsembleTrainer(Stages):
         self.diverged: dict[int, Diverged] = {}
         self.phase = "setup"
         self.live: list[int] = list(range(len(members)))
-        self._lbfgs_opt: BatchedSyncFreeLBFGS | _Together | None = None  # the stage's L-BFGS
+        self._lbfgs_opt: BatchedSyncFreeLBFGS | PerMemberSyncFreeLBFGS | None = (
+            None  # the stage's L-BFGS
+        )
         try:
             self._check()
         except Unbatchable as exc:
@@ -273,19 +207,25 @@ class EnsembleTrainer(Stages):
         for position, k in enumerate(self._stage_live):
             if k in self.diverged:
                 continue
-            history = self.members[k].state.history
-            for step, row in zip(steps, rows):
-                history.append(
-                    {
-                        "round": round_index,
-                        "step": step,
-                        "phase": phase,
-                        **dict(zip(self.term_names, row[position])),
-                    }
-                )
-                if not all(map(_finite, row[position])):
-                    self._diverge(position, k, Diverged(round_index, step, phase))
-                    break
+            own = [row[position] for row in rows]
+            self._append_rows(position, k, steps, own, round_index, phase)
+
+    def _append_rows(self, position, k, steps, rows, round_index: int, phase: str) -> None:
+        """Member ``k``'s history rows, one per step; its first non-finite row marks it
+        diverged and ends them."""
+        history = self.members[k].state.history
+        for step, row in zip(steps, rows):
+            history.append(
+                {
+                    "round": round_index,
+                    "step": step,
+                    "phase": phase,
+                    **dict(zip(self.term_names, row)),
+                }
+            )
+            if not all(map(_finite, row)):
+                self._diverge(position, k, Diverged(round_index, step, phase))
+                return
 
     def _diverge(self, position: int, k: int, exc: Diverged) -> None:
         self.diverged[k] = exc
@@ -308,7 +248,8 @@ class EnsembleTrainer(Stages):
 
     def _sync_free(self, x: torch.Tensor, steps: int):
         """The stage's L-BFGS over the stacked parameters: one :class:`BatchedSyncFreeLBFGS`
-        (``vectorize``), else a :class:`SyncFreeLBFGS` per member (:class:`_Together`)."""
+        (``vectorize``), else a :class:`SyncFreeLBFGS` per member
+        (:class:`PerMemberSyncFreeLBFGS`)."""
         evaluate, size = self._evaluate_fn(x), len(self._stage_live)
         kwargs = {
             "lr": self.schedule.lbfgs_lr,
@@ -321,8 +262,7 @@ class EnsembleTrainer(Stages):
                 self._params, evaluate, compile=self.schedule.compile, **kwargs
             )
         else:
-            parts = [_MemberLBFGS(self._params, i, None, **kwargs) for i in range(size)]
-            optimizer = _Together(parts, evaluate)
+            optimizer = PerMemberSyncFreeLBFGS(self._params, evaluate, **kwargs)
         self._lbfgs_opt, self._lbfgs_done = optimizer, [0] * size
         for position, k in enumerate(self._stage_live):
             if k in self.diverged:
@@ -342,25 +282,11 @@ class EnsembleTrainer(Stages):
                 continue
             kept = values[:, position][accepted[:, position]]
             first = self._lbfgs_done[position]
-            self._stage_live_record(position, k, first, kept, round_index)
+            steps = range(first, first + len(kept))
+            self._append_rows(position, k, steps, kept.tolist(), round_index, "lbfgs")
             self._lbfgs_done[position] += len(kept)
             most = max(most, len(kept))
         return most
-
-    def _stage_live_record(self, position, k, first, kept, round_index) -> None:
-        history = self.members[k].state.history
-        for step, row in zip(range(first, first + len(kept)), kept.tolist()):
-            history.append(
-                {
-                    "round": round_index,
-                    "step": step,
-                    "phase": "lbfgs",
-                    **dict(zip(self.term_names, row)),
-                }
-            )
-            if not all(map(_finite, row)):
-                self._diverge(position, k, Diverged(round_index, step, "lbfgs"))
-                return
 
     def _lbfgs_finished(self, optimizer, done: int, steps: int) -> bool:
         """Every live member has spent its budget or converged (one read on the host)."""
@@ -433,47 +359,6 @@ class EnsembleTrainer(Stages):
             member.phase = "done" if k not in self.diverged else member.phase
         self.phase = "done"
         return [m.state for m in self.members]
-
-
-class _Together:
-    """The members' sync-free L-BFGS as one optimizer for the stage driver: each step
-    proposes every member's trial, evaluates all of them in one batched pass, then lets
-    each member judge its own."""
-
-    def __init__(self, parts: list[_MemberLBFGS], evaluate):
-        self.parts, self.evaluate = parts, evaluate
-
-    def start(self) -> torch.Tensor:
-        for part in self.parts:
-            with torch.no_grad():
-                part.x = torch.cat([p.detach().reshape(-1) for p in part.params])
-        terms = self.evaluate()
-        for i, part in enumerate(self.parts):
-            with torch.no_grad():
-                part.f, part.g, part.terms = terms[i, 0].clone(), part.flat_grad(), terms[i].clone()
-                part.d, part.gtd, part.t = part._steepest(part.g)
-        return terms
-
-    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        trials = [part.propose() for part in self.parts]
-        terms = self.evaluate()
-        ok = [
-            part.accept(x_trial, active, terms[i])
-            for i, (part, (x_trial, active)) in enumerate(zip(self.parts, trials))
-        ]
-        return torch.stack([part.terms for part in self.parts]), torch.stack(ok)
-
-    def converged(self) -> torch.Tensor:
-        """Per member, [S]: the gradient tolerance is met."""
-        return torch.stack([part.converged() for part in self.parts])
-
-    def freeze(self, member: int) -> None:
-        """Member ``member``'s L-BFGS does nothing from now on."""
-        self.parts[member].limit.fill_(0)
-
-    def finish(self) -> None:
-        for part in self.parts:
-            part.finish()
 
 
 def _finite(value: float) -> bool:

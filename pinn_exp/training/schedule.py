@@ -49,7 +49,7 @@ class Schedule:
             :data:`AUTO_COMPILE_STEPS` steps where a C++ compiler is found, otherwise eager
             (:meth:`decide_compile`).
         cuda_graphs: on CUDA, replay each Adam step and each sync-free L-BFGS iteration as a
-            CUDA graph (:mod:`pinn_exp.training.capture`); torch's L-BFGS is not captured.
+            CUDA graph (:mod:`pinn_exp.training.cuda_graphs`); torch's L-BFGS is not captured.
             No effect on a CPU.
     """
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from pinn_exp.training.capture import CapturedStep
+from pinn_exp.training.cuda_graphs import CapturedStep
 from pinn_exp.training.lbfgs import StrongWolfeLBFGS, SyncFreeLBFGS
 from pinn_exp.training.progress import Progress
 from pinn_exp.training.schedule import lbfgs_max_eval

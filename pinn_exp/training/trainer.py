@@ -4,31 +4,27 @@ evaluation, checkpoints and resume. The stage drivers are in :mod:`.stages`, the
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
-from pinn_exp.device import DeviceSpec
 from pinn_exp.io.record import CHECKPOINT
-from pinn_exp.io.records import load_checkpoint, save_checkpoint
+from pinn_exp.io.storage import load_checkpoint, save_checkpoint
 from pinn_exp.metrics import registry as metrics
-from pinn_exp.metrics.memory import PhaseMeter
+from pinn_exp.metrics.phases import PhaseMeter
 from pinn_exp.metrics.registry import Evaluation
 from pinn_exp.metrics.residual import concentration, probe_points, regular_grid
-from pinn_exp.model import Solution
 from pinn_exp.ops import Laplacian
-from pinn_exp.pdes.base import PDE, BoundaryTerm
-from pinn_exp.samplers.base import Sampler
-from pinn_exp.training.schedule import Schedule
+from pinn_exp.pdes.base import BoundaryTerm
+from pinn_exp.training import run_state
+from pinn_exp.training.compile_trial import compile_failure
+from pinn_exp.training.parts import Built
+from pinn_exp.training.run_state import RunState
 from pinn_exp.training.scoring import EVAL_CHUNK, Scorer, StepResidual, frozen
 from pinn_exp.training.stages import Diverged, Stages
 
@@ -46,37 +42,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class RunParts(Protocol):
-    """What a run is made of: :class:`pinn_exp.factory.Built` has these attributes."""
-
-    pde: PDE
-    sampler: Sampler
-    model: Solution
-    schedule: Schedule
-    device: DeviceSpec
-    laplacian: Laplacian
-    seed: int
-    n_points: int
-    rounds: int
-    #: the run's generator: the sampler (bound to it) and the PDE's soft-term points draw from it
-    generator: torch.Generator
-
-
-@dataclass
-class RunState:
-    """Everything that a checkpoint restores."""
-
-    round_index: int = -1
-    points: torch.Tensor | None = None
-    #: every registered metric after each round: name -> one value per round
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
-    round_stats: list[dict] = field(default_factory=list)
-    collocation: dict[str, np.ndarray] = field(default_factory=dict)
-    #: |residual| on a regular grid after each round (1-D and 2-D domains)
-    residual_maps: dict[str, np.ndarray] = field(default_factory=dict)
-    #: wall time of the run's earlier sessions (before a resume)
-    elapsed_s: float = 0.0
+#: what a run is made of (:func:`pinn_exp.factory.build` builds it)
+RunParts = Built
 
 
 class Trainer(Stages):
@@ -116,26 +83,15 @@ class Trainer(Stages):
                     self.rounds,
                 )
             self.rounds = 0
-        seed = built.seed
         self.device, self.dtype = device, dtype
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.progress = progress
-        self.step_hook = step_hook
+        self.progress, self.step_hook = progress, step_hook
         self.meter = PhaseMeter(device)
         self.laplacian: Laplacian = built.laplacian  # passed to every residual; snapshotted
         self.scorer = Scorer(pde, self.model, self.laplacian)
         self.generator = built.generator  # the sampler's, bound to it by factory.build
         self.boundary: list[BoundaryTerm] = pde.boundary_terms(self.generator, device, dtype)
-        x_test, u_test = pde.reference()
-        self.x_test = torch.as_tensor(x_test, dtype=dtype, device=device)
-        self.u_test = torch.as_tensor(u_test, dtype=torch.float64, device=device).reshape(-1)
-        self.probes = probe_points(pde.domain, seed, device, dtype)
-        grid = regular_grid(pde.domain)
-        self.grid = (
-            None
-            if grid is None
-            else (torch.as_tensor(grid[0], dtype=dtype, device=device), grid[1])
-        )
+        self._set_test_points(built.seed)
         self.term_names = ["loss", "loss_pde", *(f"loss_{t.name}" for t in self.boundary)]
         self._params = [p for p in self.model.parameters() if p.requires_grad]
         self._compiled = torch.compile(self.loss_vector) if schedule.compile else None
@@ -163,6 +119,21 @@ class Trainer(Stages):
         #: continues after (-1: none)
         self.saved_round = -1
         self.started = time.perf_counter()
+
+    def _set_test_points(self, seed: int) -> None:
+        """The PDE's test set and reference solution, the probes of the residual metrics and
+        the regular grid of the residual maps (1-D and 2-D domains; else None)."""
+        pde, device, dtype = self.pde, self.device, self.dtype
+        x_test, u_test = pde.reference()
+        self.x_test = torch.as_tensor(x_test, dtype=dtype, device=device)
+        self.u_test = torch.as_tensor(u_test, dtype=torch.float64, device=device).reshape(-1)
+        self.probes = probe_points(pde.domain, seed, device, dtype)
+        grid = regular_grid(pde.domain)
+        self.grid = (
+            None
+            if grid is None
+            else (torch.as_tensor(grid[0], dtype=dtype, device=device), grid[1])
+        )
 
     # ----------------------------------------------------------------------------------- loss
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -215,28 +186,14 @@ class Trainer(Stages):
         return evaluate
 
     def _try_compiled(self, x: torch.Tensor) -> None:
-        """Calls each compiled loss and its gradient once, before the first step: where
-        torch.compile cannot differentiate it (a user's code that takes derivatives with
-        ``autograd.grad`` in the loss: AOT autograd's backward cannot be differentiated again)
-        but the eager loss runs, the run continues eagerly, with one line saying why. An error
-        that the eager loss raises too fails the run as before. The trial leaves no trace: the
-        gradients are cleared and the Laplacian's probe generator is restored."""
+        """Tries the compiled losses once, before the first step (:func:`compile_failure`);
+        where torch.compile cannot compile them but the eager loss runs, the run continues
+        eagerly, with one line saying why."""
         self._compile_tried = True
+        compiled = (self._compiled, self._compiled_with_residual)
         generator = self.laplacian.generator
-        state = generator.get_state()
-
-        def trial(loss_fn: Callable) -> None:
-            out = loss_fn(x)
-            (out[0] if isinstance(out, tuple) else out)[0].backward(inputs=self._params)
-
-        try:
-            for loss_fn in (self._compiled, self._compiled_with_residual):
-                if loss_fn is not None:
-                    trial(loss_fn)
-        except Exception as exc:  # noqa: BLE001 - whatever torch.compile raises
-            generator.set_state(state)
-            trial(self.loss_vector)  # an error of the loss itself is the run's error
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        reason = compile_failure(compiled, self.loss_vector, x, self._params, generator)
+        if reason is not None:
             log.warning(
                 "optimizer.compile=true: torch.compile cannot compile this loss (%s); "
                 "training eagerly",
@@ -244,10 +201,6 @@ class Trainer(Stages):
             )
             self._compiled = self._compiled_with_residual = None
             self.schedule = dataclasses.replace(self.schedule, compile=False)
-        finally:
-            generator.set_state(state)
-            for p in self._params:
-                p.grad = None
 
     # ---------------------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -422,33 +375,9 @@ class Trainer(Stages):
         return self.state.elapsed_s + time.perf_counter() - self.started
 
     def snapshot(self) -> dict:
-        """The state a resumed run needs (model, points, generators, records so far)."""
-        self.state.elapsed_s, self.started = self.elapsed_s(), time.perf_counter()
-        return {
-            "state": copy.deepcopy({k: v for k, v in vars(self.state).items()}),
-            "model": self.model.state_dict(),
-            "generator": self.generator.get_state(),
-            "laplacian_generator": self.laplacian.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
-            "meter": self.meter.state_dict(),
-            "n_evals": self.scorer.n_evals,
-            "config": self.run_config,  # the resume guard compares it
-        }
+        """The state a resumed run needs (:func:`run_state.snapshot`)."""
+        return run_state.snapshot(self)
 
     def restore(self, snap: dict) -> None:
         """Loads a :meth:`snapshot`."""
-        state = dict(snap["state"])
-        if "errors" in state:  # a checkpoint of an earlier version: the L2 error only
-            state["metrics"] = {metrics.PRIMARY: state.pop("errors")}
-        self.state = RunState(**state)
-        self.state.points = self.state.points.to(self.device)
-        self.model.load_state_dict(snap["model"])
-        self.generator.set_state(snap["generator"])
-        self.laplacian.generator.set_state(snap["laplacian_generator"])
-        torch.set_rng_state(snap["torch_rng"])
-        np.random.set_state(snap["numpy_rng"])
-        random.setstate(snap["python_rng"])
-        self.meter.load_state_dict(snap["meter"])
-        self.scorer.n_evals = snap["n_evals"]
+        run_state.restore(self, snap)
