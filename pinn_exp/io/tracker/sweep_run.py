@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from pinn_exp.hydra_adapter import split_override
 from pinn_exp.io.tracker.content import MAX_PARAM, TAG
 from pinn_exp.io.tracker.session import (
     MLflowLogger,
@@ -35,14 +36,8 @@ def run_name(folder: str, overrides: list | None, parent=None) -> str:
         for key, value in parent.data.params.items()
         if "," in value or value.startswith(SWEEP_FUNCTIONS)
     }
-    values = [str(o) for o in overrides or [] if _key_value(o)[0] in swept]
+    values = [str(o) for o in overrides or [] if split_override(o)[0] in swept]
     return " ".join([folder, *values])
-
-
-def _key_value(override) -> tuple[str, str]:
-    """The key of a command-line override without its ``+``/``~`` prefix, and its value."""
-    key, _, value = str(override).partition("=")
-    return key.lstrip("+~"), value
 
 
 def _on_parent(node: dict | None, sweep_dir: Path, what: str, work: Callable) -> None:
@@ -93,7 +88,7 @@ def _log_overrides(client, run_id: str, overrides: list[str]) -> None:
 
     params = {}
     for override in overrides:
-        key, value = _key_value(override)
+        key, value = split_override(override)
         params[key] = value[:MAX_PARAM]
     batch = [Param(k, v) for k, v in params.items() if k and len(k) <= 250]
     for first in range(0, len(batch), 100):
