@@ -56,6 +56,24 @@ def available_cpus() -> int | None:
         return os.cpu_count()
 
 
+def check_threads(threads: int | None) -> None:
+    """Raises ValueError, in one line, for a ``device.threads`` below 1 or above the CPUs
+    this process may use (a sweep checks every job's before its first job runs)."""
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise ValueError(
+            f"device.threads={threads!r} is not allowed; it must be >= 1, or null for "
+            "SLURM's cpus-per-task or torch's own choice"
+        )
+    cpus = available_cpus()
+    if threads is not None and cpus is not None and threads > cpus:
+        # torch starts that many OpenMP threads: far above the CPUs it crashes or hangs
+        raise ValueError(
+            f"device.threads={threads!r} is not allowed here: this process may use {cpus} "
+            f"CPUs; it must be between 1 and {cpus}, or null for SLURM's cpus-per-task or "
+            "torch's own choice"
+        )
+
+
 def default_threads() -> int:
     """The CPU threads a run uses when ``device.threads`` is null: in a SLURM job given
     ``--cpus-per-task`` that number (``SLURM_CPUS_PER_TASK``: without it torch would start a
@@ -106,19 +124,7 @@ class DeviceSpec:
             raise ValueError(
                 f"device.memory_limit_gb={memory_limit_gb!r} is not allowed; it must be > 0 or null"
             )
-        if threads is not None and (isinstance(threads, bool) or threads < 1):
-            raise ValueError(
-                f"device.threads={threads!r} is not allowed; it must be >= 1, or null for "
-                "SLURM's cpus-per-task or torch's own choice"
-            )
-        cpus = available_cpus()
-        if threads is not None and cpus is not None and threads > cpus:
-            # torch starts that many OpenMP threads: far above the CPUs it crashes or hangs
-            raise ValueError(
-                f"device.threads={threads!r} is not allowed here: this process may use {cpus} "
-                f"CPUs; it must be between 1 and {cpus}, or null for SLURM's cpus-per-task or "
-                "torch's own choice"
-            )
+        check_threads(threads)
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
         if memory_limit_gb is not None and not name.startswith("cuda"):

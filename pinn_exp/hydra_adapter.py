@@ -200,9 +200,22 @@ def unknown_key_line(exc: BaseException) -> str | None:
     if not name or not isinstance(parent, DictConfig):
         return None
     known = [str(k) for k in parent.keys() if str(k) != "hydra" and not str(k).startswith("_")]
+    if name.startswith("hydra.launcher.") and name.count(".") == 2:
+        from dataclasses import fields
+
+        from hydra_plugins.pinn_exp_launcher.batched_launcher import BatchedLauncherConf
+
+        batched = [f.name for f in fields(BatchedLauncherConf) if not f.name.startswith("_")]
+        if key in batched and key not in known:
+            return (
+                f"error: {name} is a key of the batched launcher only; choose that launcher "
+                f"with hydra/launcher=batched (its keys: {', '.join(batched)})"
+            )
     match = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {name[: -len(key)]}{match[0]}?)" if match else ""
     where = f"the keys of {name[: -len(key) - 1]}" if "." in name else "the top-level keys"
+    if not known:
+        return f"error: {name} is not a config key{hint}; {where[len('the keys of ') :]} has none"
     return f"error: {name} is not a config key{hint}; {where} are {', '.join(known)}"
 
 

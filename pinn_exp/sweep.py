@@ -55,17 +55,29 @@ def summary_rows(rows: str, cols: str, swept: list[str]) -> str:
     return ",".join(keys + extra)
 
 
+#: the file Hydra's sweeper writes into the sweep's folder when a sweep (or its resume) starts
+MULTIRUN_FILE = "multirun.yaml"
+
+
 def finished_jobs(sweep_dir: Path) -> dict[str, int]:
-    """Jobs of a sweep directory by the status of their record (``running`` while they run)."""
+    """Jobs of a sweep directory by the status of their record (``running`` while they run).
+    A record that did not end ok and is older than the sweep's start (its ``multirun.yaml``)
+    is an earlier sweep's, which a resumed sweep runs again: counted ``running`` (to do)."""
     from pinn_exp.io import record
 
+    try:
+        started = (Path(sweep_dir) / MULTIRUN_FILE).stat().st_mtime
+    except OSError:
+        started = None
     counts: dict[str, int] = {}
     for path in Path(sweep_dir).glob(f"*/{record.METRICS}"):
         if path.parent.is_symlink():  # another run's folder, refused as a job's (guard)
             continue
         try:
             status = json.loads(path.read_text()).get("status", "running")
-        except (OSError, ValueError):
+            if status != "ok" and started is not None and path.stat().st_mtime < started:
+                status = "running"
+        except (OSError, ValueError, AttributeError):
             status = "running"
         counts[status] = counts.get(status, 0) + 1
     return counts
@@ -107,7 +119,9 @@ class SummaryCallback(Callback):
             jobs = expected_jobs(sweep_dir)
             total = len(jobs) if jobs is not None else None
             by_status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "running")
-            line = f"sweep: {done} of {total or '?'} jobs done ({by_status})"
+            line = f"sweep: {done} of {total or '?'} jobs done" + (
+                f" ({by_status})" if by_status else ""
+            )
             if line == _SWEEP.get("progress"):  # the members of an ensemble end together
                 return
             _SWEEP["progress"] = line

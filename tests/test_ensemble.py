@@ -697,3 +697,99 @@ def test_the_batched_launcher_runs_every_pde_with_every_laplacian(tmp_path, vect
             assert record["batched"] == (None if record["laplacian"] == "hutchinson" else "loop")
     if all(r["status"] == "ok" for r in records):
         assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_members_share_one_ensemble_id_and_one_memory_peak_taken_before_their_files(
+    tmp_path, monkeypatch
+):
+    """Writing member 0's files grows the process's memory (here by 200 MB, kept): member 1's
+    CPU peak must not hold it. Every member gets the ensemble's peak, taken before any
+    member's files, and one ``ensemble_id``; a member not resumed has its wall time equal to
+    its session's (both the ensemble's over S). A single run's ``ensemble_id`` is null."""
+    kept = []
+    monkeypatch.setattr(runner.files, "write_files", lambda *args: kept.append(b"x" * (200 << 20)))
+    seeds = [0, 1]
+    records = runner.run_ensemble(_builts([], seeds), _dirs(tmp_path, seeds), progress=False)
+    assert len(kept) == 2
+    for field in ("peak_cpu_rss_mb", "peak_cpu_rss_increase_mb", "ensemble_id"):
+        assert len({r[field] for r in records}) == 1, field
+    assert isinstance(records[0]["ensemble_id"], str) and records[0]["ensemble_id"]
+    # the ensemble's peak is taken before the files: it is well below what they added
+    assert records[0]["peak_cpu_rss_mb"] < _rss_now_mb() - 150
+    for r in records:
+        assert r["wall_time_s"] == r["wall_time_session_s"]
+    single = runner.run(_builts([], [0])[0], tmp_path / "m0", progress=False)
+    assert single["ensemble_id"] is None
+
+
+def _rss_now_mb() -> float:
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_a_member_ended_in_setup_says_no_round_completed(tmp_path, monkeypatch):
+    """SIGTERM while the members' trainers are built: the member without a trainer records
+    ``last_completed_round`` -1 (none), as the docs say, not null."""
+    built = []
+
+    class Terminating(runner.driver.Trainer):
+        def __init__(self, *args, **kwargs):
+            if built:
+                os.kill(os.getpid(), signal.SIGTERM)
+            built.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(runner.driver, "Trainer", Terminating)
+    seeds = [0, 1]
+    dirs = _dirs(tmp_path, seeds)
+    with pytest.raises(runner.Interrupted):
+        runner.run_ensemble(_builts([], seeds), dirs, progress=False)
+    for d in dirs:
+        record = json.loads((d / "metrics.json").read_text())
+        assert (record["status"], record["phase"]) == ("failed", "setup")
+        assert record["last_completed_round"] == -1
+
+
+def test_a_member_resumed_alone_keeps_its_batched_mode_and_shared_time(tmp_path):
+    """A vmap ensemble terminated in round 1, then member 1 resumed as a single run (as
+    resume=true does): its record keeps ``batched``, ``ensemble_size`` and ``ensemble_id``,
+    and ``time_shared`` is true (its rounds 0 trained in the ensemble)."""
+    seeds = [0, 1]
+    dirs = _dirs(tmp_path, seeds)
+
+    def terminate(round_index: int, step: int, phase: str) -> None:
+        if (round_index, step, phase) == (1, 2, "adam"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    overrides = ["sampler=uniform", "optimizer.lbfgs_impl=sync_free"]
+    with pytest.raises(runner.Interrupted):
+        runner.run_ensemble(
+            _builts(overrides, seeds), dirs, progress=False, step_hook=terminate, vectorize=True
+        )
+    before = json.loads((dirs[1] / "metrics.json").read_text())
+    assert before["last_completed_round"] == 0 and before["batched"] == "vmap"
+    resumed = runner.run(_builts(overrides, [1])[0], dirs[1], resume=True, progress=False)
+    assert resumed["status"] == "ok"
+    assert (resumed["batched"], resumed["ensemble_size"], resumed["time_shared"]) == (
+        "vmap",
+        2,
+        True,
+    )
+    assert resumed["ensemble_id"] == before["ensemble_id"]
+
+
+def test_a_resumed_sweeps_earlier_records_that_did_not_end_ok_are_still_to_do(tmp_path):
+    """The progress line counted job 1's failed record of the sweep before the resume as
+    done while job 1 had not been resumed yet; a record older than the sweep's start (its
+    multirun.yaml) that did not end ok is to do, an ok one is done."""
+    from pinn_exp.sweep import finished_jobs
+
+    for job, status in (("0", "ok"), ("1", "failed")):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "metrics.json").write_text(json.dumps({"status": status}))
+        os.utime(tmp_path / job / "metrics.json", (time.time() - 60, time.time() - 60))
+    (tmp_path / "multirun.yaml").write_text("{}\n")
+    assert finished_jobs(tmp_path) == {"ok": 1, "running": 1}
+    (tmp_path / "1" / "metrics.json").write_text(json.dumps({"status": "failed"}))  # again
+    assert finished_jobs(tmp_path) == {"ok": 1, "failed": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -148,6 +149,14 @@ def test_resume_checks_the_checkpoint_and_its_own_config(tmp_path):
         guard.check_resume(tmp_path, {**job, "seed": 1})
 
 
+def test_resume_without_any_recorded_config_is_refused(tmp_path):
+    snapshot = {key: {} for key in guard.CHECKPOINT_KEYS}
+    snapshot["state"] = {"round_index": 1}  # an older checkpoint: no "config" in it
+    torch.save(snapshot, tmp_path / "checkpoint.pt")
+    with pytest.raises(guard.Refused, match="neither config_resolved.yaml nor checkpoint.pt"):
+        guard.check_resume(tmp_path, {"seed": 5, "rounds": 3, "resume": True})
+
+
 def test_a_run_that_failed_at_its_configuration_does_not_protect_its_directory(tmp_path):
     runner.write_failure(tmp_path, {}, "sampler.ratio=0.7 is outside (0, 0.5)")
     guard.check_run_dir(tmp_path, {"resume": False})  # nothing to lose
@@ -167,6 +176,59 @@ def test_runs_and_sweeps_do_not_nest(tmp_path):
     for sweep_dir in (tmp_path / "run", tmp_path / "run" / "sub"):
         with pytest.raises(guard.Refused, match="a run's directory"):
             guard.check_not_in_run(sweep_dir)
+
+
+def _sweep_dir(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / sweep.SWEEP_CLAIM).write_text("pid 1\n")
+    return folder
+
+
+def _run_dir(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text('{"status": "ok"}')
+    return folder
+
+
+def test_run_through_a_link_into_a_sweep_is_refused(tmp_path):
+    sweep_dir = _sweep_dir(tmp_path / "sweep")
+    (sweep_dir / "empty").mkdir()
+    (tmp_path / "link").symlink_to(sweep_dir / "empty")
+    with pytest.raises(guard.Refused, match="sweep's directory"):
+        guard.check_not_in_sweep(tmp_path / "link")
+
+
+def test_run_below_a_sweeps_job_is_refused(tmp_path):
+    sweep_dir = _sweep_dir(tmp_path / "sweep")
+    with pytest.raises(guard.Refused, match=f"inside a sweep's directory \\({sweep_dir}\\)"):
+        guard.check_not_in_sweep(sweep_dir / "0_burgers_rsmote" / "sub")
+
+
+def test_sweep_deep_inside_a_run_is_refused(tmp_path):
+    run = _run_dir(tmp_path / "run")
+    with pytest.raises(guard.Refused, match="inside a run's directory"):
+        guard.check_not_in_run(run / "x" / "y")
+
+
+def test_sweep_inside_another_sweep_is_refused_but_resuming_itself_is_not(tmp_path):
+    sweep_dir = _sweep_dir(tmp_path / "sweep")
+    with pytest.raises(guard.Refused, match="inside another sweep's directory"):
+        guard.check_sweep_not_in_sweep(sweep_dir / "inner")
+    guard.check_sweep_not_in_sweep(sweep_dir)  # a resumed sweep is its own sweep directory
+
+
+@pytest.mark.parametrize("name", ["/tmp/elsewhere", "0/..", "..", "../other", "."])
+def test_job_folder_outside_the_sweep_is_refused(tmp_path, name):
+    with pytest.raises(guard.Refused, match="not a folder inside hydra.sweep.dir"):
+        guard.check_subdir(name, name, tmp_path)
+    guard.check_subdir("0_burgers_rad", "x", tmp_path)  # the usual folder passes
+
+
+def test_job_dir_check_resolves_the_path(tmp_path):
+    guard.check_job_dir(tmp_path / "sweep" / "0_a", tmp_path / "sweep")
+    for job in (tmp_path / "sweep", tmp_path / "run", tmp_path / "sweep" / ".." / "run"):
+        with pytest.raises(guard.Refused, match="not a folder inside"):
+            guard.check_job_dir(job, tmp_path / "sweep")
 
 
 @pytest.mark.parametrize("where", ["/tmp/my runs/é ü", "/tmp/a:b=c,d(e)'f"])
@@ -230,6 +292,19 @@ def test_a_failed_checkpoint_write_is_recorded_in_its_phase(tmp_path, monkeypatc
     assert saved["phase"] == "checkpoint" and saved["round"] == 0
     assert saved["last_completed_round"] == -1  # no checkpoint holds a round
     assert len(saved["l2_rel_error_per_round"]) == 1  # the round was evaluated before
+
+
+def test_checkpoint_write_on_a_full_disk_raises_the_os_error(tmp_path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    big = {"weights": torch.zeros(64 * 1024)}  # 256 KiB, over the limit below
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, hard))
+    try:
+        with pytest.raises(OSError):  # not torch's opaque RuntimeError
+            storage.save_checkpoint(tmp_path / "checkpoint.pt", big)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert not (tmp_path / "checkpoint.pt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_last_completed_round_is_the_round_the_checkpoint_holds(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
-"""Hostile input: extreme values of RAD's exponent, budgets over an Adam-only optimizer,
-mistyped keys added with ``+``, damaged checkpoints, and a dense set whose scoring does not
-fit in memory. Each is refused in one line naming the key (or file) before anything trains,
-or works as a user expects."""
+"""Bad values refused before training: extreme values of RAD's exponent, budgets over an
+Adam-only optimizer, mistyped keys (with or without ``+``), damaged checkpoints, and a dense
+set whose scoring does not fit in memory. Each is refused in one line naming the key (or
+file) before anything trains, or works as a user expects."""
 
 from __future__ import annotations
 
@@ -527,6 +527,33 @@ def test_hydras_composition_errors_become_one_line(overrides, line, compose):
     assert composition_line(raised.value) == line
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("sampler.ratoi=0.2", "sampler.ratoi is not a config key (did you mean sampler.ratio?)"),
+        ("n_point=5", "n_point is not a config key (did you mean n_points?)"),
+        ("model.widht=3", "model.widht is not a config key (did you mean model.width?)"),
+    ],
+)
+def test_unknown_key_without_plus_is_one_line_with_the_nearest_key(override, expected):
+    from pinn_exp.config import compose_config
+    from pinn_exp.hydra_adapter import unknown_key_line
+
+    with pytest.raises(Exception) as caught:
+        compose_config([override])
+    line = unknown_key_line(caught.value)
+    assert line is not None and expected in line and "\n" not in line
+
+
+def test_other_composition_errors_keep_hydras_report():
+    from pinn_exp.config import compose_config
+    from pinn_exp.hydra_adapter import unknown_key_line
+
+    with pytest.raises(Exception) as caught:
+        compose_config(["sampler.ratio=abc"])
+    assert unknown_key_line(caught.value) is None
+
+
 def test_a_wrong_type_on_the_command_line_exits_2_in_one_line(root, tmp_path, tiny):
     run_dir = tmp_path / "run"
     proc = _run(root, tmp_path, *tiny, "pde.dim=2.5", f"hydra.run.dir={run_dir}")
@@ -579,3 +606,33 @@ def test_a_sweep_over_options_that_all_have_the_key_gets_past_its_start(root, tm
     args = ["-m", *tiny, "sampler=rad,rsmote", "sampler.chunk_size=1000"]
     proc = _run(root, tmp_path, *args, f"hydra.sweep.dir={sweep}")
     _one_line_refusal(proc, "sampler.chunk_size", "sampler=rsmote", "k_neighbors")
+
+
+def test_a_launcher_key_of_the_batched_launcher_names_it(root, tmp_path, tiny):
+    """hydra.launcher.vectorize=true with the basic launcher: one line naming
+    hydra/launcher=batched (it listed the basic launcher's keys: none)."""
+    sweep_dir = tmp_path / "s"
+    proc = _run(
+        root,
+        tmp_path,
+        "-m",
+        *tiny,
+        "seed=0,1",
+        "hydra.launcher.vectorize=true",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    said = _one_line_refusal(proc, "hydra.launcher.vectorize")
+    assert "hydra/launcher=batched" in said
+    assert not sweep_dir.exists() or not any(p.is_dir() for p in sweep_dir.iterdir())
+
+
+def test_a_swept_thread_count_no_run_can_use_is_refused_before_any_job(root, tmp_path, tiny):
+    """``-m device.threads=1,100000`` ran job 0, then recorded job 1 failed; like
+    ``seed=0,abc`` it is refused before any job runs."""
+    sweep_dir = tmp_path / "s"
+    tiny = [o for o in tiny if not o.startswith("device.threads=")]
+    proc = _run(
+        root, tmp_path, "-m", *tiny, "device.threads=1,100000", f"hydra.sweep.dir={sweep_dir}"
+    )
+    _one_line_refusal(proc, "device.threads=100000")
+    assert not sweep_dir.exists() or not any(p.is_dir() for p in sweep_dir.iterdir())

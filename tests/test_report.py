@@ -249,6 +249,42 @@ def test_no_runs_found(tmp_path):
     assert header[0].startswith("run_dir,status,")
 
 
+def _fake_run(folder: Path, seed: int, error: float) -> None:
+    folder.mkdir(parents=True)
+    record = {
+        "status": "ok",
+        "pde": "burgers",
+        "sampler": "rad",
+        "seed": seed,
+        "l2_rel_error": error,
+    }
+    (folder / "metrics.json").write_text(json.dumps(record))
+    (folder / "config_resolved.yaml").write_text(f"seed: {seed}\nn_points: 200\n")
+
+
+def test_report_refuses_an_empty_out_or_dir(tmp_path, capsys, monkeypatch):
+    _fake_run(tmp_path / "runs" / "a", 0, 0.1)
+    monkeypatch.chdir(tmp_path)
+    assert main([str(tmp_path / "runs"), "--out", "", "--no-plots"]) == 2
+    assert main(["", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    said = "is empty: give the folder by name ('.' for the current one)"
+    assert err == [f"error: --out {said}", f"error: DIR {said}"]
+    assert not list(tmp_path.glob("summary*"))  # nothing written into the current folder
+
+
+def test_report_refuses_a_metric_no_run_records(tmp_path, capsys):
+    _fake_run(tmp_path / "a", 0, 0.1)
+    _fake_run(tmp_path / "b", 1, 0.2)
+    assert main([str(tmp_path), "--metric", "l2_rel_eror", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean l2_rel_error" in err[0]
+    assert not (tmp_path / "summary.md").exists()
+    assert main([str(tmp_path), "--no-plots"]) == 0
+    assert (tmp_path / "summary.md").exists()
+    (tmp_path / "summary.md").unlink()
+
+
 def test_bad_config_and_odd_metrics_do_not_crash(tmp_path):
     run = tmp_path / "r"
     run.mkdir()

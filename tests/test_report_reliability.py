@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from support import patient
 
+from pinn_exp.metrics import registry
 from pinn_exp.report import paired
 from pinn_exp.report import summary as summary_module
 from pinn_exp.report.__main__ import main
@@ -405,15 +407,12 @@ def test_times_shared_by_an_ensemble_are_not_compared_with_own_times(tmp_path):
     assert errors["p_value"] == pytest.approx(2 / 64)
     write_summary([tmp_path], metric="wall_time_s", baseline="rad", plots=False)
     assert "`time_shared`" in (tmp_path / "summary.md").read_text()
-    # the baseline's runs shared an ensemble of the same size: their times compare
+    # the baseline's runs shared an ensemble too: a shared time is one value per ensemble,
+    # never a pair per member
     for seed in range(6):
         _set(tmp_path / f"rad{seed}", batched="loop", ensemble_size=6, time_shared=True)
     row = paired.paired_comparison(collect_runs([tmp_path]), "rad", "pde", "wall_time_s")
-    assert (row.table.iloc[0]["pairs"], row.table.iloc[0]["left_out_time_shared"]) == (6, 0)
-    for seed in range(3):  # ... not where the ensembles differ in size
-        _set(tmp_path / f"rad{seed}", ensemble_size=3)
-    row = paired.paired_comparison(collect_runs([tmp_path]), "rad", "pde", "wall_time_s")
-    assert (row.table.iloc[0]["pairs"], row.table.iloc[0]["left_out_time_shared"]) == (3, 3)
+    assert (row.table.iloc[0]["pairs"], row.table.iloc[0]["left_out_time_shared"]) == (0, 6)
 
 
 def test_a_time_table_keeps_shared_times_apart_from_own_ones(tmp_path):
@@ -543,8 +542,113 @@ def test_two_seeds_say_once_what_they_can_show(tmp_path):
     assert text.count("## What 2 seeds can show") == 1
     section = text.split("## What 2 seeds can show", 1)[1].split("\n## ", 1)[0]
     assert "t = 12.7 at n = 2" in section  # t(0.975, 1) = 12.706
-    assert "0.5 at 2 pairs" in section and "fewer than 6 such pairs" in section
+    assert "0.5 with 2 pairs" in section and "fewer than 6 such pairs" in section
     cells = [c for line in text.splitlines() if line.startswith("|") for c in line.split("|")]
     bounds = [_bounds(c) for c in cells if re.search(r"\[[^\]]*, [^\]]*\]", c)]
     assert len(bounds) == 3 * 3 + 2  # three tables of three rows, two paired rows
     assert all(low > 0 for low, _ in bounds)
+
+
+# ----------------------------------------------------------------------------- review findings
+
+
+def test_a_report_without_ok_runs_says_so_without_a_traceback(tmp_path, capsys):
+    for seed in range(2):  # every job failed (or a sweep was killed before one finished)
+        _set(_run(tmp_path / f"rs{seed}", 1e-2, seed=seed), status="failed", l2_rel_error=None)
+    assert main([str(tmp_path), "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    assert "no ok runs (failed: 2)" in captured.out and "Traceback" not in captured.err
+    text = (tmp_path / "summary.md").read_text()
+    assert text.count("_no ok runs (failed: 2)_") == 3 and "could not build" not in text
+
+
+def test_a_time_shared_by_an_ensemble_counts_once_per_ensemble(tmp_path):
+    """Two ensembles of two members each: one time per ensemble (n = 2, not 4), and no pair of
+    times whose run is a member, however the baseline ran."""
+    for seed in range(4):
+        ensemble = f"e{seed // 2}"
+        for sampler in ("rsmote", "rad"):
+            _set(
+                _run(tmp_path / f"{sampler}{seed}", 1e-2, sampler=sampler, seed=seed),
+                wall_time_s=2.0 if ensemble == "e0" else 8.0,
+                batched="loop",
+                ensemble_size=4,
+                time_shared=True,
+                ensemble_id=ensemble,
+            )
+    frame = collect_runs([tmp_path])
+    cell = mean_std_table(frame, metric="wall_time_s", ci=True).droplevel("final N")
+    cell = cell.loc["rsmote", "burgers"]
+    gstd = math.exp(np.std(np.log([2.0, 8.0]), ddof=1))  # of the 2 ensembles' times
+    assert cell.startswith(f"{math.sqrt(2.0 * 8.0):.1f} ×/÷ {gstd:.3g} ")
+    assert "(2 ensembles)" in cell
+    errors = mean_std_table(frame).droplevel("final N").loc["rsmote", "burgers"]
+    assert "(4)" in errors  # errors are each run's own
+    times = paired.paired_comparison(frame, "rad", metric="wall_time_s")
+    row = times.table.iloc[0]
+    assert (row["pairs"], row["left_out_time_shared"]) == (0, 4)
+    assert any("4 pair(s) left out" in n and "`time_shared`" in n for n in times.notes)
+    write_summary([tmp_path], metric="wall_time_s", baseline="rad", plots=False)
+    assert "counted once per ensemble (`ensemble_id`)" in (tmp_path / "summary.md").read_text()
+
+
+def test_values_that_are_not_numbers_are_counted_and_named(tmp_path):
+    errors = [1e-2 * (seed + 1) for seed in range(4)]
+    for seed, error in enumerate(errors):
+        _set(_run(tmp_path / f"rs{seed}", error, seed=seed), wall_time_s=2.0)
+    _set(tmp_path / "rs0", l2_rel_error="abc")
+    _set(tmp_path / "rs1", wall_time_s=True, l2_rel_error_per_round=[math.inf, errors[1]])
+    _set(tmp_path / "rs2", l2_rel_error_per_round=[None, errors[2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = collect_runs([tmp_path], relative_to=tmp_path)
+        text = summary_module.summary_markdown(frame)
+    table = mean_std_table(frame).droplevel("final N")
+    assert "(3; 1 not finite)" in table.loc["rsmote", "burgers"]
+    times = mean_std_table(frame, metric="wall_time_s").droplevel("final N")
+    assert times.loc["rsmote", "burgers"].startswith("2.0 ×/÷ 1 (3; 1 not finite)")  # not 1.0
+    section = text.split("## Ok runs without a finite value", 1)[1].split("\n## ", 1)[0]
+    for line in (
+        '`rs0`: `l2_rel_error` = "abc"',
+        "`rs1`: `wall_time_s` = true, `l2_rel_error_per_round[0]` = inf",
+        "`rs2`: `l2_rel_error_per_round[0]` = NaN",
+    ):
+        assert line in section, line
+
+
+def test_a_metric_without_a_better_direction_is_described_neutrally(tmp_path):
+    for seed in range(3):
+        _set(_run(tmp_path / f"rs{seed}", 1e-2, seed=seed), concentration=3.0)
+        _set(_run(tmp_path / f"rad{seed}", 1e-2, sampler="rad", seed=seed), concentration=2.0)
+    assert registry.METRICS["concentration"].better is None
+    write_summary([tmp_path], metric="concentration", baseline="rad", plots=False)
+    section = (tmp_path / "summary.md").read_text().split("## Paired comparison", 1)[1]
+    assert "below 1 the sampler is better" not in section and "| wins |" not in section
+    assert "has no better direction" in section and "| below 1 |" in section
+    write_summary([tmp_path], baseline="rad", plots=False)  # errors: lower is better
+    assert "below 1 the sampler is better" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--rows", "bogus"], ("--rows bogus", "no run has a column named bogus")),
+        (["--cols", "pde,bogus"], ("--cols pde,bogus", "bogus")),
+        (["--metric", "status"], ("--metric status", "not a numeric column", "l2_rel_error")),
+    ],
+)
+def test_unknown_rows_and_a_non_numeric_metric_are_refused(tmp_path, capsys, args, words):
+    for seed in range(2):
+        _run(tmp_path / f"rs{seed}", 1e-2, seed=seed)
+    assert main([str(tmp_path), "--no-plots", *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and all(w in err for w in words), err
+    assert not (tmp_path / "summary.md").exists()
+
+
+def test_the_floor_of_one_pair_reads_as_a_sentence(tmp_path):
+    _run(tmp_path / "rs0", 1e-2, seed=0)
+    _run(tmp_path / "rad0", 2e-2, sampler="rad", seed=0)
+    write_summary([tmp_path], baseline="rad", plots=False)
+    text = (tmp_path / "summary.md").read_text()
+    assert "at 1 pairs" not in text and "(here the smallest p is 1 with 1 pair)" in text

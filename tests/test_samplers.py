@@ -17,6 +17,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from pinn_exp.domains import Ball, Box, Domain
 from pinn_exp.samplers import R3, RAD, RARD, RARG, RandomR, RSmote, Uniform
+from pinn_exp.samplers.rad import rad_log_weights, rad_probabilities
 
 DTYPE = torch.float64
 BOX = Box([-1.0, 0.0], [1.0, 1.0])  # a 2-D space-time box: x in [-1, 1], t in [0, 1]
@@ -529,6 +530,25 @@ def test_rad_prefers_large_residuals(c, factor, seed):
     out = sampler.update(sampler.initial().points, scorer, 1).points
     dense = scorer.calls[0][0]
     assert scorer.eps(out).mean() >= factor * scorer.eps(dense).mean()
+
+
+def test_rad_density_with_the_largest_finite_k_draws_the_largest_residual():
+    eps = torch.tensor([0.5, 3.0, 20.0, 1e-3, 0.0])
+    for c in (0.0, 1.0):
+        log_w = rad_log_weights(eps, 1e308, c)
+        assert not torch.isnan(log_w).any()
+        p = rad_probabilities(eps, 1e308, c)
+        assert int(p.argmax()) == 2 and p[2] > p[1]  # not the uniform fallback
+        if c == 0.0:
+            assert p[2] > 0 and float(p.sum()) == pytest.approx(float(p[2]))
+    assert torch.equal(eps, torch.tensor([0.5, 3.0, 20.0, 1e-3, 0.0]))  # input untouched
+
+
+def test_rad_density_matches_its_formula_for_ordinary_k():
+    eps = torch.rand(100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for k, c in ((1.0, 1.0), (2.0, 0.0), (0.0, 0.0), (0.5, 0.3)):
+        ek = eps**k
+        assert torch.allclose(rad_probabilities(eps, k, c), ek / ek.mean() + c, rtol=1e-12)
 
 
 @pytest.mark.parametrize("cls", [RAD, RARD, RARG])

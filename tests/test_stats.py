@@ -1,7 +1,7 @@
 """The report's statistics against their definitions: the exact Wilcoxon signed-rank p-value
 against a brute-force enumeration of every sign flip (ties and zeros included) and known
-values, the smallest reachable p counted from the non-zero differences, and the coverage of
-the t-interval of a mean at small n."""
+values (two swapped pairs of a paired comparison tie), the smallest reachable p counted from
+the non-zero differences, and the coverage of the t-interval of a mean at small n."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pinn_exp.report import stats
+from pinn_exp.report.pairing import compare_pairs
 
 
 def _average_ranks(values: list[float]) -> list[float]:
@@ -74,6 +75,17 @@ def test_known_values_with_ties_and_zeros():
     assert stats.wilcoxon_p([-0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == pytest.approx(4 / 64, rel=1e-12)
     # a sign-symmetric sample is as far from significant as can be
     assert stats.wilcoxon_p([-1, 1, -2, 2]) == 1.0
+
+
+def test_swapped_errors_tie_in_the_signed_rank_test():
+    a, b = 0.6389971438592221, 0.41774516234970216  # log(a/b) != -log(b/a) in floating point
+    assert abs(math.log(a / b)) != abs(math.log(b / a))
+    others = [(0.2, 0.1), (0.15, 0.6), (0.3, 0.25)]
+    sampler = {(0,): a, (1,): b, **{(i + 2,): x for i, (x, _) in enumerate(others)}}
+    base = {(0,): b, (1,): a, **{(i + 2,): y for i, (_, y) in enumerate(others)}}
+    d = math.log(a / b)  # the two swapped pairs tie: |d| each
+    exact = stats.wilcoxon_p([d, -d, *(math.log(x / y) for x, y in others)])
+    assert compare_pairs(sampler, base)["p_value"] == exact
 
 
 def test_p_is_never_below_the_floor_of_the_nonzero_differences():

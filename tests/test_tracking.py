@@ -471,3 +471,38 @@ def _rendered_text(browser: str, url: str, folder: Path) -> str:
     )
     dom = re.sub(r"<(script|style)\b.*?</\1>", " ", proc.stdout, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def _member(tmp_path: Path) -> tuple[Path, RunRecord]:
+    """A batched member's run folder with its record only."""
+    out = tmp_path / "m1"
+    out.mkdir()
+    record = RunRecord(status="ok", pde="burgers", sampler="rad", seed=1).update(
+        batched="vmap", ensemble_size=2, ensemble_id="ens@t", time_shared=True
+    )
+    (out / "metrics.json").write_text(json.dumps(record.to_json()))
+    return out, record
+
+
+@needs_mlflow
+def test_a_batched_members_run_is_tagged_with_how_it_ran(tmp_path):
+    """A member's MLflow run says it is one (its params equal its single run's)."""
+    out, record = _member(tmp_path)
+    uri = _uri(tmp_path)
+    tracker.track_run(out, record, {"logger": {"tracking_uri": uri, "timeout_s": 60}})
+    (run,) = _runs(uri)
+    tags = run.data.tags
+    assert (tags["batched"], tags["ensemble_size"], tags["ensemble_id"]) == ("vmap", "2", "ens@t")
+    assert tags["time_shared"] == "true"
+
+
+@needs_mlflow
+def test_a_sqlite_database_in_a_missing_folder_is_one_warning_and_creates_nothing(tmp_path, caplog):
+    out, record = _member(tmp_path)
+    missing = tmp_path / "nonexistent" / "dir"
+    config = {"logger": {"tracking_uri": f"sqlite:///{missing / 'x.db'}", "timeout_s": 60}}
+    with caplog.at_level(logging.WARNING):
+        tracker.track_run(out, record, config)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "does not exist" in warnings[0], warnings
+    assert not (tmp_path / "nonexistent").exists()

@@ -114,9 +114,10 @@ class BatchedLauncher(Launcher):
         self.hydra_context.callbacks.on_job_end(config=sweep_config, job_return=ret)
         return ret, {}
 
-    def _finish(self, member: dict, record: dict) -> JobReturn:
-        """The JobReturn of a member trained in the ensemble; Hydra's callbacks see it. Its
-        directory, claimed since its checks (pinn_exp.guard), is released here."""
+    def _finish(self, member: dict, record: dict, callbacks: bool = True) -> JobReturn:
+        """The JobReturn of a member trained in the ensemble; Hydra's callbacks see it (with
+        ``callbacks``; else :meth:`_job_end`, later). Its directory, claimed since its checks
+        (pinn_exp.guard), is released here."""
         from pinn_exp import guard
         from pinn_exp.metrics.registry import PRIMARY
 
@@ -142,8 +143,14 @@ class BatchedLauncher(Launcher):
             )
         else:
             print(f"run {record['status']}: {record['error']}; record: {out_dir}", file=sys.stderr)
-        self.hydra_context.callbacks.on_job_end(config=config, job_return=ret)
+        if callbacks:
+            self._job_end(member, ret)
         return ret
+
+    def _job_end(self, member: dict, ret: JobReturn) -> None:
+        """Hydra's callbacks on a member's end (the sweep's progress line), into its log."""
+        self._logs.current = log_key(member["request"]["out_dir"])
+        self.hydra_context.callbacks.on_job_end(config=member["config"], job_return=ret)
 
     # --------------------------------------------------------------------------- the sweep
     def launch(
@@ -259,8 +266,12 @@ class BatchedLauncher(Launcher):
         except Unbatchable as exc:  # the ensemble's trial loss and gradient, before training
             self._one_by_one(prepared, returns, str(exc), last)
             return
+        # every member's final line first, then the callbacks: the sweep's progress line
+        # (which counts all the members' records, written together) comes after them
         for (i, member), record in zip(prepared.items(), records):
-            returns[i] = self._finish(member, record)
+            returns[i] = self._finish(member, record, callbacks=False)
+        for i, member in prepared.items():
+            self._job_end(member, returns[i])
 
     def _one_by_one(
         self, prepared: dict[int, dict], returns: dict[int, JobReturn], reason: str, last: bool

@@ -149,6 +149,31 @@ def _check_same_lbfgs(
     )
 
 
+def check_job_threads(jobs: list[list[str]]) -> None:
+    """Refuses a sweep, before its first job, where a job's ``device.threads`` composes but
+    no run could use it (below 1, above this process's CPUs: :func:`check_threads`)."""
+    import yaml
+
+    from pinn_exp.device import check_threads
+
+    seen: set[str] = set()
+    for overrides in jobs:
+        for line in overrides:
+            key, value = split_override(line)
+            if key.lstrip("+~") != "device.threads" or value in seen:
+                continue
+            seen.add(value)
+            try:
+                threads = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue  # not a number: composing the job refuses it
+            if threads is None or isinstance(threads, int):
+                try:
+                    check_threads(threads)
+                except ValueError as exc:
+                    raise Refused(str(exc)) from None
+
+
 def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
     """Refuses a sweep whose jobs' folders are not folders inside the sweep's (an absolute
     ``hydra.sweep.subdir``, or one with ``..``), and a sweep of Hydra's basic sweeper whose
@@ -163,6 +188,7 @@ def check_distinct_jobs(config: DictConfig, sweep_dir: Path) -> None:
     loader = sweep_config_loader()
     jobs = sweep_jobs(config, loader)
     check_job_values(config, loader, jobs)  # every swept value composes, before any job runs
+    check_job_threads(jobs)
     linked = has_links(sweep_dir, len(Path(subdir).parts))
     if distinct and not linked:  # distinct by construction: the first job's folder says where
         jobs = jobs[:1]

@@ -122,9 +122,13 @@ class RunRecord:
     #: for bit, a vmap member agrees with it to round-off only: another computation)
     batched: str | None = _field()
     ensemble_size: int | None = _field(fmt=PLAIN)  # a member's: the ensemble's S; else null
+    #: the same text in every member of one ensemble (its first member's folder and its start
+    #: time), null for a single run: the members' shared values count once per ensemble
+    ensemble_id: str | None = _field()
     #: true where ``wall_time_s``, ``wall_time_session_s`` and ``time_train_s`` are a fair
     #: share of a batched ensemble's times (the whole over S, a stage over its members), not
-    #: the run's own
+    #: the run's own, and the CPU memory peaks the ensemble's (one value for every member);
+    #: a resumed member keeps it (its earlier rounds' time is a share)
     time_shared: bool = _field(False)
     overrides: list[str] = field(default_factory=list)
     #: the run's id in the experiment tracker (``logger=mlflow``): a resume continues that run

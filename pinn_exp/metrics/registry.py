@@ -22,6 +22,13 @@ from pinn_exp.metrics.residual import concentration
 
 #: the metric of a run's headline number, the report's default table and ``run.py``'s return
 PRIMARY = "l2_rel_error"
+#: the values of a metric's ``better``: which direction is better (None: neither)
+LOWER, HIGHER = "lower", "higher"
+
+
+def _check_better(name: str, better: str | None) -> None:
+    if better not in (LOWER, HIGHER, None):
+        raise ValueError(f"metric {name!r}: better={better!r}; allowed: 'lower', 'higher', None")
 
 
 @dataclass
@@ -58,6 +65,9 @@ class Metric:
         description: one line for the docs and ``--help``.
         positive: never zero or negative and spread across seeds by a factor (errors): the
             report gives its intervals on the log scale (geometric mean), else linearly.
+        better: ``"lower"`` when a smaller value is better (errors), ``"higher"`` when a larger
+            one is, None when neither is (``concentration``): the report's paired comparison
+            then says which value is the smaller, not which sampler is better.
     """
 
     name: str
@@ -65,18 +75,20 @@ class Metric:
     scientific: bool = True
     description: str = ""
     positive: bool = False
+    better: str | None = LOWER
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def metric(name: str, scientific: bool = True, positive: bool = False):
-    """Registers the decorated ``fn(evaluation) -> float`` as metric ``name`` (``positive``:
-    see :class:`Metric`)."""
+def metric(name: str, scientific: bool = True, positive: bool = False, better: str | None = LOWER):
+    """Registers the decorated ``fn(evaluation) -> float`` as metric ``name`` (``positive``,
+    ``better``: see :class:`Metric`)."""
+    _check_better(name, better)
 
     def register(fn: Callable[[Evaluation], float]) -> Callable[[Evaluation], float]:
         doc = (fn.__doc__ or "").strip().splitlines()
-        METRICS[name] = Metric(name, fn, scientific, doc[0] if doc else "", positive)
+        METRICS[name] = Metric(name, fn, scientific, doc[0] if doc else "", positive, better)
         return fn
 
     return register
@@ -115,7 +127,7 @@ def _max_abs_error(ev: Evaluation) -> float:
     return float((ev.prediction - ev.reference).abs().max())
 
 
-@metric("concentration", scientific=False)
+@metric("concentration", scientific=False, better=None)
 def _concentration(ev: Evaluation) -> float:
     """Share of the collocation points in the top-5 % residual region, over 5 % (1: uniform)."""
     return concentration(ev.residual, ev.points, ev.probes)
@@ -138,6 +150,7 @@ class HistoryMetric:
         scientific: shown in scientific notation in tables.
         description: one line for the docs.
         positive: as :class:`Metric`'s.
+        better: as :class:`Metric`'s.
     """
 
     name: str
@@ -146,17 +159,24 @@ class HistoryMetric:
     scientific: bool = False
     description: str = ""
     positive: bool = False
+    better: str | None = None
 
 
 HISTORY_METRICS: dict[str, HistoryMetric] = {}
 
 
-def history_metric(name: str, source: str = PRIMARY, scientific: bool = False):
-    """Registers the decorated ``fn(per_round_values) -> float`` as history metric ``name``."""
+def history_metric(
+    name: str, source: str = PRIMARY, scientific: bool = False, better: str | None = None
+):
+    """Registers the decorated ``fn(per_round_values) -> float`` as history metric ``name``
+    (``better``: see :class:`Metric`)."""
+    _check_better(name, better)
 
     def register(fn: Callable[[list[float]], float]) -> Callable[[list[float]], float]:
         doc = (fn.__doc__ or "").strip().splitlines()
-        HISTORY_METRICS[name] = HistoryMetric(name, fn, source, scientific, doc[0] if doc else "")
+        HISTORY_METRICS[name] = HistoryMetric(
+            name, fn, source, scientific, doc[0] if doc else "", better=better
+        )
         return fn
 
     return register
@@ -176,7 +196,7 @@ def history_all(per_round_values: dict[str, list[float] | None]) -> dict[str, fl
 FLUCTUATION_FROM = 2
 
 
-@history_metric("fluctuation")
+@history_metric("fluctuation", better=LOWER)  # steadier errors from round to round
 def fluctuation(values: list[float]) -> float:
     """Median |log10 e_r - log10 e_(r-1)| over rounds r >= 2 (e: l2_rel_error after round r)."""
     changes = [

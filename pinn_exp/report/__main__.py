@@ -2,7 +2,8 @@
 
 Exit status 0 when the report is written; 2, with one line on stderr naming what and why and
 nothing written, when a folder does not exist, the output folder cannot be written or is a
-file, a DIR or ``--out`` is empty, ``--metric`` is recorded by no run, ``--baseline`` names a
+file, a DIR or ``--out`` is empty, ``--metric`` is recorded by no run or holds no number
+(``status``), a key of ``--rows`` or ``--cols`` is a column of no run, ``--baseline`` names a
 sampler without ok runs, or the output folder holds the summary
 of runs this report would not cover (``--overwrite`` replaces it)."""
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from pinn_exp.metrics import registry
 from pinn_exp.report.runs import NOT_FINITE, ok_runs, status_counts
 from pinn_exp.report.summary import ReportRefused, write_summary
-from pinn_exp.report.summary_text import duplicate_count
+from pinn_exp.report.summary_text import duplicate_count, empty_table_text
 from pinn_exp.report.tables import CELL_TEXT, mean_std_table, to_markdown
 
 
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"removed {path} (from an earlier report)")
     table = mean_std_table(frame, args.rows, args.cols, args.metric, ci=True)
     if table.empty:
-        print(f"no ok runs with a value for {args.metric}")
+        print(empty_table_text(frame, args.metric).replace("`", ""))
     else:
         scale = table.attrs.get("scale", "linear")
         print(f"\n{args.metric} ({scale} scale): {CELL_TEXT[scale]} over seeds, std with ddof=1\n")

@@ -15,9 +15,10 @@ out and counted; so are ok runs whose value is not finite or not positive (a rat
 positive numbers).
 
 A member of a vectorized ensemble (``runs.COMPUTATION``) pairs only with runs of its kind. A
-time (``record.is_time``) is compared only between runs whose times are of one kind
-(``runs.time_kinds``: each its own, or each a share of an ensemble of one size); the other
-pairs are left out and counted in ``left_out_time_shared``.
+time or memory value (``record.unit``) is compared only between runs that measured their own:
+a pair with a member of a batched ensemble whose time and memory are the ensemble's
+(``time_shared``) is left out and counted in ``left_out_time_shared``, as its value is one
+per ensemble, not per run.
 
 ``pairing`` pairs the runs and computes each row's statistics; ``paired_text`` writes the
 comparison into ``summary.md`` and ``summary_paired.csv``.
@@ -32,12 +33,13 @@ import pandas as pd
 
 from pinn_exp.io import record
 from pinn_exp.report.pairing import (
+    better_direction,
     compare_pairs,
     is_sampler_key,
-    mixed_kinds_of_time,
     pairing_keys,
     run_arms,
     seed_count,
+    shared_labels,
     usable_runs,
     values_by_pair,
 )
@@ -78,8 +80,8 @@ class PairedComparison:
         group_keys: the columns that split the runs into groups (``pde`` first).
         table: one row per (group, sampler): the group keys, then ``COLUMNS``; ``ratios``
             maps each pair's label (its seed, or the values of ``paired_by``) to its ratio;
-            ``left_out_time_shared``: pairs of a time metric whose runs' times are of
-            different kinds (``runs.time_kinds``), left out.
+            ``left_out_time_shared``: pairs of a time or memory metric with a run whose value
+            is its ensemble's (``time_shared``), left out.
         notes: why the comparison, or a group of it, was skipped.
     """
 
@@ -193,11 +195,11 @@ def _group_rows(part: pd.DataFrame, head: dict, keys: list[str]) -> tuple[list[d
             continue
         arm_runs = part[part["_arm"] == arm]
         mine, theirs, drop = values_by_pair(arm_runs, keys), base, set()
-        if record.is_time(metric):
-            drop = mixed_kinds_of_time(arm_runs, base_runs, keys)
+        if record.unit(metric):  # memory and times
+            drop = shared_labels(arm_runs, base_runs, keys)
             mine = {k: v for k, v in mine.items() if k not in drop}
             theirs = {k: v for k, v in base.items() if k not in drop}
-        stats = compare_pairs(mine, theirs)
+        stats = compare_pairs(mine, theirs, better_direction(metric))
         rows.append(
             {
                 **head,
@@ -236,8 +238,8 @@ def _left_out_note(frame: pd.DataFrame, metric: str, limit: int = 10) -> str | N
 
 
 def _time_shared_note(table: pd.DataFrame, group_keys: list[str], metric: str) -> list[str]:
-    """The note on the pairs of a time metric left out because their runs' times are of
-    different kinds (empty when none were)."""
+    """The note on the pairs of a time or memory metric left out because a run's value is its
+    ensemble's (empty when none were)."""
     if table.empty or not table["left_out_time_shared"].any():
         return []
     rows = table[table["left_out_time_shared"] > 0]
@@ -248,8 +250,8 @@ def _time_shared_note(table: pd.DataFrame, group_keys: list[str], metric: str) -
     ]
     total = int(rows["left_out_time_shared"].sum())
     return [
-        f"{total} pair(s) left out of the comparison of `{metric}` ({'; '.join(where)}): one "
-        "run's time is a share of a batched ensemble's time (`time_shared`) and the other's is "
-        "its own, or they are shares of ensembles of different sizes (`ensemble_size`); such "
-        "times are not compared."
+        f"{total} pair(s) left out of the comparison of `{metric}` ({'; '.join(where)}): a run "
+        "of the pair is a member of a batched ensemble whose time and memory are the "
+        "ensemble's (`time_shared`), one value shared by all its members; compared per member, "
+        "it would count as several independent pairs."
     ]

@@ -9,8 +9,9 @@ import math
 
 import pandas as pd
 
+from pinn_exp.metrics.registry import HIGHER
 from pinn_exp.report.paired import PairedComparison
-from pinn_exp.report.pairing import pair_label
+from pinn_exp.report.pairing import better_direction, pair_label
 from pinn_exp.report.stats import ALPHA, is_significant, smallest_exact_p
 from pinn_exp.report.tables import md_escape
 
@@ -80,6 +81,20 @@ def significance_sentence(row: dict | pd.Series, where: str, alpha: float = ALPH
     )
 
 
+def _direction_text(metric: str, better: str | None) -> str:
+    """Which side of 1 is better, or, for a metric without a better direction, that a ratio
+    says only which value is the larger."""
+    if better == HIGHER:
+        return "above 1 the sampler is better."
+    if better is None:
+        return (
+            f"`{metric}` has no better direction (`better=None` in the metric registry, or a "
+            "column it does not know): a ratio below 1 says only that the sampler's value is "
+            "the smaller, not that the sampler is better."
+        )
+    return "below 1 the sampler is better."
+
+
 def markdown_section(result: PairedComparison) -> list[str]:
     """The section ``Paired comparison against BASELINE`` of ``summary.md``.
 
@@ -92,14 +107,17 @@ def markdown_section(result: PairedComparison) -> list[str]:
     if result.baseline is None:
         return ["## Paired comparison", "", *result.notes, ""]
     metric, base = result.metric, result.baseline
+    better = better_direction(metric)
+    wins = "wins" if better else "below 1"
     lines = [
         f"## Paired comparison against `{base}`",
         "",
         f"Ratio: `{metric}` of the sampler's run divided by that of `{base}`'s run with the same "
-        "seed (and the same value of each key in *paired by*); below 1 the sampler is better. "
-        "Geometric mean of the ratios with the 95 % t-interval on the log ratios (Student-t "
-        "interval of the mean log ratio, exponentiated; n/a below 2 pairs); wins: pairs with "
-        "a ratio below 1; p: two-sided Wilcoxon signed-rank test on the log ratios, exact "
+        f"seed (and the same value of each key in *paired by*); {_direction_text(metric, better)}"
+        " Geometric mean of the ratios with the 95 % t-interval on the log ratios (Student-t "
+        f"interval of the mean log ratio, exponentiated; n/a below 2 pairs); {wins}: pairs with "
+        f"a ratio {'above' if better == HIGHER else 'below'} 1; p: two-sided Wilcoxon "
+        "signed-rank test on the log ratios, exact "
         "(all sign flips of the ranks, ties at their average rank; pairs with a ratio of "
         "exactly 1 dropped, shown in *pairs* as *at ratio 1*; n/a below 2 pairs). Below 5 % a "
         "difference is significant; a sentence under the table names every row that is not. "
@@ -118,7 +136,7 @@ def markdown_section(result: PairedComparison) -> list[str]:
         "pairs",
         "ratio per pair",
         "geometric mean [95 % t-interval]",
-        "wins",
+        wins,
         "p",
         "unpaired",
     ]

@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from pinn_exp.io import record
+from pinn_exp.metrics import registry
 from pinn_exp.report.runs import ignored, numeric, ok_runs, time_kinds
 from pinn_exp.report.stats import is_significant, nonzero_count, t_mean_ci, wilcoxon_p
 from pinn_exp.report.tables import group_labels, norm_label, sort_key
@@ -56,21 +58,18 @@ def run_arms(runs: pd.DataFrame, sampler_keys: list[str]) -> pd.Series:
     return arms
 
 
-def _kinds_by_pair(runs: pd.DataFrame, keys: list[str]) -> dict[tuple, frozenset]:
-    """The kinds of time (``runs.time_kinds``) of the runs of each pairing label."""
-    kinds: dict[tuple, set] = {}
-    for label, kind in zip(group_labels(runs, keys), time_kinds(runs)):
-        kinds.setdefault(label, set()).add(kind)
-    return {label: frozenset(k) for label, k in kinds.items()}
-
-
-def mixed_kinds_of_time(
-    sampler: pd.DataFrame, baseline: pd.DataFrame, keys: list[str]
-) -> set[tuple]:
-    """The pairing labels where a time cannot be compared: the sampler's and the baseline's
-    runs of that label are not all of one kind of time (``runs.time_kinds``)."""
-    mine, theirs = _kinds_by_pair(sampler, keys), _kinds_by_pair(baseline, keys)
-    return {label for label in set(mine) & set(theirs) if len(mine[label] | theirs[label]) > 1}
+def shared_labels(sampler: pd.DataFrame, baseline: pd.DataFrame, keys: list[str]) -> set[tuple]:
+    """The pairing labels where a time or memory value cannot be compared: the sampler's or
+    the baseline's run of that label is a member of a batched ensemble whose time and memory
+    are the ensemble's (``runs.time_kinds``: shared), one value for all its members, so its
+    pairs would count that value once per member."""
+    shared = set()
+    for runs in (sampler, baseline):
+        for label, kind in zip(group_labels(runs, keys), time_kinds(runs)):
+            if kind[0] == "shared":
+                shared.add(label)
+    common = set(group_labels(sampler, keys)) & set(group_labels(baseline, keys))
+    return shared & common
 
 
 def pair_label(label: tuple) -> str:
@@ -99,12 +98,34 @@ def _log_ratio(a: float, b: float) -> float:
     return math.log(a / b) if a >= b else -math.log(b / a)
 
 
-def compare_pairs(sampler: dict[tuple, float], baseline: dict[tuple, float]) -> dict:
+def better_direction(metric: str) -> str | None:
+    """Which direction of ``metric`` is better: the registry's ``better`` for a metric or
+    history metric, ``"lower"`` for memory and times (``record.unit``), None (neither, or not
+    known: a column the report cannot judge) otherwise.
+
+    Args:
+        metric: the compared column.
+
+    Returns:
+        ``registry.LOWER``, ``registry.HIGHER`` or None.
+    """
+    if metric in registry.METRICS:
+        return registry.METRICS[metric].better
+    if metric in registry.HISTORY_METRICS:
+        return registry.HISTORY_METRICS[metric].better
+    return registry.LOWER if record.unit(metric) else None
+
+
+def compare_pairs(
+    sampler: dict[tuple, float], baseline: dict[tuple, float], better: str | None = "lower"
+) -> dict:
     """The statistics of one sampler against the baseline, paired by label.
 
     Args:
         sampler: the sampler's value per pairing label.
         baseline: the baseline's value per pairing label.
+        better: ``"higher"`` counts as wins the ratios above 1; otherwise (``"lower"``, or None
+            for a metric without a better direction) those below 1.
 
     Returns:
         ``pairs``, ``nonzero`` (pairs whose ratio is not exactly 1: those the Wilcoxon test
@@ -128,7 +149,7 @@ def compare_pairs(sampler: dict[tuple, float], baseline: dict[tuple, float]) -> 
         "geo_mean_ratio": math.exp(float(np.mean(logs))) if len(logs) else math.nan,
         "ci_low": math.exp(interval[0]) if interval else math.nan,
         "ci_high": math.exp(interval[1]) if interval else math.nan,
-        "wins": int(np.sum(logs < 0)),
+        "wins": int(np.sum(logs > 0 if better == registry.HIGHER else logs < 0)),
         "p_value": p_value,
         "significant": is_significant(p_value, nonzero_count(logs)),
     }

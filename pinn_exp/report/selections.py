@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from pinn_exp.io import record
 from pinn_exp.metrics import registry
 from pinn_exp.report.duplicates import DUPLICATE_OF
 from pinn_exp.report.run_files import STATUS_ORDER
@@ -33,7 +34,9 @@ def numeric(frame: pd.DataFrame, column: str) -> pd.Series:
     """
     if column not in frame.columns:
         return pd.Series(np.nan, index=frame.index, dtype=float)
-    return pd.to_numeric(frame[column], errors="coerce").astype(float)
+    # a boolean is not a number here (``true`` would count as 1.0): listed in ``not_finite``
+    values = frame[column].map(lambda v: None if isinstance(v, (bool, np.bool_)) else v)
+    return pd.to_numeric(values, errors="coerce").astype(float)
 
 
 def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -53,19 +56,45 @@ def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[keep]
 
 
+def _is_number(value) -> bool:
+    """True for an int or a float (a boolean is not a number)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numeric_fields() -> set[str]:
+    """The record's fields that must hold a number: the registered metrics, memory and times."""
+    return set(registry.METRICS) | {c for c in record.columns() if record.unit(c)}
+
+
 def not_finite_fields(metrics: dict) -> str | None:
-    """The record's scalar fields that hold NaN or an infinity, and, in an ok record, the
-    registered metrics recorded as null (every ok run evaluates them; the runner writes a
-    non-finite value as null), comma-separated; None when there are none. Values the report
-    derives (``fluctuation``) are not the record's and not listed."""
+    """The record's values that are not finite numbers, comma-separated; None when there are
+    none: scalar fields that hold NaN or an infinity; in an ok record, the registered metrics
+    recorded as null (every ok run evaluates them; the runner writes a non-finite value as
+    null); a registered metric, memory or time that holds something other than a number (a
+    string, a boolean); and each per-round value that is not a finite number, as
+    ``NAME_per_round[r]``. Values the report derives (``fluctuation``) are not the record's
+    and not listed."""
     derived = set(registry.HISTORY_METRICS)
+    numeric_fields = _numeric_fields()
     names = [
         k
         for k, v in metrics.items()
-        if k not in derived and isinstance(v, float) and not math.isfinite(v)
+        if k not in derived
+        and (
+            (isinstance(v, float) and not math.isfinite(v))
+            or (k in numeric_fields and v is not None and not _is_number(v))
+        )
     ]
     if metrics.get("status") == "ok":
         names += [k for k in registry.METRICS if k in metrics and metrics[k] is None]
+    for field in record.per_round_fields():
+        values = metrics.get(field)
+        if isinstance(values, list):
+            names += [
+                f"{field}[{r}]"
+                for r, v in enumerate(values)
+                if not (_is_number(v) and math.isfinite(v))
+            ]
     return ", ".join(names) if names else None
 
 
@@ -81,8 +110,10 @@ def not_finite(frame: pd.DataFrame, column: str) -> pd.Series:
         ``column``, and any row whose value is infinite.
     """
     out = np.isinf(numeric(frame, column).to_numpy())
-    if NOT_FINITE in frame.columns:
-        out |= np.array([isinstance(s, str) and column in s.split(", ") for s in frame[NOT_FINITE]])
+    if NOT_FINITE in frame.columns:  # dtype: an empty list is float64, which | refuses
+        out |= np.array(
+            [isinstance(s, str) and column in s.split(", ") for s in frame[NOT_FINITE]], dtype=bool
+        )
     return pd.Series(out, index=frame.index, dtype=bool)
 
 

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pinn_exp.io import record
@@ -28,7 +29,7 @@ from pinn_exp.report.paired import choose_baseline
 from pinn_exp.report.pairing import usable_runs
 from pinn_exp.report.runs import collect_runs, find_run_dirs, is_run_dir
 from pinn_exp.report.summary_text import compare, summary_markdown
-from pinn_exp.report.tables import mean_std_table, to_latex
+from pinn_exp.report.tables import mean_std_table, split_keys, to_latex
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,60 @@ def check_metric(frame: pd.DataFrame, metric: str) -> None:
     raise ReportRefused(f"--metric {metric}: no run records a column of that name{hint}")
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_numeric_metric(frame: pd.DataFrame, metric: str) -> None:
+    """Refuses a column that holds values but no number (``status``, a per-round list): a
+    table of it would be empty. A registered metric, memory or time is never refused (its
+    values may all be missing where no run finished ok).
+
+    Args:
+        frame: the runs.
+        metric: the requested metric (a column of ``frame``).
+
+    Raises:
+        ReportRefused: naming the metric, one of its values and the numeric metrics.
+    """
+    if metric not in frame.columns or metric in registry.METRICS or record.unit(metric):
+        return
+    values = [v for v in frame[metric] if isinstance(v, list) or pd.notna(v)]
+    if not values or any(_is_number(v) for v in values):
+        return
+    known = [*registry.METRICS, *registry.HISTORY_METRICS, "wall_time_s"]
+    raise ReportRefused(
+        f"--metric {metric}: not a numeric column (values such as {values[0]!r}); give a "
+        f"numeric one such as {', '.join(known)}"
+    )
+
+
+def check_columns(frame: pd.DataFrame, rows, cols) -> None:
+    """Refuses grouping keys that are not columns of the runs (when there are runs).
+
+    Args:
+        frame: the runs.
+        rows: the table rows' key(s).
+        cols: the table columns' key(s).
+
+    Raises:
+        ReportRefused: naming the option, the unknown keys and the closest columns.
+    """
+    if frame.empty:
+        return
+    import difflib
+
+    for option, spec in (("--rows", rows), ("--cols", cols)):
+        unknown = [k for k in split_keys(spec) if k not in frame.columns]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], [str(c) for c in frame.columns], n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ReportRefused(
+                f"{option} {','.join(split_keys(spec))}: no run has a column named "
+                f"{', '.join(unknown)}{hint}"
+            )
+
+
 def check_baseline(frame: pd.DataFrame, baseline: str, metric: str) -> None:
     """Refuses a baseline sampler without ok runs.
 
@@ -222,7 +277,9 @@ def write_summary(
             else the comparison is skipped with a note.
         require_baseline: refuse when ``baseline`` has no ok run (else a note says so).
         require_metric: refuse when runs were found and none of them has a column ``metric``
-            (a misspelt ``--metric`` would write a report without its table).
+            (a misspelt ``--metric`` would write a report without its table), when ``metric``
+            holds no number (``status``), or when a key of ``rows`` or ``cols`` is not a
+            column.
         overwrite: replace a summary in ``out_dir`` that lists runs this report does not cover.
 
     Returns:
@@ -240,6 +297,8 @@ def write_summary(
     frame = collect_runs(dirs, relative_to=out)
     if require_metric:
         check_metric(frame, metric)
+        check_numeric_metric(frame, metric)
+        check_columns(frame, rows, cols)
     if require_baseline and baseline is not None:
         check_baseline(frame, baseline, metric)
     if not overwrite:

@@ -5,6 +5,7 @@ finite value, the runs that did not finish ok, and the duplicates."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -64,8 +65,23 @@ def _table_section(frame: pd.DataFrame, rows, cols, metric: str, table) -> list[
     if table.attrs.get("scale_note"):
         lines += [f"Note: {table.attrs['scale_note']}; this table is on the linear scale.", ""]
     if table.empty:
-        return [*lines, f"_no ok runs with a value for `{metric}`_", ""]
+        return [*lines, f"_{empty_table_text(frame, metric)}_", ""]
     return [*lines, to_markdown(table), ""]
+
+
+def empty_table_text(frame: pd.DataFrame, metric: str) -> str:
+    """Why a table is empty: no ok runs at all, or none with a value of ``metric``.
+
+    Args:
+        frame: the runs.
+        metric: the table's column.
+
+    Returns:
+        The sentence, without markup.
+    """
+    if ok_runs(frame).empty:
+        return f"no ok runs ({status_counts(frame) or 'no runs'})"
+    return f"no ok runs with a value for `{metric}`"
 
 
 def _names(metrics: list[str]) -> str:
@@ -102,8 +118,16 @@ def _reading_section(frame: pd.DataFrame, rows, cols, tables: dict) -> list[str]
         )
     if any(f"{TIME_SHARED}=" in str(label) for t in built.values() for label in t.index):
         lines.append(
-            f"- `{TIME_SHARED}=True` in a table of a time: members of a batched ensemble whose "
-            "times are a share of the ensemble's, kept apart from times that are a run's own."
+            f"- `{TIME_SHARED}=True` in a table of memory or a time: members of a batched "
+            "ensemble whose time and memory are the ensemble's, kept apart from values that are "
+            "a run's own."
+        )
+    if any(t.attrs.get("ensembles") for t in built.values()):
+        lines.append(
+            "- `(n ensembles)` in a cell: the members of one batched ensemble share one time "
+            "and memory value (`time_shared`), counted once per ensemble (`ensemble_id`); n is "
+            "the number of ensembles, not of runs. The paired comparison of memory or a time "
+            "leaves such runs out."
         )
     return [*lines, ""]
 
@@ -142,12 +166,16 @@ def _seeds_section(tables: dict, comparison: paired.PairedComparison) -> list[st
     table = comparison.table
     if comparison.baseline is not None and not table.empty:
         nonzero = sorted({int(n) for n in table["nonzero"]})
-        floors = ", ".join(f"{_p(smallest_exact_p(m))} at {m}" for m in nonzero[:6] if m >= 1)
+        floors = ", ".join(
+            f"{_p(smallest_exact_p(m))} with {m} pair{'s' if m != 1 else ''}"
+            for m in nonzero[:6]
+            if m >= 1
+        )
         level = f"{ALPHA * 100:g} %"
         needed = pairs_needed(ALPHA)
         text = (
             "- The paired comparison's exact Wilcoxon test cannot give a p below 2 / 2^m with m "
-            f"pairs whose ratio is not 1 (here {floors} pairs)"
+            "pairs whose ratio is not 1" + (f" (here the smallest p is {floors})" if floors else "")
         )
         if nonzero[0] < needed:
             text += (
@@ -177,8 +205,9 @@ def _not_finite_section(frame: pd.DataFrame) -> list[str]:
         "## Ok runs without a finite value",
         "",
         f"{len(bad)} ok run(s) recorded a value that is not a finite number (NaN or infinite; "
-        "the runner writes such a metric as null). Each is left out of every table and "
-        "paired comparison of that value, and counted in its cell as *not finite*.",
+        "the runner writes such a metric as null; or not a number at all, a string or a "
+        "boolean). Each is left out of every table and paired comparison of that value, and "
+        "counted in its cell as *not finite*; `NAME_per_round[r]`: the value after round r.",
         "",
     ]
     for run_dir, names in zip(bad["run_dir"], bad[NOT_FINITE]):
@@ -188,8 +217,15 @@ def _not_finite_section(frame: pd.DataFrame) -> list[str]:
 
 
 def _value_text(runs: pd.DataFrame, run_dir: str, column: str) -> str:
-    """``inf``, ``-inf`` or ``NaN`` (also for null) of one run's column."""
-    value = runs.loc[runs["run_dir"] == run_dir, column].iloc[0] if column in runs else None
+    """``inf``, ``-inf`` or ``NaN`` (also for null) of one run's column, or the value that is
+    not a number as the record holds it (``"abc"``, ``true``); ``NAME_per_round[r]``: the
+    value after round r."""
+    name, _, index = column.partition("[")
+    value = runs.loc[runs["run_dir"] == run_dir, name].iloc[0] if name in runs else None
+    if index and isinstance(value, list):
+        value = value[int(index.rstrip("]"))]
+    if isinstance(value, (bool, str)):
+        return json.dumps(value)
     try:
         value = float(value)
     except (TypeError, ValueError):

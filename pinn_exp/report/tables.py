@@ -63,7 +63,8 @@ LINEAR_NOTE = (
     "Student-t interval of the mean (n/a below 2 runs)"
 )
 NOT_FINITE_NOTE = (
-    "`k not finite` in a cell: ok runs whose value is NaN or infinite, left out of the cell"
+    "`k not finite` in a cell: ok runs whose value is NaN, infinite or not a number, left out "
+    "of the cell"
 )
 #: the row key that splits the runs of a time metric whose times are an ensemble's share
 TIME_SHARED = "time_shared"
@@ -112,6 +113,7 @@ def format_cell(
     ci: bool = False,
     log: bool = False,
     not_finite: int = 0,
+    ensembles: int = 0,
 ) -> str:
     """``"mean ± std (n)"`` of ``values``, std with ddof=1 (``n/a`` for a single value); on
     the log scale ``"geometric mean ×/÷ geometric std (n)"``.
@@ -125,13 +127,22 @@ def format_cell(
         log: summarize on the log scale; the geometric std is a factor, 3 significant digits.
         not_finite: the ok runs of the cell whose value is not finite, left out and counted:
             ``(7; 1 not finite)``.
+        ensembles: how many of ``values`` are one batched ensemble's value each (its members
+            share it): ``(2 ensembles)``.
 
     Returns:
         The cell text; ``"-"`` when there are no values and none was left out.
     """
     if len(values) == 0 and not not_finite:
         return "-"
-    count = f"({len(values)}; {not_finite} not finite)" if not_finite else f"({len(values)})"
+    n = len(values)
+    if ensembles:
+        n = (
+            f"{n} ensemble{'s' if n != 1 else ''}"
+            if ensembles == n
+            else f"{n}, {ensembles} ensembles"
+        )
+    count = f"({n}; {not_finite} not finite)" if not_finite else f"({n})"
     if len(values) == 0:
         return f"n/a {count}" + (" [n/a]" if ci else "")
     data = np.asarray(values, dtype=float)
@@ -148,6 +159,21 @@ def format_cell(
         bounds = "n/a" if interval is None else ", ".join(fmt_std(b) for b in interval)
         text += f" [{'n/a' if bounds == 'n/a, n/a' else bounds}]"
     return text
+
+
+def _ensemble_ids(runs: pd.DataFrame, metric: str) -> list[str | None]:
+    """Per run, the ``ensemble_id`` under which its ``metric`` counts once per ensemble, else
+    None: a memory or time value (``record.unit``) of a member whose time and memory are its
+    ensemble's (``time_shared``) is one value shared by all members, and counting it per
+    member would shrink its interval and inflate n. A record without ``ensemble_id`` (an
+    older one) counts per run."""
+    if not record.unit(metric) or "ensemble_id" not in runs.columns:
+        return [None] * len(runs)
+    kinds = time_kinds(runs)
+    return [
+        str(e) if kind[0] == "shared" and isinstance(e, str) and e else None
+        for kind, e in zip(kinds, runs["ensemble_id"].tolist())
+    ]
 
 
 def table_scale(values: Sequence[float], metric: str) -> tuple[str, str | None]:
@@ -205,7 +231,7 @@ def mean_std_table(
     row_keys, col_keys = split_keys(rows), split_keys(cols)
     candidates = setting_keys(frame)
     ok = ok_runs(frame)
-    if record.is_time(metric) and TIME_SHARED in ok.columns:
+    if record.unit(metric) and TIME_SHARED in ok.columns:  # memory and times
         ok = ok.assign(**{TIME_SHARED: [k[0] == "shared" for k in time_kinds(ok)]})
         candidates = [*candidates, TIME_SHARED]
     values = numeric(ok, metric)
@@ -215,20 +241,33 @@ def mean_std_table(
     row_items = setting_labels(ok, row_keys, col_keys, candidates)
     col_labels = group_labels(ok, col_keys)
     cells: dict[tuple, list[float]] = {}
+    shared: dict[tuple, dict[str, list[float]]] = {}
     dropped: dict[tuple, int] = {}
-    for r, c, v, good in zip(row_items, col_labels, values.tolist(), finite.tolist()):
+    ids = _ensemble_ids(ok, metric)
+    for r, c, v, good, ens in zip(row_items, col_labels, values.tolist(), finite.tolist(), ids):
         cells.setdefault((r, c), [])
-        if good:
-            cells[(r, c)].append(v)
-        else:
+        if not good:
             dropped[(r, c)] = dropped.get((r, c), 0) + 1
+        elif ens is not None:
+            shared.setdefault((r, c), {}).setdefault(ens, []).append(v)
+        else:
+            cells[(r, c)].append(v)
+    for key, members in shared.items():  # one value per ensemble: its members share it
+        cells[key] += [float(np.mean(v)) for v in members.values()]
     row_order = sorted(set(row_items), key=_setting_sort_key)
     col_order = sorted(set(col_labels), key=sort_key)
     scientific = record.is_scientific(metric)
     scale, scale_note = table_scale(values[finite].tolist(), metric)
     data = [
         [
-            format_cell(cells.get((r, c), []), scientific, ci, scale == LOG, dropped.get((r, c), 0))
+            format_cell(
+                cells.get((r, c), []),
+                scientific,
+                ci,
+                scale == LOG,
+                dropped.get((r, c), 0),
+                len(shared.get((r, c), {})),
+            )
             for c in col_order
         ]
         for r in row_order
@@ -248,6 +287,7 @@ def mean_std_table(
         scale=scale,
         scale_note=scale_note,
         not_finite=int((~finite).sum()),
+        ensembles=sum(len(v) for v in shared.values()),
         counts=[len(v) for v in cells.values() if v],
     )
     return table

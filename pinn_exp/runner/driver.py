@@ -94,18 +94,26 @@ class _Runs:
                 step=exc.step,
                 phase=exc.phase,
             )
-        # each run's times are a fair share of the ensemble's, taken before any run's files
-        # are written (one run's time must not depend on its place in the ensemble)
+        # each run's times and CPU memory peak are the ensemble's (times: a fair share),
+        # taken before any run's files are written (one run's values must not depend on its
+        # place in the ensemble); an ensemble is never resumed: its wall time is the session's
         size = len(self.records)
         session_s = (time.perf_counter() - self.start) / size
-        wall_s = max((t.elapsed_s() / size for t in self.trainers), default=session_s)
+        wall_s = (
+            session_s
+            if self.batched
+            else max((t.elapsed_s() for t in self.trainers), default=session_s)
+        )
+        host_memory = recording.host_memory()
         written = zip(self.out_dirs, self.records) if self.unbatchable is None else ()
         for k, (out_dir, record) in enumerate(written):
             trainer = self.trainers[k] if k < len(self.trainers) else None
             record.wall_time_s, record.wall_time_session_s = wall_s, session_s
-            recording.record_host_memory(record)
+            record.update(**host_memory)
             if trainer is not None:
                 recording.record_results(record, trainer)
+            elif record.last_completed_round is None:  # ended before its trainer was built
+                record.last_completed_round = -1
             recording.write_final(out_dir, record)
             if trainer is not None:
                 files.write_files(out_dir, trainer, record)
@@ -206,6 +214,9 @@ def run(
     record = recording.base_record(built, meta or {})
     if resume:  # the same run in the experiment tracker (logger=mlflow)
         record.mlflow_run_id = tracker.recorded_run_id(out_dir)
+        # a member of a batched ensemble resumed alone: its earlier rounds trained in the
+        # ensemble, so it keeps how it ran, and its time is partly a share
+        record.update(**recording.resumed_fields(out_dir))
     recording.write(out_dir, record)
     runs = _Runs([built], [out_dir], [record], [config], batched=False)
 
@@ -261,9 +272,11 @@ def run_ensemble(
     metas = metas or [{} for _ in builts]
     configs = configs or [None for _ in builts]
     mode = "vmap" if vectorize else "loop"
+    # one id for the members: shared values (times, memory) count once per ensemble
+    ensemble_id = f"{out_dirs[0].resolve()}@{time.strftime('%Y-%m-%dT%H:%M:%S')}"
     records = [
         recording.base_record(b, m).update(
-            batched=mode, ensemble_size=len(builts), time_shared=True
+            batched=mode, ensemble_size=len(builts), ensemble_id=ensemble_id, time_shared=True
         )
         for b, m in zip(builts, metas)
     ]

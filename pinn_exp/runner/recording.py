@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from pinn_exp.io import storage
-from pinn_exp.io.record import METRICS, RunRecord
+from pinn_exp.io.record import CHECKPOINT, METRICS, RunRecord
 from pinn_exp.metrics.memory import HWM, peak_rss_mb
 from pinn_exp.training.parts import Built
 from pinn_exp.training.trainer import Trainer
@@ -119,14 +119,34 @@ def write_final(out_dir: Path, record: RunRecord) -> None:
             continue
 
 
-def record_host_memory(record: RunRecord) -> None:
-    """The process's peak resident memory and where it started, into ``record``."""
-    record.update(
-        peak_cpu_rss_mb=peak_rss_mb(),
-        cpu_rss_start_mb=HWM.start_mb,
-        peak_cpu_rss_increase_mb=HWM.increase_mb(),
-        cpu_peak_method=HWM.label,
-    )
+def host_memory() -> dict:
+    """The process's peak resident memory and where it started, as record fields."""
+    return {
+        "peak_cpu_rss_mb": peak_rss_mb(),
+        "cpu_rss_start_mb": HWM.start_mb,
+        "peak_cpu_rss_increase_mb": HWM.increase_mb(),
+        "cpu_peak_method": HWM.label,
+    }
+
+
+#: what a run resumed alone keeps from the record of its earlier sessions in an ensemble
+ENSEMBLE_FIELDS = ("batched", "ensemble_size", "ensemble_id")
+
+
+def resumed_fields(out_dir: Path) -> dict:
+    """The fields a resumed run keeps from its previous record: where that record is a
+    batched member's and its checkpoint is there (the rounds it kept trained in the
+    ensemble), how it ran (``batched``, ``ensemble_size``, ``ensemble_id``) and
+    ``time_shared`` true (its time is partly a share of the ensemble's); else nothing."""
+    try:
+        previous = storage.read_json(Path(out_dir) / METRICS)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(previous, dict) or previous.get("batched") not in ("loop", "vmap"):
+        return {}
+    if not (Path(out_dir) / CHECKPOINT).exists():  # it starts again from scratch, alone
+        return {}
+    return {**{k: previous.get(k) for k in ENSEMBLE_FIELDS}, "time_shared": True}
 
 
 def record_results(record: RunRecord, trainer: Trainer) -> None:

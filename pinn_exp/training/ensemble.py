@@ -110,6 +110,8 @@ class EnsembleTrainer(Stages):
             log.info("not vectorized (%s): the members' losses run one after the other", exc)
             self.vectorize = False
             self._check()
+        for member in members:  # each member's clock (and checkpoints) keep its share
+            member.time_share = 1.0 / len(members)
 
     # --------------------------------------------------------------------------- the batch
     def _stack(self, live: list[int]) -> list[torch.Tensor]:

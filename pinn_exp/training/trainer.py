@@ -119,6 +119,9 @@ class Trainer(Stages):
         #: continues after (-1: none)
         self.saved_round = -1
         self.started = time.perf_counter()
+        #: the share of the wall time since :attr:`started` that is this run's: 1/S in a
+        #: batched ensemble of S members (its checkpoints keep the member's share)
+        self.time_share = 1.0
 
     def _set_test_points(self, seed: int) -> None:
         """The PDE's test set and reference solution, the probes of the residual metrics and
@@ -372,7 +375,7 @@ class Trainer(Stages):
     # ------------------------------------------------------------------------------ snapshot
     def elapsed_s(self) -> float:
         """Wall time of this run, earlier sessions before a resume included."""
-        return self.state.elapsed_s + time.perf_counter() - self.started
+        return self.state.elapsed_s + (time.perf_counter() - self.started) * self.time_share
 
     def snapshot(self) -> dict:
         """The state a resumed run needs (:func:`run_state.snapshot`)."""

@@ -34,6 +34,12 @@ IDENTITY = {
     "lbfgs_impl": "lbfgs_impl",
     "compiled": "compiled",
     "status": "status",
+    # how it ran: a batched member (loop, vmap) or a single run (null), its ensemble, and
+    # whether its times and CPU memory are a share of the ensemble's
+    "batched": "batched",
+    "ensemble_size": "ensemble_size",
+    "ensemble_id": "ensemble_id",
+    "time_shared": "time_shared",
 }
 #: the prefix of this project's own tags
 TAG = "pinn_exp."

@@ -91,6 +91,15 @@ def open_client(logger: MLflowLogger):
 
     for name in ("mlflow", "alembic"):  # after the import, which sets MLflow's own levels
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    if logger.tracking_uri.startswith("sqlite:///") and logger.tracking_uri != default_uri():
+        # MLflow would create a missing folder of the database wherever the URI points: a
+        # folder the user named must exist (the default one, outputs/, is created)
+        folder = Path(os.path.abspath(logger.tracking_uri.removeprefix("sqlite:///"))).parent
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"logger.tracking_uri={logger.tracking_uri}: the folder {folder} does not "
+                "exist; create it or choose another"
+            )
     return MlflowClient(tracking_uri=logger.tracking_uri)
 
 

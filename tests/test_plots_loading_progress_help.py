@@ -1,4 +1,5 @@
-"""What a researcher meets first: the solution plot, loading a run, progress, the header."""
+"""The solution plots, loading a run, progress in the log, and what the command line shows
+(the sampler header, option lists, --help)."""
 
 from __future__ import annotations
 
