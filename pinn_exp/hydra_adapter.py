@@ -5,11 +5,9 @@ The rest of the package takes plain Python values from here:
 * overrides: :func:`override_key` and :func:`split_override` (``+a.b=1``, ``~a``, ``++a=2``);
 * configs: :func:`flatten` (a nested config as dotted keys);
 * sweeps: :func:`expand_sweep` and :func:`sweep_jobs` (the jobs of Hydra's basic sweeper),
-  :func:`check_job_values` (every swept value composes) and :func:`job_subdirs` (the folder of
-  each job);
-* errors: :func:`composition_line` and :func:`unknown_key_line` (Hydra's composition errors as
-  the project's one-line messages), :func:`swept_group_key` and :func:`run_main` (the command
-  line's error handling around Hydra's main).
+  :func:`check_job_values` (every swept value composes), :func:`job_subdirs` (each job's folder);
+* errors: :func:`composition_line` and :func:`unknown_key_line` (composition errors in one
+  line), :func:`swept_group_key` and :func:`run_main` (error handling around Hydra's main).
 
 This module imports only Hydra, OmegaConf and the standard library.
 """
@@ -17,12 +15,12 @@ This module imports only Hydra, OmegaConf and the standard library.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import json
 import os
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -34,7 +32,7 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 # ------------------------------------------------------------------------------- overrides
 def override_key(text: str) -> str:
     """The key of an override: ``a.b`` for ``+a.b=1``, ``++a.b=1``, ``~a.b`` or ``a.b=1``."""
-    return str(text).partition("=")[0].lstrip("+~")
+    return split_override(text)[0]
 
 
 def split_override(text: str) -> tuple[str, str]:
@@ -114,11 +112,10 @@ def sweep_config_loader() -> Any:
 
 
 def check_job_values(config: DictConfig, loader: Any, jobs: list[list[str]]) -> None:
-    """Composes, before any job runs, every option that the sweep gives a config group and
-    sets every value that it gives a key, each at least once and in a job that has it, so
-    that a value Hydra cannot take (``pde.beta=1,abc``, ``budget=short,bogus``) stops the
-    sweep before its first job instead of after the jobs before it. One job is composed per
-    combination of the groups' options met; a key's other values are set on a copy of it.
+    """Composes each option the sweep gives a config group and sets each value it gives a key
+    (once, in a job that has it) before any job runs, so that a value Hydra cannot take
+    (``pde.beta=1,abc``, ``budget=short,bogus``) stops the sweep before its first job. One job
+    is composed per combination of group options met; a key's other values are set on it.
 
     Args:
         config: the sweep's config.
@@ -160,9 +157,8 @@ def check_job_values(config: DictConfig, loader: Any, jobs: list[list[str]]) -> 
 
 
 def job_subdirs(config: DictConfig, loader: Any, jobs: list[list[str]]) -> Iterator[str]:
-    """The ``hydra.sweep.subdir`` of each job (in order), as Hydra composes it for that job
-    (with its ``hydra.job.num`` and ``hydra.job.id``); Hydra's current config is put back
-    after."""
+    """The ``hydra.sweep.subdir`` of each job (in order), as Hydra composes it with the job's
+    ``hydra.job.num`` and ``hydra.job.id``; Hydra's current config is put back after."""
     from hydra.core.hydra_config import HydraConfig
 
     before = HydraConfig.instance().cfg
@@ -201,8 +197,6 @@ def unknown_key_line(exc: BaseException) -> str | None:
         return None
     known = [str(k) for k in parent.keys() if str(k) != "hydra" and not str(k).startswith("_")]
     if name.startswith("hydra.launcher.") and name.count(".") == 2:
-        from dataclasses import fields
-
         from hydra_plugins.pinn_exp_launcher.batched_launcher import BatchedLauncherConf
 
         batched = [f.name for f in fields(BatchedLauncherConf) if not f.name.startswith("_")]
@@ -231,9 +225,7 @@ _FLAGS_WITH_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--c
 
 
 def composition_line(exc: BaseException) -> str | None:
-    """The one line for an error of composing the config (Hydra's
-    ``ConfigCompositionException``), naming the key, the value and what is allowed; None for
-    any other error.
+    """The one line for Hydra's ``ConfigCompositionException``; None for any other error.
 
     Args:
         exc: the error that Hydra raised.
@@ -281,9 +273,9 @@ def _validation_line(cause: Any, message: str) -> str:
 
 def _optional(schema: object, key: str) -> bool:
     """True where the schema's field ``key`` may be null."""
-    if not dataclasses.is_dataclass(schema):
+    if not is_dataclass(schema):
         return False
-    kinds = {f.name: f.type for f in dataclasses.fields(schema)}
+    kinds = {f.name: f.type for f in fields(schema)}
     return "None" in str(kinds.get(key, ""))
 
 
@@ -308,17 +300,17 @@ def swept_group_key(
     exc: BaseException, argv: list[str], compose: Callable[[list[str]], Any]
 ) -> list[str] | None:
     """A sweep over a group's options (``sampler=rad,rsmote_hybrid``) with a key of that group
-    (``sampler.chunk_size=1000``) that the group's default option lacks: Hydra composes the
-    sweep's config with the default option first, and refuses the key although the swept
-    options may have it. Each swept option is composed with the key: where one lacks it, the
-    line of that option's keys is raised (:class:`SweptKeyError`); where all have it, the
-    command line with the key as ``++KEY=VALUE`` (set where it exists: in every job) is
-    returned, to run the sweep with. None where ``exc`` is another error.
+    (``sampler.chunk_size=1000``) that its default option lacks, which Hydra refuses although
+    the swept options may have it: each swept option is composed with the key.
 
     Args:
         exc: the error of composing the sweep's config.
         argv: the command line (``sys.argv``).
         compose: composes the project's config with a list of overrides.
+
+    Returns:
+        The command line with the key as ``++KEY=VALUE`` (set in every job) where every swept
+        option has the key; None where ``exc`` is another error.
 
     Raises:
         SweptKeyError: a swept option lacks the key.
@@ -348,8 +340,7 @@ def swept_group_key(
 def _check_swept_options(
     key: str, group: str, options: list[str], fixed: list[str], compose: Callable
 ) -> None:
-    """Composes each of a swept group's ``options`` with the ``fixed`` overrides; raises
-    :class:`SweptKeyError` for the first that lacks ``key``."""
+    """Composes each swept option with ``fixed``; :class:`SweptKeyError` where one lacks ``key``."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import ConfigCompositionException
 
@@ -368,10 +359,9 @@ def _check_swept_options(
 
 
 def run_main(main: Callable[[], Any], compose: Callable[[list[str]], Any]) -> None:
-    """Runs Hydra's ``main`` with the errors of composing the config refused in one line and
-    exit status 2 (:func:`composition_line`; a key of a swept group checked per option:
-    :func:`swept_group_key`), Hydra's other errors as Hydra reports them
-    (``HYDRA_FULL_ERROR=1``: Hydra's full traceback, unchanged)."""
+    """Runs Hydra's ``main``: an error of composing the config refused in one line with exit
+    status 2 (:func:`composition_line`; a key of a swept group checked per option:
+    :func:`swept_group_key`), any other as Hydra reports it (``HYDRA_FULL_ERROR=1``: unchanged)."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         main()
         return

@@ -95,21 +95,9 @@ def _direction_text(metric: str, better: str | None) -> str:
     return "below 1 the sampler is better."
 
 
-def markdown_section(result: PairedComparison) -> list[str]:
-    """The section ``Paired comparison against BASELINE`` of ``summary.md``.
-
-    Args:
-        result: the comparison.
-
-    Returns:
-        The lines (a one-line note when there is no baseline).
-    """
-    if result.baseline is None:
-        return ["## Paired comparison", "", *result.notes, ""]
-    metric, base = result.metric, result.baseline
-    better = better_direction(metric)
-    wins = "wins" if better else "below 1"
-    lines = [
+def _intro_lines(metric: str, base: str, better: str | None, wins: str) -> list[str]:
+    """The heading and the paragraph that explains the paired-comparison table."""
+    return [
         f"## Paired comparison against `{base}`",
         "",
         f"Ratio: `{metric}` of the sampler's run divided by that of `{base}`'s run with the same "
@@ -125,6 +113,41 @@ def markdown_section(result: PairedComparison) -> list[str]:
         "runs with status `ok` counted.",
         "",
     ]
+
+
+def _table_row(row: pd.Series, keys: list[str]) -> str:
+    """One markdown table row of the paired comparison (``keys``: the group columns)."""
+    ci = f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+    ci = "[n/a]" if ci == "[n/a, n/a]" else ci
+    cells = [
+        *(str(row[k]) for k in keys),
+        str(row["sampler"]),
+        str(row["paired_by"]),
+        _pairs_text(row),
+        _ratios_text(row["ratios"]),
+        f"{_num(row['geo_mean_ratio'])} {ci}",
+        f"{row['wins']}/{row['pairs']}",
+        _num(row["p_value"]),
+        f"{row['unpaired_sampler']} / {row['unpaired_baseline']}",
+    ]
+    return "| " + " | ".join(map(md_escape, cells)) + " |"
+
+
+def markdown_section(result: PairedComparison) -> list[str]:
+    """The section ``Paired comparison against BASELINE`` of ``summary.md``.
+
+    Args:
+        result: the comparison.
+
+    Returns:
+        The lines (a one-line note when there is no baseline).
+    """
+    if result.baseline is None:
+        return ["## Paired comparison", "", *result.notes, ""]
+    metric, base = result.metric, result.baseline
+    better = better_direction(metric)
+    wins = "wins" if better else "below 1"
+    lines = _intro_lines(metric, base, better, wins)
     table = result.table
     if table.empty:
         return [*lines, "_no sampler to compare_", "", *[f"- {n}" for n in result.notes], ""]
@@ -143,20 +166,7 @@ def markdown_section(result: PairedComparison) -> list[str]:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     sentences = []
     for _, row in table.iterrows():
-        ci = f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
-        ci = "[n/a]" if ci == "[n/a, n/a]" else ci
-        cells = [
-            *(str(row[k]) for k in keys),
-            str(row["sampler"]),
-            str(row["paired_by"]),
-            _pairs_text(row),
-            _ratios_text(row["ratios"]),
-            f"{_num(row['geo_mean_ratio'])} {ci}",
-            f"{row['wins']}/{row['pairs']}",
-            _num(row["p_value"]),
-            f"{row['unpaired_sampler']} / {row['unpaired_baseline']}",
-        ]
-        lines.append("| " + " | ".join(map(md_escape, cells)) + " |")
+        lines.append(_table_row(row, keys))
         where = ", ".join(f"{k} = {row[k]}" for k in keys)
         sentence = significance_sentence(row, where)
         if sentence:

@@ -199,6 +199,46 @@ def table_scale(values: Sequence[float], metric: str) -> tuple[str, str | None]:
     return LOG, None
 
 
+def _collect_cells(
+    keys: list[tuple], values: list[float], finite: list[bool], ensembles: list[str | None]
+) -> tuple[dict[tuple, list[float]], dict[tuple, dict[str, list[float]]], dict[tuple, int]]:
+    """Group the runs' values by their (row, column) cell.
+
+    Args:
+        keys: each run's (row item, column label).
+        values: each run's value of the metric.
+        finite: whether each run's value is finite.
+        ensembles: each run's ensemble id when its value is an ensemble's share, else None.
+
+    Returns:
+        ``cells`` (each cell's values, one per ensemble: the mean of its members' shares),
+        ``shared`` (each cell's ensemble members' values by ensemble id) and ``dropped`` (the
+        number of each cell's non-finite values).
+    """
+    cells: dict[tuple, list[float]] = {}
+    shared: dict[tuple, dict[str, list[float]]] = {}
+    dropped: dict[tuple, int] = {}
+    for key, v, good, ens in zip(keys, values, finite, ensembles):
+        cells.setdefault(key, [])
+        if not good:
+            dropped[key] = dropped.get(key, 0) + 1
+        elif ens is not None:
+            shared.setdefault(key, {}).setdefault(ens, []).append(v)
+        else:
+            cells[key].append(v)
+    for key, members in shared.items():  # one value per ensemble: its members share it
+        cells[key] += [float(np.mean(v)) for v in members.values()]
+    return cells, shared, dropped
+
+
+def _with_final_n(labels: list[tuple], row_order: list, row_items: list, sizes: list) -> list:
+    """``labels`` (one per row of ``row_order``) with the row's final collocation-set size(s)."""
+    by_row: dict[tuple, list] = {}
+    for r, size in zip(row_items, sizes):
+        by_row.setdefault(r, []).append(norm_label(size))
+    return [(*label, _final_n_text(by_row[r])) for label, r in zip(labels, row_order)]
+
+
 def mean_std_table(
     frame: pd.DataFrame,
     rows: str | Sequence[str] = "sampler",
@@ -240,20 +280,12 @@ def mean_std_table(
     ok, values, finite = ok[keep], values[keep], finite[keep]
     row_items = setting_labels(ok, row_keys, col_keys, candidates)
     col_labels = group_labels(ok, col_keys)
-    cells: dict[tuple, list[float]] = {}
-    shared: dict[tuple, dict[str, list[float]]] = {}
-    dropped: dict[tuple, int] = {}
-    ids = _ensemble_ids(ok, metric)
-    for r, c, v, good, ens in zip(row_items, col_labels, values.tolist(), finite.tolist(), ids):
-        cells.setdefault((r, c), [])
-        if not good:
-            dropped[(r, c)] = dropped.get((r, c), 0) + 1
-        elif ens is not None:
-            shared.setdefault((r, c), {}).setdefault(ens, []).append(v)
-        else:
-            cells[(r, c)].append(v)
-    for key, members in shared.items():  # one value per ensemble: its members share it
-        cells[key] += [float(np.mean(v)) for v in members.values()]
+    cells, shared, dropped = _collect_cells(
+        list(zip(row_items, col_labels)),
+        values.tolist(),
+        finite.tolist(),
+        _ensemble_ids(ok, metric),
+    )
     row_order = sorted(set(row_items), key=_setting_sort_key)
     col_order = sorted(set(col_labels), key=sort_key)
     scientific = record.is_scientific(metric)
@@ -275,10 +307,7 @@ def mean_std_table(
     labels = [display_label(*r) for r in row_order]
     names = row_keys or [None]
     if FINAL_N in frame.columns:
-        sizes: dict[tuple, list] = {}
-        for r, size in zip(row_items, ok[FINAL_N].tolist()):
-            sizes.setdefault(r, []).append(norm_label(size))
-        labels = [(*label, _final_n_text(sizes[r])) for label, r in zip(labels, row_order)]
+        labels = _with_final_n(labels, row_order, row_items, ok[FINAL_N].tolist())
         names = [*names, FINAL_N_LEVEL]
     table = pd.DataFrame(
         data, index=_index(labels, names), columns=_index(col_order, col_keys), dtype=object
