@@ -233,10 +233,12 @@ def test_the_batched_launcher_writes_what_the_basic_one_writes(tmp_path):
     summary, summary_b = (pd.read_csv(d / "summary.csv") for d in (basic, batched))
     assert list(summary.columns) == list(summary_b.columns) and len(summary_b) == 4
     assert not list(batched.rglob(".run.lock"))  # every member's claim released at its end
-    assert (
-        pd.read_csv(basic / "summary.md", sep="\t").shape
-        == pd.read_csv(batched / "summary.md", sep="\t").shape
-    )
+    # the same tables, in the same order; the members' shared time and memory count once per
+    # ensemble, and the batched summary says so
+    texts = [(d / "summary.md").read_text() for d in (basic, batched)]
+    tables = [[line for line in text.splitlines() if line.startswith("## `")] for text in texts]
+    assert tables[0] == tables[1] and len(tables[0]) == 3
+    assert "(1 ensemble)" in texts[1] and "(1 ensemble)" not in texts[0]
 
 
 def test_sigterm_records_every_member(tmp_path):

@@ -1,18 +1,13 @@
-"""Tables over runs: mean ± std (with a Student-t confidence interval of the mean) per group
-(the groups' labels: ``grouping``), and their markdown and LaTeX text. Numbers are formatted
-as the run record says (``record.is_scientific``: errors in scientific notation, memory and
-times plainly).
+"""Tables over runs, one cell per group (labels: ``grouping``), as markdown and LaTeX;
+numbers formatted as the run record says (``record.is_scientific``).
 
-A metric that is positive by nature (``record.is_positive``: the errors the registry marks
-``positive``, memory, times) is summarized on the log scale: geometric mean ×/÷ geometric
-standard deviation, and the t-interval of the mean log, exponentiated, which never goes below
-zero; any other metric, or one with a value <= 0 among the table's runs, on the linear scale.
-Ok runs whose value is not a finite number are left out of a cell and counted in it.
-
-A cell pools only runs that differ in ``seed`` alone (and in keys that do not change a run,
-``runs.IGNORED``): a setting that differs inside a cell (``n_points``, ``rounds``,
-``sampler.n_dense``, ...) is added to the row's label, ``rsmote (n_points=300, rounds=3)``,
-and each row names the final size of the collocation set (``final N``)."""
+A positive metric (``record.is_positive``: registry errors marked ``positive``, memory, times)
+is summarized on the log scale: geometric mean ×/÷ geometric std and the exponentiated
+t-interval of the mean log (never below zero); any other metric, or one with a value <= 0,
+as mean ± std with a Student-t interval. Values that are not finite numbers are left out of a
+cell and counted in it. A cell pools runs that differ in ``seed`` alone (and in keys that do
+not change a run); a setting that differs inside a cell is added to the row's label,
+``rsmote (n_points=300, rounds=3)``, and each row names its final N."""
 
 from __future__ import annotations
 
@@ -46,9 +41,7 @@ SETTINGS_NOTE = (
 )
 STD_NOTE = "std is the sample standard deviation (ddof=1); only runs with status `ok` counted"
 CI_NOTE = "in brackets the 95 % t-interval of the mean (Student-t; n/a below 2 runs)"
-#: the scales of a table: ``LOG`` for positive metrics, else ``LINEAR``
-LOG, LINEAR = "log", "linear"
-#: what a cell shows, per scale
+LOG, LINEAR = "log", "linear"  # a table's scale: log for positive metrics
 CELL_TEXT = {
     LOG: "geometric mean ×/÷ geometric std (n) [95 % t-interval of the geometric mean]",
     LINEAR: "mean ± std (n) [95 % t-interval of the mean]",
@@ -68,8 +61,6 @@ NOT_FINITE_NOTE = (
 )
 #: the row key that splits the runs of a time metric whose times are an ensemble's share
 TIME_SHARED = "time_shared"
-
-# ----------------------------------------------------------------------------- labels
 
 
 def _index(labels: list[tuple], keys: list[str]) -> pd.Index:
