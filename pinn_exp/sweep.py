@@ -180,6 +180,7 @@ def start_tracking(config: DictConfig) -> None:
 def end_tracking(config: DictConfig, status: str) -> None:
     """``logger=mlflow``: the sweep's summary files and plots on its parent run, which ends
     with ``status`` (``ok``, ``failed``: no job finished ok, ``killed``: cut short)."""
+    _SWEEP["tracking_ended"] = True
     try:
         node = _logger_node(config)
         if node is not None:
@@ -239,7 +240,7 @@ def failure_line(failed: list[tuple[str, str]], total: int) -> str | None:
 
 
 # set by on_multirun_end: a sweep that exits without it was cut short
-_SWEEP = {"config": None, "ended": False}
+_SWEEP = {"config": None, "ended": False, "tracking_ended": False}
 
 
 def sweep_ended() -> None:
@@ -288,12 +289,17 @@ def finish_cut_sweep() -> None:
     worker, an exception in Hydra): write the summary of what is on disk and say how to run
     the jobs that did not finish."""
     config = _SWEEP["config"]
-    if config is None or _SWEEP["ended"]:
+    if config is None:
+        return
+    if _SWEEP["ended"]:  # refused before any job (a launcher's check): its parent run ends
+        if not _SWEEP["tracking_ended"]:
+            end_tracking(config, "killed")
         return
     sweep_dir = Path(config.hydra.sweep.dir)
     if not any(p.is_dir() for p in sweep_dir.iterdir()):
         # no job started (a sweep that did not compose): the folder is not another sweep's
         (sweep_dir / SWEEP_CLAIM).unlink(missing_ok=True)
+        end_tracking(config, "killed")
         return
     try:
         frame = write_sweep_summary(config)
@@ -301,6 +307,7 @@ def finish_cut_sweep() -> None:
         print(
             f"the sweep stopped early and its summary could not be written: {exc}", file=sys.stderr
         )
+        end_tracking(config, "killed")
         return
     # every job without an ok record: those killed or never started (incomplete), and those
     # that failed (a signal, an error), which resume=true continues from their checkpoints
@@ -326,5 +333,5 @@ def finish_cut_sweep() -> None:
 def watch(config: DictConfig) -> None:
     """Remembers the sweep ``config`` that starts now, so that a sweep cut short still
     writes its summary and says how to finish it (:func:`finish_cut_sweep`, at exit)."""
-    _SWEEP.update(config=copy.deepcopy(config), ended=False)
+    _SWEEP.update(config=copy.deepcopy(config), ended=False, tracking_ended=False)
     atexit.register(finish_cut_sweep)

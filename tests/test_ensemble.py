@@ -795,3 +795,28 @@ def test_a_resumed_sweeps_earlier_records_that_did_not_end_ok_are_still_to_do(tm
     assert finished_jobs(tmp_path) == {"ok": 1, "running": 1}
     (tmp_path / "1" / "metrics.json").write_text(json.dumps({"status": "failed"}))  # again
     assert finished_jobs(tmp_path) == {"ok": 1, "failed": 1}
+
+
+@pytest.mark.parametrize(
+    ("sweeper", "whole"),
+    [
+        ({"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"}, True),
+        (
+            {
+                "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                "max_batch_size": 2,
+            },
+            False,
+        ),
+        ({"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"}, False),
+    ],
+)
+def test_a_signal_after_the_last_group_of_a_batch_is_not_taken_for_the_sweeps_end(sweeper, whole):
+    """A signal that arrives once every member of the launch's last group has finished ok
+    ends the sweep normally only where that launch holds every job of the sweep: a sweeper
+    that launches in batches has jobs still to come, and the signal must stop it."""
+    from hydra_plugins.pinn_exp_launcher.batched_launcher import BatchedLauncher
+
+    launcher = BatchedLauncher()
+    launcher.config = OmegaConf.create({"hydra": {"sweeper": sweeper}})
+    assert launcher._whole_sweep() is whole

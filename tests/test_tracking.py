@@ -506,3 +506,26 @@ def test_a_sqlite_database_in_a_missing_folder_is_one_warning_and_creates_nothin
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "does not exist" in warnings[0], warnings
     assert not (tmp_path / "nonexistent").exists()
+
+
+@needs_mlflow
+def test_a_sweep_refused_by_its_launcher_ends_its_parent_run(tmp_path):
+    """The parent run is created when the sweep starts; a launcher that then refuses the
+    sweep before any job (SLURM's signal before the time limit) ends it KILLED, not left
+    RUNNING."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    proc = _cli(
+        "-m",
+        *TINY,
+        "seed=0,1",
+        "hydra/launcher=slurm",
+        "hydra.launcher.timeout_min=1",
+        "logger=mlflow",
+        f"logger.tracking_uri={_uri(tmp_path)}",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "signal_delay_s" in proc.stderr
+    (parent,) = _runs(_uri(tmp_path), "sweep")
+    assert parent.info.status == "KILLED"

@@ -37,7 +37,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.pinn_exp_launcher.member_logs import MemberLogs, log_key
-from pinn_exp.hydra_adapter import no_callbacks, override_key
+from pinn_exp.hydra_adapter import BASIC_SWEEPER, no_callbacks, override_key
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +195,20 @@ class BatchedLauncher(Launcher):
                 continue
             try:
                 with MemberLogs(prepared.values()) as self._logs:
-                    self._train(prepared, returns, last=members is list(groups.values())[-1])
+                    last = self._whole_sweep() and members is list(groups.values())[-1]
+                    self._train(prepared, returns, last=last)
             finally:  # whatever happened, no member's directory stays claimed
                 from pinn_exp import guard
 
                 for member in prepared.values():
                     guard.release(Path(member["request"]["out_dir"]))
         return [returns[i] for i in range(len(jobs))]
+
+    def _whole_sweep(self) -> bool:
+        """Whether this call launches every job of the sweep (Hydra's basic sweeper without
+        ``max_batch_size``): only then is its last group the sweep's last."""
+        sweeper = self.config.hydra.sweeper
+        return sweeper.get("_target_") == BASIC_SWEEPER and not sweeper.get("max_batch_size")
 
     def _check_links(self, sweep_dir: Path, jobs: list[list[str]], first: int) -> None:
         """Refuses the sweep, before any job writes, where a job's folder is a symbolic link
