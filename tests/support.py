@@ -5,6 +5,8 @@ helper functions of a test module that are not tests import them from here."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from pinn_exp.config import compose_config  # noqa: F401  (re-exported for helper functions)
@@ -37,3 +39,22 @@ def patient(seconds: float) -> float:
     except OSError:  # no load average on this platform
         load = 1.0
     return seconds * max(1.0, load) * max(1.0, float(os.environ.get(TIMEOUT_SCALE_ENV, "1")))
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python run.py ARGS`` in ``cwd``, as a user types it; the tests' own PDEs and faults
+    (tests/) importable, Hydra's one-line errors."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=patient(600),
+    )
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` and its bytes: what a command left there."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

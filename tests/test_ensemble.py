@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import ROOT, TINY, compose_config, patient
+from support import ROOT, TINY, compose_config, files_of, patient, run_cli
 
 from pinn_exp import guard, runner
 from pinn_exp.factory import build
@@ -361,19 +361,10 @@ QUICK = [*(a for a in TINY if a != "rounds=2"), "rounds=1", "device.threads=1"]
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests")}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "-m", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=patient(600),
-    )
+    return run_cli("-m", *args, cwd=cwd)
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+_files = files_of
 
 
 @pytest.mark.parametrize("launcher", ["batched", "basic", "joblib"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import ROOT, TINY, compose_config, patient
+from support import TINY, compose_config, files_of, patient, run_cli
 
 from pinn_exp import guard, runner, sweep
 from pinn_exp.factory import build
@@ -25,20 +25,7 @@ from pinn_exp.io import storage
 TINY1 = [*TINY, "rounds=1"]
 
 
-def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=patient(600),
-    )
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+_cli, _files = run_cli, files_of
 
 
 def _refused(proc, said: str, code: int = 2) -> None:

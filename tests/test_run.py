@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from support import ROOT, TINY, compose_config, patient
+from support import ROOT, TINY, compose_config, files_of, patient
 
 from pinn_exp import runner
 from pinn_exp.factory import build
@@ -241,8 +241,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs, tiny):
     assert len(pd.read_csv(part / "history.csv")) == len(pd.read_csv(full / "history.csv"))
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+_files = files_of
 
 
 @pytest.fixture(scope="module")
