@@ -8,15 +8,15 @@ ensemble grows, against one single run, and whole jobs against the same runs one
 
 Per size S and mode (``loop``: the members' losses one after the other in one backward pass,
 the launcher's default, exactly each single run; ``vmap``: ``hydra.launcher.vectorize=true``)
-the ensemble of seeds 0..S-1 takes ``--adam`` Adam steps and ``--lbfgs`` sync-free L-BFGS
+the ensemble of seeds 0..S-1 takes ``--adam`` Adam steps and ``--lbfgs`` device L-BFGS
 iterations after ``--warmup`` untimed ones; the row gives ms per step of the ensemble and per
 member, and the speedup per member over ``single`` (S = 1 as ``python run.py`` trains it).
 With ``--whole-run`` each size runs whole jobs (as configured by the overrides after ``--``):
 the ensemble against its members' single runs one after the other, wall time and final
 errors. With ``--count-ops`` each size and mode counts the operations torch dispatches per
-sync-free L-BFGS iteration (``TorchDispatchMode``), the evaluation's and the update's apart
+device L-BFGS iteration (``TorchDispatchMode``), the evaluation's and the update's apart
 (also without views and aliases): a machine-independent figure of the kernel launches a GPU
-pays. The base config is the default job with ``optimizer.lbfgs_impl=sync_free``.
+pays. The base config is the default job with ``optimizer.lbfgs_impl=device``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pinn_exp.factory import build
 from pinn_exp.training.ensemble import EnsembleTrainer
 from pinn_exp.training.trainer import Trainer
 
-BASE = ["optimizer.lbfgs_impl=sync_free", "optimizer.compile=false", "progress=false"]
+BASE = ["optimizer.lbfgs_impl=device", "optimizer.compile=false", "progress=false"]
 
 
 def _sync(device: str) -> None:
@@ -80,7 +80,7 @@ def phase_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
     rows = []
     for phase, steps, run in (
         ("adam", args.adam, host._adam),
-        ("lbfgs", args.lbfgs, host._lbfgs_sync_free),
+        ("lbfgs", args.lbfgs, host._lbfgs_device),
     ):
         if args.warmup:
             _timed(args.device, lambda run=run: run(x, 0, args.warmup))
@@ -118,10 +118,10 @@ _NOT_COMPUTED = ("empty", "detach", "alias", "lift_fresh")
 
 
 def ops_rows(size: int, mode: str, args, overrides: list[str]) -> list[dict]:
-    """Operations per sync-free L-BFGS iteration of an ensemble of ``size`` (or one single
+    """Operations per device L-BFGS iteration of an ensemble of ``size`` (or one single
     run), over ``args.lbfgs`` iterations after ``args.warmup`` uncounted ones."""
     host, x = _host(size, mode, overrides)
-    optimizer = host._sync_free(x, args.lbfgs + args.warmup + 1)
+    optimizer = host._device_lbfgs(x, args.lbfgs + args.warmup + 1)
     optimizer.start()
     for _ in range(args.warmup):
         optimizer.step()

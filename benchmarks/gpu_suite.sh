@@ -72,17 +72,17 @@ else
   REF=""
   K=${K:-8}
 fi
-FAST="laplacian=forward optimizer.lbfgs_impl=sync_free optimizer.cuda_graphs=true"
+FAST="laplacian=forward optimizer.lbfgs_impl=device optimizer.cuda_graphs=true"
 
 # 1. GPU tests (skipped where there is no CUDA), the CUDA-graph checks among them
 step tests 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests
 # 2. per-phase throughput of the default job: autograd + torch L-BFGS (the old path), forward
-#    jets, the sync-free L-BFGS, and both replayed as CUDA graphs
+#    jets, the device L-BFGS, and both replayed as CUDA graphs
 step throughput 120 python3 benchmarks/throughput.py --device "$DEVICE" $TP \
-  --variants baseline,forward,sync_free,graphs --json "$WORK/throughput.json" -- $JOB
-# 3. whole default jobs: time and final error, fast path against the eager sync-free path
+  --variants baseline,forward,device,graphs --json "$WORK/throughput.json" -- $JOB
+# 3. whole default jobs: time and final error, fast path against the eager device path
 step runs 150 python3 benchmarks/throughput.py --device "$DEVICE" --whole-run \
-  --variants graphs,sync_free --json "$WORK/runs.json" -- $JOB
+  --variants graphs,device --json "$WORK/runs.json" -- $JOB
 # 4. K default jobs at once on the one GPU (joblib), seeds 0..K-1, on the fast path
 SEEDS=$(seq -s, 0 $((K - 1)))
 step concurrency 150 python3 run.py -m hydra/launcher=joblib hydra.launcher.n_jobs=$K \

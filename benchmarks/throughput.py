@@ -49,19 +49,19 @@ VARIANTS = {
     "baseline": ["laplacian=autograd", "optimizer.lbfgs_impl=torch", "optimizer.compile=false"],
     # forward jets (u, u_t, u_x, u_xx in one pass) with torch's L-BFGS
     "forward": ["laplacian=forward", "optimizer.lbfgs_impl=torch", "optimizer.compile=false"],
-    # forward jets and the sync-free L-BFGS
-    "sync_free": ["laplacian=forward", "optimizer.lbfgs_impl=sync_free", "optimizer.compile=false"],
-    # forward jets and the sync-free L-BFGS, each step replayed as a CUDA graph (CUDA only)
+    # forward jets and the device L-BFGS
+    "device": ["laplacian=forward", "optimizer.lbfgs_impl=device", "optimizer.compile=false"],
+    # forward jets and the device L-BFGS, each step replayed as a CUDA graph (CUDA only)
     "graphs": [
         "laplacian=forward",
-        "optimizer.lbfgs_impl=sync_free",
+        "optimizer.lbfgs_impl=device",
         "optimizer.cuda_graphs=true",
         "optimizer.compile=false",
     ],
     # forward jets, torch's L-BFGS, the loss and its gradient compiled by torch.compile
     "compiled_torch": ["laplacian=forward", "optimizer.lbfgs_impl=torch", "optimizer.compile=true"],
-    # the same with the sync-free L-BFGS
-    "compiled": ["laplacian=forward", "optimizer.lbfgs_impl=sync_free", "optimizer.compile=true"],
+    # the same with the device L-BFGS
+    "compiled": ["laplacian=forward", "optimizer.lbfgs_impl=device", "optimizer.compile=true"],
 }
 
 
@@ -148,7 +148,7 @@ def phases(name: str, overrides: list[str], args) -> list[dict]:
         return evaluate
 
     trainer._evaluate_fn = counting
-    lbfgs = trainer._lbfgs_sync_free if built.schedule.lbfgs_impl == "sync_free" else trainer._lbfgs
+    lbfgs = trainer._lbfgs_device if built.schedule.lbfgs_impl == "device" else trainer._lbfgs
     warm = _timed(device, lambda: lbfgs(x, 0, args.warmup)) if args.warmup else 0.0
     before, calls["n"] = len(trainer.state.history), 0
     seconds = _timed(device, lambda: lbfgs(x, 0, args.lbfgs))
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument(
         "--variants",
-        default="baseline,forward,sync_free",
+        default="baseline,forward,device",
         help=f"comma-separated names ({', '.join(VARIANTS)}) or name=k=v;k=v",
     )
     parser.add_argument("--adam", type=int, default=200, help="timed Adam steps")

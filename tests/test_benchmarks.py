@@ -165,7 +165,7 @@ def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):
         "--evals",
         "1",
         "--variants",
-        "baseline,sync_free",
+        "baseline,device",
         "--json",
         str(out),
         "--",
@@ -177,7 +177,7 @@ def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):
     rows = json.loads(out.read_text())
     assert [(r["variant"], r["phase"]) for r in rows] == [
         (v, p)
-        for v in ("baseline", "sync_free")
+        for v in ("baseline", "device")
         for p in ("adam", "lbfgs", "sampling", "evaluation")
     ]
     for r in rows:

@@ -203,7 +203,7 @@ def test_random_r_as_published_resamples_every_100_adam_steps_in_one_stage(
 
     built.sampler.update = recording
     lbfgs_runs: list[int] = []
-    for name in ("_lbfgs", "_lbfgs_sync_free"):  # torch's L-BFGS stage or the sync-free one
+    for name in ("_lbfgs", "_lbfgs_device"):  # torch's L-BFGS stage or the device one
         stage = getattr(trainer, name)
         setattr(trainer, name, lambda x, r, n, stage=stage: (lbfgs_runs.append(n), stage(x, r, n)))
     state = trainer.run()

@@ -58,13 +58,13 @@ def test_memory_limit_turns_an_overflow_into_an_oom_record(tmp_path, tiny, compo
 
 @pytest.mark.parametrize("pde", ["burgers", "elliptic"])
 def test_cuda_graphs_replay_the_same_steps_as_eager(tmp_path, pde, tiny, compose):
-    """Captured Adam steps and sync-free L-BFGS iterations follow the eager ones (float64,
+    """Captured Adam steps and device L-BFGS iterations follow the eager ones (float64,
     so that the kernels' different orders of summation stay far below the tolerance)."""
     overrides = [o for o in tiny if not o.startswith("device")] + [
         "device=cuda",
         "device.dtype=float64",
         f"pde={pde}",
-        "optimizer.lbfgs_impl=sync_free",
+        "optimizer.lbfgs_impl=device",
         "optimizer.lbfgs_steps=20",
         "rounds=1",
     ]
@@ -108,7 +108,7 @@ def test_resume_with_cuda_graphs_reaches_the_uninterrupted_result(tmp_path, root
         "device=cuda",
         "device.dtype=float64",
         "rounds=3",
-        "optimizer.lbfgs_impl=sync_free",
+        "optimizer.lbfgs_impl=device",
         "optimizer.cuda_graphs=true",
         "pde._target_=faults.KilledBurgers",
     ]

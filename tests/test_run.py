@@ -209,7 +209,7 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):
     assert all(np.array_equal(pa[k], pb[k]) for k in pa.files)
 
 
-@pytest.mark.parametrize("lbfgs", ["torch", pytest.param("sync_free", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("lbfgs", ["torch", pytest.param("device", marks=pytest.mark.slow)])
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, lbfgs, tiny):
     args = [*tiny, "rounds=3", f"optimizer.lbfgs_impl={lbfgs}", "pde._target_=faults.KilledBurgers"]
     full = tmp_path / "full"

@@ -25,8 +25,8 @@ def unbatchable_reason(parts: list[RunParts]) -> str | None:
     stages, or None."""
     first = parts[0]
     schedule, sampler = first.schedule, first.sampler
-    if schedule.lbfgs_steps and schedule.lbfgs_impl != "sync_free":
-        return "batched L-BFGS is the sync-free one (optimizer.lbfgs_impl=sync_free)"
+    if schedule.lbfgs_steps and schedule.lbfgs_impl != "device":
+        return "batched L-BFGS is the device one (optimizer.lbfgs_impl=device)"
     if sampler.period:
         return f"sampler {sampler.name} updates within a stage (sampler.period)"
     if sampler.single_stage:

@@ -11,16 +11,14 @@ other, and only the training stages are shared:
 * the gradient of the sum of the members' losses is each member's own gradient (their
   parameters are disjoint), and Adam, element-wise, on the stacked tensors is each member's
   Adam;
-* L-BFGS is the sync-free one (a member's single run is the one with
-  ``optimizer.lbfgs_impl=sync_free``), around one batched evaluation per iteration. In the
-  default mode (``vectorize=False``) it is a :class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS`
-  per member, over its slices of the stacked parameters
-  (:class:`~pinn_exp.training.lbfgs.PerMemberSyncFreeLBFGS`): the members' updates one after
-  the other, each exactly its single run's operations (bit for bit). With ``vectorize=True``
-  it is one :class:`~pinn_exp.training.lbfgs.BatchedSyncFreeLBFGS` over the stacked
-  parameters: every member's update in one sequence of batched kernels whatever the number of
-  members (the same algorithm, equal to the single runs to round-off), so that the L-BFGS
-  stages are not bound by S updates of some 250 small operations each.
+* L-BFGS is one :class:`~pinn_exp.training.lbfgs.DeviceLBFGS` over the stacked parameters
+  (a member's single run is the one with ``optimizer.lbfgs_impl=device``), around one batched
+  evaluation per step: every member's update in one sequence of batched kernels whatever the
+  number of members, each member's rows computed exactly as its single run's (bit for bit on
+  the CPU). The default mode (``vectorize=False``) evaluates the members' losses one after the
+  other, each exactly its single run's operations, so a member is its single run bit for bit;
+  with ``vectorize=True`` one ``vmap`` evaluates them all (fewer, larger kernels), which
+  rounds differently in the last bits, and L-BFGS amplifies that (docs/performance.md).
 
 A member whose loss turns non-finite is recorded ``diverged`` (round, step, phase) and leaves
 the ensemble; the others go on (in an L-BFGS stage its optimizer freezes it: its parameters
@@ -36,7 +34,8 @@ import torch
 from torch.func import functional_call, vmap
 
 from pinn_exp.training.batching import CHECK_RTOL, MemberLoss, Unbatchable, unbatchable_reason
-from pinn_exp.training.lbfgs import BatchedSyncFreeLBFGS, PerMemberSyncFreeLBFGS
+from pinn_exp.training.lbfgs import DeviceLBFGS
+from pinn_exp.training.schedule import lbfgs_max_eval
 from pinn_exp.training.progress import Progress
 from pinn_exp.training.stages import Diverged, Stages
 from pinn_exp.training.trainer import RunState, Trainer
@@ -51,13 +50,12 @@ class EnsembleTrainer(Stages):
         members: the members' trainers, in the order of the jobs.
         progress: show a progress bar over the steps.
         step_hook: called as ``hook(round, step, phase)`` before each batched step.
-        vectorize: one ``vmap`` over the members and one :class:`BatchedSyncFreeLBFGS` for
-            all of them (fewer, larger kernels: the GPU's gain); its batched matrix products
-            round differently from the single run's in the last bits, which L-BFGS amplifies
-            (docs/performance.md). False: the members' losses one after the other, each
-            exactly its single run's operations (eager; compiled, the batched loss is one
-            graph and agrees to round-off), in one backward pass, and a
-            :class:`SyncFreeLBFGS` per member. Where ``vmap`` cannot compute the loss (a
+        vectorize: one ``vmap`` over the members' losses (fewer, larger kernels: the GPU's
+            gain); it rounds differently from the single run's in the last bits, which
+            L-BFGS amplifies (docs/performance.md). False: the members' losses one after the
+            other, each exactly its single run's operations (eager; compiled, the batched
+            loss is one graph and agrees to round-off), in one backward pass. Either way one
+            :class:`DeviceLBFGS` steps every member. Where ``vmap`` cannot compute the loss (a
             residual that calls ``torch.autograd.grad``, an ``autograd.Function`` without a
             vmap rule) the ensemble runs in the loop mode instead (:attr:`vectorize` says
             which ran), with a log line saying why.
@@ -97,9 +95,7 @@ class EnsembleTrainer(Stages):
         self.diverged: dict[int, Diverged] = {}
         self.phase = "setup"
         self.live: list[int] = list(range(len(members)))
-        self._lbfgs_opt: BatchedSyncFreeLBFGS | PerMemberSyncFreeLBFGS | None = (
-            None  # the stage's L-BFGS
-        )
+        self._lbfgs_opt: DeviceLBFGS | None = None  # the stage's L-BFGS
         try:
             self._check()
         except Unbatchable as exc:
@@ -248,24 +244,22 @@ class EnsembleTrainer(Stages):
     def _bar(self, steps: int, desc: str) -> Progress:
         return Progress(steps, f"{desc} ({len(self._stage_live)} members)", bar=self.progress)
 
-    def _sync_free(self, x: torch.Tensor, steps: int):
-        """The stage's L-BFGS over the stacked parameters: one :class:`BatchedSyncFreeLBFGS`
-        (``vectorize``), else a :class:`SyncFreeLBFGS` per member
-        (:class:`PerMemberSyncFreeLBFGS`)."""
-        evaluate, size = self._evaluate_fn(x), len(self._stage_live)
-        kwargs = {
-            "lr": self.schedule.lbfgs_lr,
-            "history_size": self.schedule.history_size,
-            "max_iter": steps,
-            "tolerance_grad": self.schedule.tolerance_grad,
-        }
-        if self.vectorize:
-            optimizer = BatchedSyncFreeLBFGS(
-                self._params, evaluate, compile=self.schedule.compile, **kwargs
-            )
-        else:
-            optimizer = PerMemberSyncFreeLBFGS(self._params, evaluate, **kwargs)
-        self._lbfgs_opt, self._lbfgs_done = optimizer, [0] * size
+    def _device_lbfgs(self, x: torch.Tensor, steps: int) -> DeviceLBFGS:
+        """The stage's L-BFGS: one :class:`DeviceLBFGS` over the stacked parameters, a
+        member's diverged ones frozen."""
+        optimizer = DeviceLBFGS(
+            self._params,
+            self._evaluate_fn(x),
+            stacked=True,
+            lr=self.schedule.lbfgs_lr,
+            history_size=self.schedule.history_size,
+            max_iter=steps,
+            max_eval=lbfgs_max_eval(steps),
+            max_ls=self.schedule.max_ls,
+            tolerance_grad=self.schedule.tolerance_grad,
+            compile=self.schedule.compile,
+        )
+        self._lbfgs_opt, self._lbfgs_done = optimizer, [0] * len(self._stage_live)
         for position, k in enumerate(self._stage_live):
             if k in self.diverged:
                 optimizer.freeze(position)
@@ -291,10 +285,10 @@ class EnsembleTrainer(Stages):
         return most
 
     def _lbfgs_finished(self, optimizer, done: int, steps: int) -> bool:
-        """Every live member has spent its budget or converged (one read on the host)."""
-        converged = optimizer.converged().tolist()
-        return all(
-            k in self.diverged or self._lbfgs_done[i] >= steps or converged[i]
+        """No live member's L-BFGS is still running (one read on the host)."""
+        running = optimizer.running().tolist()
+        return not any(
+            running[i] and k not in self.diverged and self._lbfgs_done[i] < steps
             for i, k in enumerate(self._stage_live)
         )
 
@@ -313,7 +307,7 @@ class EnsembleTrainer(Stages):
                 try:
                     self._adam(x, round_index, adam_steps)
                     if not all(k in self.diverged for k in live):
-                        self._lbfgs_sync_free(x, round_index, self.schedule.lbfgs_steps)
+                        self._lbfgs_device(x, round_index, self.schedule.lbfgs_steps)
                 finally:
                     self._write_back(live)
         finally:

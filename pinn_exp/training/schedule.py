@@ -7,7 +7,7 @@ import math
 import shutil
 from dataclasses import dataclass
 
-LBFGS_IMPLS = ("torch", "sync_free")
+LBFGS_IMPLS = ("torch", "device")
 
 #: ``optimizer.compile=auto`` compiles a run on the CPU of at least this many optimizer steps
 #: (Adam steps and L-BFGS iterations of all its stages): below it a cold compilation costs
@@ -34,21 +34,21 @@ class Schedule:
         history_size: L-BFGS memory (DeepXDE's, which the RAD reference code uses: 100).
         max_ls: the strong-Wolfe line search's evaluations per L-BFGS iteration at most
             (DeepXDE runs scipy's L-BFGS-B with ``maxls=50``); None: torch's limit, the
-            evaluations left in the stage's budget. Only ``lbfgs_impl=torch``
-            has such a line search.
+            evaluations left in the stage's budget (both implementations).
         tolerance_grad: L-BFGS stops when the largest gradient entry falls below it
             (DeepXDE's ``gtol``: 1e-8).
         check_every: steps between copies of the losses to the host (each a check for a
-            non-finite loss and, for the sync-free L-BFGS, for its stopping tests).
+            non-finite loss and, for the device L-BFGS, for its stopping tests).
         lbfgs_impl: ``torch`` (``torch.optim.LBFGS``, strong-Wolfe line search) or
-            ``sync_free`` (:class:`~pinn_exp.training.lbfgs.SyncFreeLBFGS`: one evaluation per
-            iteration, no host reads within a block, docs/performance.md).
+            ``device`` (:class:`~pinn_exp.training.lbfgs.DeviceLBFGS`: the same iteration with
+            every decision on the device, one evaluation a step, no host read within a block:
+            compiled and captured as a CUDA graph; docs/performance.md).
         compile: compile the loss and its gradient with ``torch.compile`` (a one-off cost of
             tens of seconds per run, less with a warm compile cache; docs/performance.md):
             true, false, or ``auto`` (the default): compiled on the CPU for a run of at least
             :data:`AUTO_COMPILE_STEPS` steps where a C++ compiler is found, otherwise eager
             (:meth:`decide_compile`).
-        cuda_graphs: on CUDA, replay each Adam step and each sync-free L-BFGS iteration as a
+        cuda_graphs: on CUDA, replay each Adam step and each device L-BFGS step as a
             CUDA graph (:mod:`pinn_exp.training.cuda_graphs`); torch's L-BFGS is not captured.
             No effect on a CPU.
     """
@@ -81,9 +81,15 @@ class Schedule:
                     f"optimizer.{key}={value!r} is not allowed; it must be a finite number > 0"
                 )
         if self.lbfgs_impl not in LBFGS_IMPLS:
+            replaced = (
+                " (sync_free, whose line search only shortened its steps, was replaced by "
+                "device: the same stepping on the device with torch's strong-Wolfe line search)"
+                if self.lbfgs_impl == "sync_free"
+                else ""
+            )
             raise ValueError(
                 f"optimizer.lbfgs_impl={self.lbfgs_impl!r} is not allowed; choose one of "
-                f"{LBFGS_IMPLS}"
+                f"{LBFGS_IMPLS}{replaced}"
             )
         if not (isinstance(self.compile, bool) or self.compile == "auto"):
             raise ValueError(

@@ -1,5 +1,5 @@
 """A training stage: Adam steps (with a sampler's updates within the stage), then L-BFGS by
-torch's implementation or the sync-free one.
+torch's implementation or the device one.
 
 :class:`Stages` holds the drivers; the run that uses them (:class:`~pinn_exp.training.trainer.
 Trainer`, one network; :class:`~pinn_exp.training.ensemble.EnsembleTrainer`, several stacked)
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pinn_exp.training.cuda_graphs import CapturedStep
-from pinn_exp.training.lbfgs import StrongWolfeLBFGS, SyncFreeLBFGS
+from pinn_exp.training.lbfgs import DeviceLBFGS, StrongWolfeLBFGS
 from pinn_exp.training.progress import Progress
 from pinn_exp.training.schedule import lbfgs_max_eval
 from pinn_exp.training.scoring import StepResidual
@@ -78,8 +78,8 @@ class Stages:
             lbfgs_steps = self.schedule.lbfgs_steps
             if self.sampler.single_stage and self.schedule.single_stage_lbfgs_steps is not None:
                 lbfgs_steps = self.schedule.single_stage_lbfgs_steps
-            if self.schedule.lbfgs_impl == "sync_free":
-                self._lbfgs_sync_free(x, round_index, lbfgs_steps)
+            if self.schedule.lbfgs_impl == "device":
+                self._lbfgs_device(x, round_index, lbfgs_steps)
             else:
                 self._lbfgs(x, round_index, lbfgs_steps)
 
@@ -182,15 +182,17 @@ class Stages:
             values = torch.stack([last[i] for i in accepted])
             self._record([i - 1 for i in accepted], values, round_index, "lbfgs")
 
-    # ------------------------------------------------------------------ sync-free L-BFGS
-    def _sync_free(self, x: torch.Tensor, steps: int) -> SyncFreeLBFGS:
-        """The stage's sync-free optimizer over ``_params``."""
-        return SyncFreeLBFGS(
+    # --------------------------------------------------------------------- device L-BFGS
+    def _device_lbfgs(self, x: torch.Tensor, steps: int) -> DeviceLBFGS:
+        """The stage's device L-BFGS over ``_params``."""
+        return DeviceLBFGS(
             self._params,
             self._evaluate_fn(x),
             lr=self.schedule.lbfgs_lr,
             history_size=self.schedule.history_size,
             max_iter=steps,
+            max_eval=lbfgs_max_eval(steps),
+            max_ls=self.schedule.max_ls,
             tolerance_grad=self.schedule.tolerance_grad,
             compile=self.schedule.compile,
         )
@@ -209,17 +211,17 @@ class Stages:
         self._record(list(range(done, done + len(kept))), kept, round_index, "lbfgs")
         return len(kept)
 
-    def _lbfgs_finished(self, optimizer: SyncFreeLBFGS, done: int, steps: int) -> bool:
+    def _lbfgs_finished(self, optimizer: DeviceLBFGS, done: int, steps: int) -> bool:
         """The host's stopping test after a block."""
-        return done >= steps or bool(optimizer.converged())
+        return done >= steps or not bool(optimizer.running()[0])
 
-    def _lbfgs_sync_free(self, x: torch.Tensor, round_index: int, steps: int) -> None:
-        """:class:`SyncFreeLBFGS` (``optimizer.lbfgs_impl=sync_free``): up to ``steps``
-        accepted iterations within :func:`lbfgs_max_eval` evaluations (torch's budget), read on
-        the host every ``check_every`` evaluations to record them and to stop early."""
+    def _lbfgs_device(self, x: torch.Tensor, round_index: int, steps: int) -> None:
+        """:class:`DeviceLBFGS` (``optimizer.lbfgs_impl=device``): up to ``steps`` iterations
+        within :func:`lbfgs_max_eval` evaluations (torch's budget), read on the host every
+        ``check_every`` evaluations to record the completed iterations and to stop."""
         if steps == 0:
             return
-        optimizer = self._sync_free(x, steps)
+        optimizer = self._device_lbfgs(x, steps)
         do_step = CapturedStep(optimizer.step, self.device) if self._graphs else optimizer.step
         self._check_start(optimizer.start(), round_index)
         block, max_eval = self.schedule.check_every, lbfgs_max_eval(steps)

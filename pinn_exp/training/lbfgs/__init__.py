@@ -2,17 +2,16 @@
 
 * :class:`StrongWolfeLBFGS` (:mod:`.strong_wolfe`) is torch's L-BFGS
   (``optimizer.lbfgs_impl=torch``) with the line search's evaluation limit as an argument.
-* :class:`SyncFreeLBFGS` (:mod:`.sync_free`) is an L-BFGS whose iterations never read a value
-  on the host (``optimizer.lbfgs_impl=sync_free``), so that a CUDA graph can capture one.
-* :class:`BatchedSyncFreeLBFGS` (:mod:`.batched`) is the same algorithm for S independent
-  problems at once (the members of an ensemble, parameters stacked ``[S, ...]``), and
-  :class:`PerMemberSyncFreeLBFGS` (:mod:`.per_member`) runs one :class:`SyncFreeLBFGS` per
-  member over its slices of the stacked parameters, as one optimizer.
+* :class:`DeviceLBFGS` (:mod:`.device`) is the same algorithm with every decision on the
+  device (``optimizer.lbfgs_impl=device``): its strong-Wolfe line search is a state machine
+  (:mod:`.line_search`) and its direction the compact form of the L-BFGS matrix
+  (:mod:`.history`), for one run or the S members of an ensemble at once, so that a step
+  compiles as one graph and a CUDA graph can capture it.
 * :mod:`.flat` moves between the parameters and one flat vector (one per member when
   stacked).
 """
 
-from pinn_exp.training.lbfgs.batched import BatchedSyncFreeLBFGS
+from pinn_exp.training.lbfgs.device import DeviceLBFGS, Evaluate
 from pinn_exp.training.lbfgs.flat import (
     flat,
     flat_grad,
@@ -21,16 +20,14 @@ from pinn_exp.training.lbfgs.flat import (
     load,
     load_stacked,
 )
-from pinn_exp.training.lbfgs.per_member import PerMemberSyncFreeLBFGS
+from pinn_exp.training.lbfgs.history import History
 from pinn_exp.training.lbfgs.strong_wolfe import StrongWolfeLBFGS
-from pinn_exp.training.lbfgs.sync_free import Evaluate, SyncFreeLBFGS
 
 __all__ = [
-    "BatchedSyncFreeLBFGS",
+    "DeviceLBFGS",
     "Evaluate",
-    "PerMemberSyncFreeLBFGS",
+    "History",
     "StrongWolfeLBFGS",
-    "SyncFreeLBFGS",
     "flat",
     "flat_grad",
     "flat_grad_stacked",

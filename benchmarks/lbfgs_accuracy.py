@@ -1,0 +1,256 @@
+"""The device L-BFGS (``optimizer.lbfgs_impl=device``) against torch's (``torch``), from the
+same starting networks: is a table made with one as good as a table made with the other?
+
+    python benchmarks/lbfgs_accuracy.py curves --json curves.json
+    python benchmarks/lbfgs_accuracy.py seeds --seeds 0-7 --pdes burgers,allen_cahn \
+        --parallel 2 --json seeds.json
+
+``curves`` (deterministic): for each PDE (``--pdes``, default burgers, allen_cahn, laplace),
+the default job's network (seed 0) after its initial Adam training, then ``--iterations``
+L-BFGS iterations of each implementation from that same network on the same points; the
+loss reached against the loss-and-gradient evaluations used (every evaluation's loss is kept,
+and the best loss after 50, 100, ... evaluations is tabled), in float64 unless ``--dtype``.
+
+``seeds`` (statistical): the default job (``python run.py``, whole commands, one thread each,
+``--parallel`` at a time) for every seed, PDE and implementation; the final relative L2
+errors paired by seed and PDE, with the report's statistics: the geometric mean of the
+error ratios device/torch with its 95 % t-interval (of the logs) and the Wilcoxon
+signed-rank p-value. Rows (one per run, with its command) and the summary go to ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pinn_exp.config import compose  # noqa: E402
+from pinn_exp.factory import build  # noqa: E402
+from pinn_exp.report.stats import geometric_mean_ci, wilcoxon_p  # noqa: E402
+from pinn_exp.training.lbfgs import DeviceLBFGS, StrongWolfeLBFGS  # noqa: E402
+from pinn_exp.training.trainer import Trainer  # noqa: E402
+
+IMPLS = ("torch", "device")
+
+
+def _device_name() -> str:
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+# ----------------------------------------------------------------------------------- curves
+def _pretrained(pde: str, dtype: str) -> tuple[Trainer, torch.Tensor, dict]:
+    """The default job's trainer (seed 0) after its initial Adam training, its points and a
+    copy of its network's state."""
+    cfg = compose(
+        [f"pde={pde}", "seed=0", f"device.dtype={dtype}", "optimizer.compile=false",
+         "progress=false", "device=cpu"]
+    )
+    trainer = Trainer(build(cfg), progress=False)
+    trainer.start()
+    trainer.begin_round(0)
+    x = trainer.state.points.detach().clone().requires_grad_(True)
+    trainer._adam(x, 0, trainer.schedule.pretrain_steps)
+    state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    return trainer, x, state
+
+
+def _curve(trainer: Trainer, x: torch.Tensor, state: dict, impl: str, iterations: int):
+    """Every evaluation's loss of ``iterations`` L-BFGS iterations from ``state``."""
+    trainer.model.load_state_dict(state)
+    inner = trainer._evaluate_fn(x)
+    losses: list[float] = []  # every evaluation's loss, trial points included, for both
+
+    def evaluate() -> torch.Tensor:
+        terms = inner()
+        losses.append(float(terms[0]))
+        return terms
+
+    schedule = trainer.schedule
+    budget = 100 * iterations  # the iterations, not the evaluations, end both
+    began = time.perf_counter()
+    if impl == "torch":
+        optimizer = StrongWolfeLBFGS(
+            trainer._params, max_ls=schedule.max_ls, lr=schedule.lbfgs_lr, max_iter=iterations,
+            max_eval=budget, history_size=schedule.history_size,
+            tolerance_grad=schedule.tolerance_grad, tolerance_change=0.0,
+        )
+
+        def closure():
+            return evaluate()[0]
+
+        optimizer.step(closure)
+        done = optimizer.state[trainer._params[0]]["n_iter"]
+    else:
+        optimizer = DeviceLBFGS(
+            trainer._params, evaluate, lr=schedule.lbfgs_lr, history_size=schedule.history_size,
+            max_iter=iterations, max_eval=budget, max_ls=schedule.max_ls,
+            tolerance_grad=schedule.tolerance_grad,
+        )
+        optimizer.start()
+        while bool(optimizer.running()[0]):
+            optimizer.step()
+        optimizer.finish()
+        done = int(optimizer.iterations[0])
+    seconds = time.perf_counter() - began
+    best = []
+    for loss in losses:
+        best.append(min(loss, best[-1]) if best else loss)
+    return {"iterations": done, "evaluations": len(losses), "best": best, "seconds": seconds}
+
+
+def curves(args) -> list[dict]:
+    rows = []
+    for pde in args.pdes.split(","):
+        trainer, x, state = _pretrained(pde, args.dtype)
+        for impl in IMPLS:
+            out = _curve(trainer, x, state, impl, args.iterations)
+            marks = list(range(50, len(out["best"]) + 1, 50))
+            row = {
+                "pde": pde,
+                "lbfgs_impl": impl,
+                "dtype": args.dtype,
+                "iterations": out["iterations"],
+                "evaluations": out["evaluations"],
+                "loss_start": out["best"][0],
+                "loss_end": out["best"][-1],
+                "best_at": {str(k): out["best"][k - 1] for k in marks},
+                "seconds": out["seconds"],
+                "device": _device_name(),
+            }
+            rows.append(row)
+            print(
+                f"{pde:12s} {impl:7s} {row['iterations']:4d} iterations "
+                f"{row['evaluations']:4d} evaluations  loss {row['loss_start']:.4e} -> "
+                f"{row['loss_end']:.4e}  ({row['seconds']:.1f} s)",
+                flush=True,
+            )
+    return rows
+
+
+# ------------------------------------------------------------------------------------ seeds
+def _seeds(text: str) -> list[int]:
+    if "-" in text:
+        first, last = text.split("-")
+        return list(range(int(first), int(last) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def _one_job(pde: str, seed: int, impl: str, extra: list[str], root: Path) -> dict:
+    out = root / f"{pde}_{impl}_{seed}"
+    command = [
+        sys.executable, str(ROOT / "run.py"), f"pde={pde}", f"seed={seed}",
+        f"optimizer.lbfgs_impl={impl}", "device.threads=1", "progress=false",
+        *extra, f"hydra.run.dir={out}",
+    ]
+    began = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - began
+    record = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    errors = record.get("l2_rel_error_per_round") or [math.nan]
+    return {
+        "pde": pde, "seed": seed, "lbfgs_impl": impl, "status": record.get("status"),
+        "returncode": proc.returncode, "l2_rel_error": errors[-1],
+        "l2_rel_error_per_round": errors, "wall_s": wall,
+        "command": " ".join(["python", "run.py", *command[2:-1]]),
+    }
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per PDE: the seeds' error ratios device/torch and the report's statistics."""
+    out = []
+    for pde in sorted({r["pde"] for r in rows}):
+        by = {(r["lbfgs_impl"], r["seed"]): r["l2_rel_error"] for r in rows if r["pde"] == pde}
+        seeds = sorted(s for impl, s in by if impl == "torch" and ("device", s) in by)
+        ratios = [by[("device", s)] / by[("torch", s)] for s in seeds]
+        ratios = [r for r in ratios if math.isfinite(r) and r > 0]
+        gm, gsd, ci = geometric_mean_ci(ratios) if ratios else (math.nan, math.nan, None)
+        logs = [math.log(r) for r in ratios]
+        out.append(
+            {
+                "pde": pde,
+                "pairs": len(ratios),
+                "ratios": ratios,
+                "geometric_mean_ratio": gm,
+                "geometric_sd": gsd,
+                "ci95": list(ci) if ci else None,
+                "device_lower": sum(r < 1 for r in ratios),
+                "wilcoxon_p": wilcoxon_p(logs) if len(logs) > 1 else math.nan,
+                "within_0.8_1.25_and_ci_holds_1": bool(
+                    ci and 0.8 <= gm <= 1.25 and ci[0] <= 1 <= ci[1]
+                ),
+            }
+        )
+    return out
+
+
+def seeds(args, extra: list[str]) -> tuple[list[dict], list[dict]]:
+    jobs = [
+        (pde, seed, impl)
+        for seed in _seeds(args.seeds)
+        for pde in args.pdes.split(",")
+        for impl in IMPLS
+    ]
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.parallel) as pool:
+        futures = [pool.submit(_one_job, *job, extra, Path(tmp)) for job in jobs]
+        rows = []
+        for future in futures:
+            row = future.result()
+            row["device"] = f"cpu ({platform.machine()}, 1 thread)"
+            rows.append(row)
+            print(
+                f"{row['pde']:12s} seed {row['seed']} {row['lbfgs_impl']:7s} "
+                f"{row['status']} error {row['l2_rel_error']:.4e} ({row['wall_s']:.0f} s)",
+                flush=True,
+            )
+    summary = summarise(rows)
+    for s in summary:
+        ci = s["ci95"] or [math.nan, math.nan]
+        print(
+            f"{s['pde']}: {s['pairs']} pairs, device/torch geometric mean {s['geometric_mean_ratio']:.3f}"
+            f" [{ci[0]:.3f}, {ci[1]:.3f}], device lower on {s['device_lower']}, Wilcoxon p "
+            f"{s['wilcoxon_p']:.3f}"
+        )
+    return rows, summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=["curves", "seeds"])
+    parser.add_argument("--pdes", default=None)
+    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--dtype", default="float64")
+    parser.add_argument("--seeds", default="0-7")
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    began = time.strftime("%Y-%m-%d")
+    if args.what == "curves":
+        args.pdes = args.pdes or "burgers,allen_cahn,laplace"
+        torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
+        result = {"date": began, "rows": curves(args)}
+    else:
+        args.pdes = args.pdes or "burgers,allen_cahn"
+        rows, summary = seeds(args, extra)
+        result = {"date": began, "extra_overrides": extra, "rows": rows, "summary": summary}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
