@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pinn_exp.config import compose  # noqa: E402
+from pinn_exp.config import compose_config  # noqa: E402
 from pinn_exp.factory import build  # noqa: E402
 from pinn_exp.report.stats import geometric_mean_ci, wilcoxon_p  # noqa: E402
 from pinn_exp.training.lbfgs import DeviceLBFGS, StrongWolfeLBFGS  # noqa: E402
@@ -54,7 +54,7 @@ def _device_name() -> str:
 def _pretrained(pde: str, dtype: str) -> tuple[Trainer, torch.Tensor, dict]:
     """The default job's trainer (seed 0) after its initial Adam training, its points and a
     copy of its network's state."""
-    cfg = compose(
+    cfg = compose_config(
         [f"pde={pde}", "seed=0", f"device.dtype={dtype}", "optimizer.compile=false",
          "progress=false", "device=cpu"]
     )

@@ -131,7 +131,7 @@ def test_what_cannot_be_batched_says_why():
         return unbatchable_reason(_parts(list(overrides), [0]))
 
     assert reason() is None
-    assert "sync_free" in reason("optimizer.lbfgs_impl=torch")
+    assert "lbfgs_impl=device" in reason("optimizer.lbfgs_impl=torch")
     assert "sampler.period" in reason("sampler=r3")
     assert "hutchinson" in reason("laplacian.method=hutchinson")
     assert "more than their seed" in unbatchable_reason(

@@ -42,7 +42,7 @@ from pinn_exp.hydra_adapter import BASIC_SWEEPER, no_callbacks, override_key
 log = logging.getLogger(__name__)
 
 #: the override that the ensemble's L-BFGS needs
-SYNC_FREE = "optimizer.lbfgs_impl=sync_free"
+SYNC_FREE = "optimizer.lbfgs_impl=device"
 
 
 @dataclass

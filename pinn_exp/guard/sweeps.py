@@ -125,7 +125,7 @@ def _jobs_lbfgs(config: DictConfig, values: dict) -> Any:
     the batched launcher adds it (its ``sync_free`` key), else the composed value."""
     launcher = config.hydra.get("launcher") or {}
     if launcher.get("_target_") == BATCHED_LAUNCHER and launcher.get("sync_free", True):
-        return "sync_free"
+        return "device"
     return values.get("optimizer.lbfgs_impl")
 
 
@@ -138,7 +138,7 @@ def _check_same_lbfgs(
     before, after = _jobs_lbfgs(old, old_values), _jobs_lbfgs(config, new_values)
     if before == after:
         return
-    if after == "sync_free":  # the batched launcher, after a launcher that did not add it
+    if after == "device":  # the batched launcher, after a launcher that did not add it
         fix = "hydra.launcher.sync_free=false (the jobs then run one after the other)"
     else:
         fix = "hydra/launcher=batched (as the sweep ran)"

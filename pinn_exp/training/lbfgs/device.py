@@ -39,7 +39,7 @@ from pinn_exp.training.lbfgs.flat import (
     load_stacked,
 )
 from pinn_exp.training.lbfgs.history import History, dot
-from pinn_exp.training.lbfgs.line_search import F64, StrongWolfeSearch
+from pinn_exp.training.lbfgs.line_search import StrongWolfeSearch
 
 Evaluate = Callable[[], torch.Tensor]
 
@@ -133,14 +133,14 @@ class DeviceLBFGS:
         terms = self._terms(self.evaluate().detach())
         with torch.no_grad():
             self.terms, self.g = terms.clone(), self.flat_grad().clone()
-            self.f = terms[:, 0].to(F64).clone()
+            self.f = terms[:, 0].clone()
             self.d = -self.g
-            self.gtd = dot(self.g, self.d).to(F64)
+            self.gtd = dot(self.g, self.d)
             self.evaluations += 1
             self.search = StrongWolfeSearch(
                 self.size, self.n, terms.shape[1], self.dtype, self.x.device, self.c1, self.c2
             )
-            first_t = torch.clamp(1.0 / self.g.abs().sum(1).to(F64), max=1.0) * self.lr
+            first_t = torch.clamp(1.0 / self.g.abs().sum(1), max=1.0) * self.lr
             everyone = torch.ones_like(self.stopped)
             self.search.begin(everyone, first_t, self.f, self.g, self.gtd, self.terms, self._ls())
             self.stopped |= ~(self.gtd < 0)
@@ -186,10 +186,10 @@ class DeviceLBFGS:
         """Judges every active problem's trial; where its line search is done, takes the
         step, updates the history and starts the next iteration's search. Returns where an
         iteration was completed."""
-        f_new = terms[:, 0].to(F64)
+        f_new = terms[:, 0]
         finite = torch.isfinite(f_new) & torch.isfinite(g_new).all(1)
         f_new = torch.where(finite, f_new, torch.inf)
-        gtd_new = dot(g_new, self.d).to(F64)
+        gtd_new = dot(g_new, self.d)
         start = (self.f, self.gtd, self.g, self.terms)
         done, step, f, g, terms = self.search.judge(active, start, f_new, g_new, gtd_new, terms)
         self.evaluations.add_(active.long())
@@ -202,7 +202,7 @@ class DeviceLBFGS:
         self.terms.copy_(torch.where(done1, terms, self.terms))
         self.iterations.add_(done.long())
         d = self.history.direction(self.g)
-        gtd = dot(self.g, d).to(F64)
+        gtd = dot(self.g, d)
         self.d.copy_(torch.where(done1, d, self.d))
         self.gtd.copy_(torch.where(done, gtd, self.gtd))
         # torch's ends of a stage: no step taken, no descent direction, the budget spent

@@ -23,16 +23,14 @@ the same order:
 Two differences, each where torch would raise or stall: a trial whose loss or gradient is not
 finite counts as a failed Armijo test (torch's caller raises; here the bracket shrinks away
 from it), and an interpolation that is not a finite number falls back to the bracket's
-midpoint. The line search's numbers (steps, losses, slopes) are float64 whatever the
-parameters' dtype, as torch's are Python floats.
+midpoint. The line search's numbers (steps, losses, slopes) are in the parameters' dtype:
+torch's tests compare a Python float with a tensor of that dtype, so they are made in it too
+(in float32, a step that leaves the loss unchanged passes the sufficient-decrease test).
 """
 
 from __future__ import annotations
 
 import torch
-
-F64 = torch.float64
-
 
 def cubic_minimiser(x1, f1, g1, x2, f2, g2, lo, hi) -> torch.Tensor:
     """torch's ``_cubic_interpolate`` element-wise: the minimiser of the cubic through
@@ -64,22 +62,22 @@ class StrongWolfeSearch:
 
     Args:
         size, n, n_terms: problems, parameters per problem, loss terms.
-        dtype, device: the parameters'.
+        dtype, device: the parameters' (also the dtype of the steps, losses and slopes).
         c1, c2: the sufficient-decrease and curvature constants (torch's 1e-4 and 0.9).
     """
 
     def __init__(self, size, n, n_terms, dtype, device, c1: float = 1e-4, c2: float = 0.9):
         self.c1, self.c2 = float(c1), float(c2)
         zeros = torch.zeros
-        self.t = zeros(size, dtype=F64, device=device)  # the trial step
+        self.t = zeros(size, dtype=dtype, device=device)  # the trial step
         self.trials = zeros(size, dtype=torch.long, device=device)  # torch's ls_iter
         self.limit = zeros(size, dtype=torch.long, device=device)  # torch's max_ls
         self.zoom = zeros(size, dtype=torch.bool, device=device)
         self.insufficient = zeros(size, dtype=torch.bool, device=device)
         self.low = zeros(size, dtype=torch.bool, device=device)  # end 1 is the low end
-        self.bt = zeros(size, 2, dtype=F64, device=device)
-        self.bf = zeros(size, 2, dtype=F64, device=device)
-        self.bgtd = zeros(size, 2, dtype=F64, device=device)
+        self.bt = zeros(size, 2, dtype=dtype, device=device)
+        self.bf = zeros(size, 2, dtype=dtype, device=device)
+        self.bgtd = zeros(size, 2, dtype=dtype, device=device)
         self.bg = zeros(size, 2, n, dtype=dtype, device=device)
         self.bterms = zeros(size, 2, n_terms, dtype=dtype, device=device)
 
