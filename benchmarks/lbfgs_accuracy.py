@@ -1,15 +1,16 @@
 """The device L-BFGS (``optimizer.lbfgs_impl=device``) against torch's (``torch``), from the
 same starting networks: is a table made with one as good as a table made with the other?
 
-    python benchmarks/lbfgs_accuracy.py curves --json curves.json
+    python benchmarks/lbfgs_accuracy.py curves --json curves.json [-- OVERRIDES]
     python benchmarks/lbfgs_accuracy.py seeds --seeds 0-7 --pdes burgers,allen_cahn \
-        --parallel 2 --json seeds.json
+        --parallel 2 --json seeds.json [-- OVERRIDES]
 
 ``curves`` (deterministic): for each PDE (``--pdes``, default burgers, allen_cahn, laplace),
 the default job's network (seed 0) after its initial Adam training, then ``--iterations``
 L-BFGS iterations of each implementation from that same network on the same points; the
 loss reached against the loss-and-gradient evaluations used (every evaluation's loss is kept,
-and the best loss after 50, 100, ... evaluations is tabled), in float64 unless ``--dtype``.
+and the best loss after 50, 100, ... evaluations is tabled) and the evaluations over which the
+two agree to 1e-6, in float64 unless ``--dtype``.
 
 ``seeds`` (statistical): the default job (``python run.py``, whole commands, one thread each,
 ``--parallel`` at a time) for every seed, PDE and implementation; the final relative L2
@@ -51,12 +52,19 @@ def _device_name() -> str:
 
 
 # ----------------------------------------------------------------------------------- curves
-def _pretrained(pde: str, dtype: str) -> tuple[Trainer, torch.Tensor, dict]:
-    """The default job's trainer (seed 0) after its initial Adam training, its points and a
-    copy of its network's state."""
+def _pretrained(pde: str, dtype: str, extra: list[str]) -> tuple[Trainer, torch.Tensor, dict]:
+    """The default job's trainer (seed 0; ``extra`` overrides) after its initial Adam
+    training, its points and a copy of its network's state."""
     cfg = compose_config(
-        [f"pde={pde}", "seed=0", f"device.dtype={dtype}", "optimizer.compile=false",
-         "progress=false", "device=cpu"]
+        [
+            f"pde={pde}",
+            "seed=0",
+            f"device.dtype={dtype}",
+            "optimizer.compile=false",
+            "progress=false",
+            "device=cpu",
+            *extra,
+        ]
     )
     trainer = Trainer(build(cfg), progress=False)
     trainer.start()
@@ -83,9 +91,14 @@ def _curve(trainer: Trainer, x: torch.Tensor, state: dict, impl: str, iterations
     began = time.perf_counter()
     if impl == "torch":
         optimizer = StrongWolfeLBFGS(
-            trainer._params, max_ls=schedule.max_ls, lr=schedule.lbfgs_lr, max_iter=iterations,
-            max_eval=budget, history_size=schedule.history_size,
-            tolerance_grad=schedule.tolerance_grad, tolerance_change=0.0,
+            trainer._params,
+            max_ls=schedule.max_ls,
+            lr=schedule.lbfgs_lr,
+            max_iter=iterations,
+            max_eval=budget,
+            history_size=schedule.history_size,
+            tolerance_grad=schedule.tolerance_grad,
+            tolerance_change=0.0,
         )
 
         def closure():
@@ -95,8 +108,13 @@ def _curve(trainer: Trainer, x: torch.Tensor, state: dict, impl: str, iterations
         done = optimizer.state[trainer._params[0]]["n_iter"]
     else:
         optimizer = DeviceLBFGS(
-            trainer._params, evaluate, lr=schedule.lbfgs_lr, history_size=schedule.history_size,
-            max_iter=iterations, max_eval=budget, max_ls=schedule.max_ls,
+            trainer._params,
+            evaluate,
+            lr=schedule.lbfgs_lr,
+            history_size=schedule.history_size,
+            max_iter=iterations,
+            max_eval=budget,
+            max_ls=schedule.max_ls,
             tolerance_grad=schedule.tolerance_grad,
         )
         optimizer.start()
@@ -108,15 +126,31 @@ def _curve(trainer: Trainer, x: torch.Tensor, state: dict, impl: str, iterations
     best = []
     for loss in losses:
         best.append(min(loss, best[-1]) if best else loss)
-    return {"iterations": done, "evaluations": len(losses), "best": best, "seconds": seconds}
+    return {
+        "iterations": done,
+        "evaluations": len(losses),
+        "losses": losses,
+        "best": best,
+        "seconds": seconds,
+    }
 
 
-def curves(args) -> list[dict]:
+def _agree_until(a: list[float], b: list[float], rtol: float = 1e-6) -> int:
+    """The evaluations the two sequences of losses agree on to ``rtol``, from the first."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        if abs(x - y) > rtol * abs(x):
+            return i
+    return min(len(a), len(b))
+
+
+def curves(args, extra: list[str]) -> list[dict]:
     rows = []
     for pde in args.pdes.split(","):
-        trainer, x, state = _pretrained(pde, args.dtype)
+        trainer, x, state = _pretrained(pde, args.dtype, extra)
+        losses = {}
         for impl in IMPLS:
             out = _curve(trainer, x, state, impl, args.iterations)
+            losses[impl] = out["losses"]
             marks = list(range(50, len(out["best"]) + 1, 50))
             row = {
                 "pde": pde,
@@ -129,12 +163,20 @@ def curves(args) -> list[dict]:
                 "best_at": {str(k): out["best"][k - 1] for k in marks},
                 "seconds": out["seconds"],
                 "device": _device_name(),
+                "losses": out["losses"],
             }
+            if impl == "device":
+                row["agrees_with_torch_until"] = _agree_until(losses["torch"], out["losses"])
             rows.append(row)
             print(
                 f"{pde:12s} {impl:7s} {row['iterations']:4d} iterations "
                 f"{row['evaluations']:4d} evaluations  loss {row['loss_start']:.4e} -> "
-                f"{row['loss_end']:.4e}  ({row['seconds']:.1f} s)",
+                f"{row['loss_end']:.4e}  ({row['seconds']:.1f} s)"
+                + (
+                    f"  same losses as torch's for {row['agrees_with_torch_until']} evaluations"
+                    if impl == "device"
+                    else ""
+                ),
                 flush=True,
             )
     return rows
@@ -151,19 +193,32 @@ def _seeds(text: str) -> list[int]:
 def _one_job(pde: str, seed: int, impl: str, extra: list[str], root: Path) -> dict:
     out = root / f"{pde}_{impl}_{seed}"
     command = [
-        sys.executable, str(ROOT / "run.py"), f"pde={pde}", f"seed={seed}",
-        f"optimizer.lbfgs_impl={impl}", "device.threads=1", "progress=false",
-        *extra, f"hydra.run.dir={out}",
+        sys.executable,
+        str(ROOT / "run.py"),
+        f"pde={pde}",
+        f"seed={seed}",
+        f"optimizer.lbfgs_impl={impl}",
+        "device.threads=1",
+        "progress=false",
+        *extra,
+        f"hydra.run.dir={out}",
     ]
     began = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - began
-    record = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    record = (
+        json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    )
     errors = record.get("l2_rel_error_per_round") or [math.nan]
     return {
-        "pde": pde, "seed": seed, "lbfgs_impl": impl, "status": record.get("status"),
-        "returncode": proc.returncode, "l2_rel_error": errors[-1],
-        "l2_rel_error_per_round": errors, "wall_s": wall,
+        "pde": pde,
+        "seed": seed,
+        "lbfgs_impl": impl,
+        "status": record.get("status"),
+        "returncode": proc.returncode,
+        "l2_rel_error": errors[-1],
+        "l2_rel_error_per_round": errors,
+        "wall_s": wall,
         "command": " ".join(["python", "run.py", *command[2:-1]]),
     }
 
@@ -219,9 +274,9 @@ def seeds(args, extra: list[str]) -> tuple[list[dict], list[dict]]:
     for s in summary:
         ci = s["ci95"] or [math.nan, math.nan]
         print(
-            f"{s['pde']}: {s['pairs']} pairs, device/torch geometric mean {s['geometric_mean_ratio']:.3f}"
-            f" [{ci[0]:.3f}, {ci[1]:.3f}], device lower on {s['device_lower']}, Wilcoxon p "
-            f"{s['wilcoxon_p']:.3f}"
+            f"{s['pde']}: {s['pairs']} pairs, device/torch geometric mean "
+            f"{s['geometric_mean_ratio']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}], device lower on "
+            f"{s['device_lower']}, Wilcoxon p {s['wilcoxon_p']:.3f}"
         )
     return rows, summary
 
@@ -243,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "curves":
         args.pdes = args.pdes or "burgers,allen_cahn,laplace"
         torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
-        result = {"date": began, "rows": curves(args)}
+        result = {"date": began, "extra_overrides": extra, "rows": curves(args, extra)}
     else:
         args.pdes = args.pdes or "burgers,allen_cahn"
         rows, summary = seeds(args, extra)

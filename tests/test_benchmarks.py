@@ -176,9 +176,7 @@ def test_throughput_benchmark_times_each_phase_per_variant(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())
     assert [(r["variant"], r["phase"]) for r in rows] == [
-        (v, p)
-        for v in ("baseline", "device")
-        for p in ("adam", "lbfgs", "sampling", "evaluation")
+        (v, p) for v in ("baseline", "device") for p in ("adam", "lbfgs", "sampling", "evaluation")
     ]
     for r in rows:
         assert {"device", "torch", "threads", "n_points", "params", "ms_per_step"} <= set(r)
@@ -275,3 +273,38 @@ def test_default_job_repeats_cases_and_gives_medians(tmp_path):
     ]
     assert all("optimizer.pretrain_steps=1000" in r["command"] for r in rows)  # the short job
     assert "median_wall_s" in result.stdout and "x_speed" in result.stdout
+
+
+def test_lbfgs_accuracy_curves_start_from_one_network_and_agree_with_torch(tmp_path):
+    """benchmarks/lbfgs_accuracy.py curves: both L-BFGS from the same pretrained network, in
+    float64: the same start, and the device one's losses torch's for the first evaluations."""
+    out = tmp_path / "curves.json"
+    tiny = ["optimizer.pretrain_steps=30", "n_points=200", "model.width=16"]
+    args = ["curves", "--pdes", "burgers", "--iterations", "20", "--json", str(out), "--", *tiny]
+    result = _run("lbfgs_accuracy.py", *args)
+    assert result.returncode == 0, result.stderr
+    torch_row, device_row = json.loads(out.read_text())["rows"]
+    assert (torch_row["lbfgs_impl"], device_row["lbfgs_impl"]) == ("torch", "device")
+    assert torch_row["loss_start"] == device_row["loss_start"]
+    assert torch_row["iterations"] == device_row["iterations"] == 20
+    assert device_row["agrees_with_torch_until"] >= 10
+    assert device_row["loss_end"] < device_row["loss_start"]
+
+
+def test_lbfgs_accuracy_seeds_pairs_the_runs_by_seed(tmp_path):
+    """benchmarks/lbfgs_accuracy.py seeds: whole runs of both L-BFGS per seed, paired, with
+    the report's statistics of the error ratios."""
+    out = tmp_path / "seeds.json"
+    tiny = ["optimizer.pretrain_steps=5", "optimizer.lbfgs_steps=5", "rounds=0", "n_points=100"]
+    args = ["seeds", "--seeds", "0-1", "--pdes", "burgers", "--json", str(out), "--", *tiny]
+    result = _run("lbfgs_accuracy.py", *args)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert {(r["lbfgs_impl"], r["seed"], r["status"]) for r in data["rows"]} == {
+        (impl, seed, "ok") for impl in ("torch", "device") for seed in (0, 1)
+    }
+    (summary,) = data["summary"]
+    by = {(r["lbfgs_impl"], r["seed"]): r["l2_rel_error"] for r in data["rows"]}
+    expected = [by[("device", s)] / by[("torch", s)] for s in (0, 1)]
+    assert summary["pairs"] == 2 and summary["ratios"] == pytest.approx(expected)
+    assert summary["ci95"][0] <= summary["geometric_mean_ratio"] <= summary["ci95"][1]

@@ -136,13 +136,23 @@ def _run(kind: str, fn, start, iters: int, **kwargs) -> tuple[list[float], int, 
     kwargs.setdefault("tolerance_grad", 1e-9)
     if kind == "torch":
         opt = StrongWolfeLBFGS(
-            [x], max_ls=max_ls, lr=lr, max_iter=iters, max_eval=lbfgs_max_eval(iters),
-            tolerance_change=0.0, **kwargs,
+            [x],
+            max_ls=max_ls,
+            lr=lr,
+            max_iter=iters,
+            max_eval=lbfgs_max_eval(iters),
+            tolerance_change=0.0,
+            **kwargs,
         )
         opt.step(lambda: evaluate()[0])
         return losses, opt.state[x]["n_iter"], opt.state[x]["func_evals"]
     opt = DeviceLBFGS(
-        [x], evaluate, lr=lr, max_iter=iters, max_eval=lbfgs_max_eval(iters), max_ls=max_ls,
+        [x],
+        evaluate,
+        lr=lr,
+        max_iter=iters,
+        max_eval=lbfgs_max_eval(iters),
+        max_ls=max_ls,
         **kwargs,
     )
     opt.start()
@@ -197,7 +207,7 @@ def test_a_trial_that_is_not_a_number_is_a_step_too_long():
         return torch.where((x.abs() > 1.5).any(), torch.tensor(float("nan"), dtype=F64), loss)
 
     losses, iterations, _ = _run("device", walled, [-1.0, 0.2], 30, lr=50.0)
-    assert any(l != l for l in losses) and losses[-1] < 1e-20
+    assert any(loss != loss for loss in losses) and losses[-1] < 1e-20
 
 
 def test_iterations_stop_at_the_budget_and_the_point_is_the_last_accepted():
@@ -274,7 +284,9 @@ def test_compiled_loss_trains_like_the_eager_one(tmp_path, tiny, compose):
 
 
 def _stacked_quadratics(size: int):
-    x = torch.tensor([[3.0, -2.0, 1.0], [1.0, 1.0, -4.0], [0.5, 2.0, 2.0]][:size], requires_grad=True)
+    x = torch.tensor(
+        [[3.0, -2.0, 1.0], [1.0, 1.0, -4.0], [0.5, 2.0, 2.0]][:size], requires_grad=True
+    )
     scale = torch.tensor([1.0, 30.0, 5.0])
 
     def evaluate() -> torch.Tensor:

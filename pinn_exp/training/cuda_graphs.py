@@ -4,8 +4,9 @@ A PINN step on a GPU is a few hundred small kernels; launched one by one from Py
 keep the GPU idle most of the time. A CUDA graph records the step's kernels once and replays
 them with one launch. What the step reads and writes must keep its storage from one step to
 the next: the collocation points of the stage, the parameters (updated in place by the
-optimizers), Adam's state (``capturable=True``) and :class:`~pinn_exp.training.lbfgs.DeviceLBFGS`'s state; and
-the step must not read a value on the host, which is why only the device L-BFGS is captured.
+optimizers), Adam's state (``capturable=True``) and the device L-BFGS's state
+(:class:`~pinn_exp.training.lbfgs.DeviceLBFGS`); and the step must not read a value on the
+host, which is why only the device L-BFGS is captured.
 """
 
 from __future__ import annotations

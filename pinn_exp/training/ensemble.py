@@ -35,8 +35,8 @@ from torch.func import functional_call, vmap
 
 from pinn_exp.training.batching import CHECK_RTOL, MemberLoss, Unbatchable, unbatchable_reason
 from pinn_exp.training.lbfgs import DeviceLBFGS
-from pinn_exp.training.schedule import lbfgs_max_eval
 from pinn_exp.training.progress import Progress
+from pinn_exp.training.schedule import lbfgs_max_eval
 from pinn_exp.training.stages import Diverged, Stages
 from pinn_exp.training.trainer import RunState, Trainer
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import torch
 
+
 def cubic_minimiser(x1, f1, g1, x2, f2, g2, lo, hi) -> torch.Tensor:
     """torch's ``_cubic_interpolate`` element-wise: the minimiser of the cubic through
     (x1, f1, f'1 = g1) and (x2, f2, g2), clamped to [lo, hi]; the midpoint of [lo, hi] where
