@@ -18,16 +18,15 @@ import torch
 from omegaconf import OmegaConf
 from support import ROOT, TINY, compose_config, files_of, patient, run_cli
 
-from pinn_exp import guard, runner
+from pinn_exp import runner
 from pinn_exp.factory import build
 from pinn_exp.training.ensemble import EnsembleTrainer, Unbatchable, unbatchable_reason
 from pinn_exp.training.trainer import Trainer
 
-#: float64 and the ensemble's L-BFGS: the single runs members are compared with
+#: float64 (the default L-BFGS, the ensemble's): the single runs members are compared with
 EXACT = [
     *TINY,
     "device.dtype=float64",
-    "optimizer.lbfgs_impl=device",
     "rounds=2",
     "optimizer.lbfgs_steps=15",
     "n_points=150",
@@ -404,33 +403,26 @@ def test_a_job_folder_that_is_a_symbolic_link_is_refused_before_anything_is_writ
     assert finished_jobs(sweep_dir) == {}
 
 
-def test_resuming_a_sweep_with_another_launcher_keeps_its_l_bfgs(tmp_path):
-    """A basic-launcher sweep resumed with hydra/launcher=batched (which adds
-    optimizer.lbfgs_impl=device) is refused as a whole, naming the override that resumes
-    it; and a batched sweep resumed with the basic launcher, likewise."""
-    sweep_dir = tmp_path / "s"
-    args = [*QUICK, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
-    assert _run(tmp_path, *args).returncode == 0
-    before = _files(sweep_dir)
-    proc = _run(tmp_path, *args, "hydra/launcher=batched", "resume=true")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert "optimizer.lbfgs_impl=torch" in proc.stderr and "=sync_free" in proc.stderr
-    assert "resume it with hydra.launcher.sync_free=false" in proc.stderr
-    assert _files(sweep_dir) == before  # nothing ran, nothing was rewritten
-    kept = _run(
-        tmp_path, *args, "hydra/launcher=batched", "hydra.launcher.sync_free=false", "resume=true"
-    )
-    assert kept.returncode == 0, kept.stderr[-3000:]
-    assert kept.stderr.count("finished already") == 2
-    # the same sweep as if the batched launcher had run it
-    multirun = sweep_dir / "multirun.yaml"
-    config = OmegaConf.load(multirun)
-    config.hydra.launcher = {"_target_": guard.BATCHED_LAUNCHER, "sync_free": True}
-    OmegaConf.save(config, multirun)
-    proc = _run(tmp_path, *args, "resume=true")
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "ran with optimizer.lbfgs_impl=device" in proc.stderr
-    assert "resume it with hydra/launcher=batched" in proc.stderr
+def test_a_batched_member_is_the_single_run_with_the_default_settings(tmp_path):
+    """The launcher changes nothing in a job's config (the ensemble's L-BFGS is the default
+    one): a member's overrides are the command line's, and its history and errors are those
+    of the single run with the same overrides, bit for bit (eager, float32)."""
+    sweep, single = tmp_path / "s", tmp_path / "single"
+    proc = _run(tmp_path, *QUICK, "seed=0,1", "hydra/launcher=batched", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train as one ensemble" in proc.stdout + proc.stderr
+    member = next(d for d in sweep.iterdir() if d.name.startswith("1_"))
+    overrides = OmegaConf.load(member / ".hydra" / "overrides.yaml")
+    assert not any(str(o).startswith("optimizer.lbfgs_impl") for o in overrides)
+    alone = run_cli(*QUICK, "seed=1", f"hydra.run.dir={single}", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    records = [json.loads((d / "metrics.json").read_text()) for d in (member, single)]
+    assert [r["lbfgs_impl"] for r in records] == ["device", "device"]
+    assert (records[0]["batched"], records[1]["batched"]) == ("loop", None)
+    assert records[0]["l2_rel_error_per_round"] == records[1]["l2_rel_error_per_round"]
+    history = [pd.read_csv(d / "history.csv") for d in (member, single)]
+    assert (history[0]["phase"] == "lbfgs").any()
+    pd.testing.assert_frame_equal(history[0], history[1])
 
 
 def test_a_signal_while_the_members_files_are_written_and_the_members_logs(tmp_path):
@@ -482,7 +474,6 @@ FEW = [
     "device=cpu",
     "device.threads=1",
     "device.dtype=float64",
-    "optimizer.lbfgs_impl=device",
     "sampler=uniform",
 ]
 
@@ -758,7 +749,7 @@ def test_a_member_resumed_alone_keeps_its_batched_mode_and_shared_time(tmp_path)
         if (round_index, step, phase) == (1, 2, "adam"):
             os.kill(os.getpid(), signal.SIGTERM)
 
-    overrides = ["sampler=uniform", "optimizer.lbfgs_impl=device"]
+    overrides = ["sampler=uniform"]
     with pytest.raises(runner.Interrupted):
         runner.run_ensemble(
             _builts(overrides, seeds), dirs, progress=False, step_hook=terminate, vectorize=True

@@ -479,7 +479,7 @@ def test_a_sweep_started_before_the_defaults_changed_resumes_with_them_written_o
     default in another form (1e-3); values are compared as Hydra composed them (0100 is 100,
     not YAML's octal 64)."""
     sweep_dir = tmp_path / "sweep"
-    old = ["optimizer.compile=false"]
+    old = ["optimizer.compile=false", "optimizer.lbfgs_impl=torch"]
     first = _cli(
         "-m",
         *TINY1,
@@ -498,7 +498,7 @@ def test_a_sweep_started_before_the_defaults_changed_resumes_with_them_written_o
     refused = _cli(
         "-m", *TINY1, "seed=0", "resume=true", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path
     )
-    _refused(refused, "resumes with optimizer.compile=false")
+    _refused(refused, "resumes with optimizer.compile=false optimizer.lbfgs_impl=torch")
     wider = _cli(
         "-m",
         *TINY1,

@@ -6,19 +6,17 @@ launcher: its output directory, ``.hydra/``, the guard's checks and ``config_res
 only its training is deferred (:func:`pinn_exp.runner.defer`). Then the deferred jobs of each
 group train together and each writes the files its single run writes. A group that cannot be
 batched (:func:`pinn_exp.training.ensemble.unbatchable_reason`: a sampler that moves its
-points within a stage, Hutchinson probes, torch's L-BFGS, jobs that differ in more than the
-seed; or whose trial batched loss and gradient, computed before training, fail or differ
+points within a stage, Hutchinson probes, torch's L-BFGS (``optimizer.lbfgs_impl=torch``, as
+``budget=reference`` and ``budget=paper`` set), jobs that differ in more than the seed; or
+whose trial batched loss and gradient, computed before training, fail or differ
 from the members' own), and any job with ``resume=true``, runs one job after the other as
 the basic launcher does, with a log line saying why. With ``vectorize``, a loss that
 ``vmap`` cannot transform is batched in the loop mode instead.
 
-Keys: ``sync_free`` (default true) adds ``optimizer.lbfgs_impl=sync_free`` to the overrides of
-every job that does not choose an L-BFGS on its command line, since the ensemble's L-BFGS is
-the sync-free one (also where a budget's config sets torch's, the default); the
-override is in each job's ``.hydra/overrides.yaml`` and record, so the single run with the
-same overrides is the member. ``vectorize`` (default false): one ``torch.func.vmap`` over
-the members instead of their losses one after the other, and one batched L-BFGS for all of
-them instead of one per member (docs/performance.md).
+The launcher changes nothing in a job's config: a member is the single run with the same
+overrides (the ensemble's L-BFGS is the default one, ``optimizer.lbfgs_impl=device``). Key:
+``vectorize`` (default false): one ``torch.func.vmap`` over the members' losses instead of
+their losses one after the other (docs/performance.md).
 """
 
 import json
@@ -41,17 +39,12 @@ from pinn_exp.hydra_adapter import BASIC_SWEEPER, no_callbacks, override_key
 
 log = logging.getLogger(__name__)
 
-#: the override that the ensemble's L-BFGS needs
-SYNC_FREE = "optimizer.lbfgs_impl=device"
-
 
 @dataclass
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.pinn_exp_launcher.batched_launcher.BatchedLauncher"
-    #: add optimizer.lbfgs_impl=sync_free to jobs that do not choose an L-BFGS
-    sync_free: bool = True
-    #: one vmap over the members and one batched L-BFGS (fewer, larger kernels; round-off
-    #: differs from single runs)
+    #: one vmap over the members' losses (fewer, larger kernels; round-off differs from
+    #: single runs)
     vectorize: bool = False
 
 
@@ -66,8 +59,8 @@ def group_key(overrides: Sequence[str]) -> tuple[str, ...]:
 
 
 class BatchedLauncher(Launcher):
-    def __init__(self, sync_free: bool = True, vectorize: bool = False) -> None:
-        self.sync_free, self.vectorize = bool(sync_free), bool(vectorize)
+    def __init__(self, vectorize: bool = False) -> None:
+        self.vectorize = bool(vectorize)
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -162,11 +155,6 @@ class BatchedLauncher(Launcher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         jobs = [list(o) for o in job_overrides]
-        if self.sync_free:
-            jobs = [
-                o if any(x.startswith("optimizer.lbfgs_impl=") for x in o) else [*o, SYNC_FREE]
-                for o in jobs
-            ]
         self._check_links(sweep_dir, jobs, initial_job_idx)
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, overrides in enumerate(jobs):

@@ -52,14 +52,12 @@ from pinn_exp.guard.paths import (
 from pinn_exp.guard.refusal import Refused, print_refusal
 from pinn_exp.guard.resume import CHECKPOINT_KEYS, RESUMABLE, check_resume, read_checkpoint
 from pinn_exp.guard.sweeps import (
-    BATCHED_LAUNCHER,
     check_distinct_jobs,
     check_same_sweep,
     claim_sweep_dir,
 )
 
 __all__ = [
-    "BATCHED_LAUNCHER",
     "CHECKPOINT_KEYS",
     "MIN_FREE_MB",
     "RESUMABLE",

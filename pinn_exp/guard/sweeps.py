@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -112,41 +111,6 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
             "change on resume; start a new sweep in another hydra.sweep.dir"
             + old_defaults_hint(old_values, new_values)
         )
-    if "optimizer.lbfgs_impl" not in given:
-        _check_same_lbfgs(sweep_dir, old, config, old_values, new_values)
-
-
-#: the launcher that adds optimizer.lbfgs_impl=sync_free to its jobs (hydra/launcher=batched)
-BATCHED_LAUNCHER = "hydra_plugins.pinn_exp_launcher.batched_launcher.BatchedLauncher"
-
-
-def _jobs_lbfgs(config: DictConfig, values: dict) -> Any:
-    """The L-BFGS of a sweep's jobs where its command line chooses none: ``sync_free`` where
-    the batched launcher adds it (its ``sync_free`` key), else the composed value."""
-    launcher = config.hydra.get("launcher") or {}
-    if launcher.get("_target_") == BATCHED_LAUNCHER and launcher.get("sync_free", True):
-        return "device"
-    return values.get("optimizer.lbfgs_impl")
-
-
-def _check_same_lbfgs(
-    sweep_dir: Path, old: DictConfig, config: DictConfig, old_values: dict, new_values: dict
-) -> None:
-    """A resumed sweep runs its jobs not yet started with the L-BFGS its started jobs had: a
-    change of launcher must not change it (the batched launcher adds
-    optimizer.lbfgs_impl=sync_free), or one sweep would compare two optimizers."""
-    before, after = _jobs_lbfgs(old, old_values), _jobs_lbfgs(config, new_values)
-    if before == after:
-        return
-    if after == "device":  # the batched launcher, after a launcher that did not add it
-        fix = "hydra.launcher.sync_free=false (the jobs then run one after the other)"
-    else:
-        fix = "hydra/launcher=batched (as the sweep ran)"
-    raise Refused(
-        f"cannot resume the sweep {sweep_dir}: its jobs ran with optimizer.lbfgs_impl={before} "
-        f"and this launcher would run those not yet started with optimizer.lbfgs_impl={after} "
-        f"(one sweep, two optimizers); resume it with {fix}"
-    )
 
 
 def check_job_threads(jobs: list[list[str]]) -> None:
