@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from pinn_exp.training.lbfgs.flat import (
     flat,
@@ -42,6 +43,12 @@ from pinn_exp.training.lbfgs.history import History, dot
 from pinn_exp.training.lbfgs.line_search import StrongWolfeSearch
 
 Evaluate = Callable[[], torch.Tensor]
+
+#: a problem's flat vectors are padded with zeros to a multiple of this many numbers, so that
+#: every problem's row starts 64-byte aligned (torch's CPU allocator aligns the whole tensor
+#: to 64 bytes): a BLAS kernel's result depends on its operands' alignment, and so each
+#: member of an ensemble computes exactly what its single run computes
+PAD = 16
 
 
 class DeviceLBFGS:
@@ -86,14 +93,15 @@ class DeviceLBFGS:
         first = self.params[0]
         device, self.dtype = first.device, first.dtype
         size = len(first) if stacked else 1
-        n = sum((p[0] if stacked else p).numel() for p in self.params)
+        self.n = n = sum((p[0] if stacked else p).numel() for p in self.params)
+        n_pad = -(-n // PAD) * PAD
         limit = torch.as_tensor(max_iter, dtype=torch.long, device=device)
         self.limit = limit.expand(size).clone()  # iterations allowed
         budget = self.limit * 5 // 4 if max_eval is None else torch.full_like(self.limit, max_eval)
         self.max_eval = budget
         self.max_ls = max_ls
-        self.history = History(size, int(history_size), n, self.dtype, device)
-        self.size, self.n, self.c1, self.c2 = size, n, c1, c2
+        self.history = History(size, int(history_size), n_pad, self.dtype, device)
+        self.size, self.n_pad, self.c1, self.c2 = size, n_pad, c1, c2
         self.search: StrongWolfeSearch | None = None
         long = torch.zeros(size, dtype=torch.long, device=device)
         self.iterations, self.evaluations = long, long.clone()
@@ -104,20 +112,24 @@ class DeviceLBFGS:
         )
 
     # ------------------------------------------------------------------ parameters <-> flat
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (0, self.n_pad - self.n))
+
     def _flat(self) -> torch.Tensor:
-        return flat_stacked(self.params) if self.stacked else flat(self.params).unsqueeze(0)
+        return self._pad(flat_stacked(self.params) if self.stacked else flat(self.params)[None])
 
     def flat_grad(self) -> torch.Tensor:
-        """The gradient of the last evaluation, one flat vector per problem, [S, n]."""
+        """The gradient of the last evaluation, one flat vector per problem, [S, n_pad]
+        (zeros after the n numbers of the parameters)."""
         if self.stacked:
-            return flat_grad_stacked(self.params)
-        return flat_grad(self.params).unsqueeze(0)
+            return self._pad(flat_grad_stacked(self.params))
+        return self._pad(flat_grad(self.params)[None])
 
     def _load(self, x: torch.Tensor) -> None:
         if self.stacked:
-            load_stacked(self.params, x)
+            load_stacked(self.params, x[:, : self.n])
         else:
-            load(self.params, x[0])
+            load(self.params, x[0, : self.n])
 
     def _terms(self, terms: torch.Tensor) -> torch.Tensor:
         return terms if self.stacked else terms.unsqueeze(0)
@@ -138,7 +150,7 @@ class DeviceLBFGS:
             self.gtd = dot(self.g, self.d)
             self.evaluations += 1
             self.search = StrongWolfeSearch(
-                self.size, self.n, terms.shape[1], self.dtype, self.x.device, self.c1, self.c2
+                self.size, self.n_pad, terms.shape[1], self.dtype, self.x.device, self.c1, self.c2
             )
             first_t = torch.clamp(1.0 / self.g.abs().sum(1), max=1.0) * self.lr
             everyone = torch.ones_like(self.stopped)
