@@ -13,6 +13,8 @@ Cases (``--cases``, in the order given; overrides after ``--`` go to every comma
 - ``old``: the job at ``--old-commit`` (a ``git worktree`` of it in a temporary
   directory, its own ``run.py`` and package), seed 0.
 - ``new``: today's code with its defaults, seed 0 (the case to set against ``old``).
+- ``torch``: today's code with its defaults but torch's L-BFGS (``optimizer.lbfgs_impl=torch``,
+  the default before the device L-BFGS), seed 0.
 - ``eager``: today's code, seed 0, with the settings before compilation was the default
   (``optimizer.lbfgs_impl=torch optimizer.compile=false``).
 - ``fast_cold``: today's code with its defaults, seed 0, torch.compile's cache empty (a fresh
@@ -20,8 +22,8 @@ Cases (``--cases``, in the order given; overrides after ``--`` go to every comma
 - ``fast_warm``: the same again with that cache filled by ``fast_cold``.
 - ``sequential``: ``--seeds`` as one sweep of the basic launcher (one run after the other) at
   the settings of ``eager``.
-- ``batched``: the same seeds as one batched job (``hydra/launcher=batched``, whose L-BFGS is
-  the sync-free one) with today's defaults; ``batched_vmap``: the same with
+- ``batched``: the same seeds as one batched job (``hydra/launcher=batched``) with today's
+  defaults; ``batched_vmap``: the same with
   ``hydra.launcher.vectorize=true``.
 
 The job (``--job``): ``default`` (the project's defaults), ``short`` (1000 Adam + 300 L-BFGS
@@ -51,7 +53,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 EAGER = ["optimizer.lbfgs_impl=torch", "optimizer.compile=false"]
 #: single runs (seed 0) and sweeps (``--seeds``): each case's overrides
-SINGLE = {"old": [], "new": [], "eager": EAGER, "fast_cold": [], "fast_warm": []}
+SINGLE = {
+    "old": [],
+    "new": [],
+    "torch": ["optimizer.lbfgs_impl=torch"],
+    "eager": EAGER,
+    "fast_cold": [],
+    "fast_warm": [],
+}
 SWEEP = {
     "sequential": EAGER,
     "batched": ["hydra/launcher=batched"],
