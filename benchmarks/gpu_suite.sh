@@ -80,9 +80,10 @@ step tests 90 python3 -m pytest -q -p no:cacheprovider -m gpu tests
 #    jets, the device L-BFGS, and both replayed as CUDA graphs
 step throughput 120 python3 benchmarks/throughput.py --device "$DEVICE" $TP \
   --variants baseline,forward,device,graphs --json "$WORK/throughput.json" -- $JOB
-# 3. whole default jobs: time and final error, fast path against the eager device path
+# 3. whole default jobs: time and final error, fast path against the eager device path and
+#    torch's L-BFGS (forward)
 step runs 150 python3 benchmarks/throughput.py --device "$DEVICE" --whole-run \
-  --variants graphs,device --json "$WORK/runs.json" -- $JOB
+  --variants graphs,device,forward --json "$WORK/runs.json" -- $JOB
 # 4. K default jobs at once on the one GPU (joblib), seeds 0..K-1, on the fast path
 SEEDS=$(seq -s, 0 $((K - 1)))
 step concurrency 150 python3 run.py -m hydra/launcher=joblib hydra.launcher.n_jobs=$K \

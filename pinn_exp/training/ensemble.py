@@ -36,7 +36,6 @@ from torch.func import functional_call, vmap
 from pinn_exp.training.batching import CHECK_RTOL, MemberLoss, Unbatchable, unbatchable_reason
 from pinn_exp.training.lbfgs import DeviceLBFGS
 from pinn_exp.training.progress import Progress
-from pinn_exp.training.schedule import lbfgs_max_eval
 from pinn_exp.training.stages import Diverged, Stages
 from pinn_exp.training.trainer import RunState, Trainer
 
@@ -244,21 +243,10 @@ class EnsembleTrainer(Stages):
     def _bar(self, steps: int, desc: str) -> Progress:
         return Progress(steps, f"{desc} ({len(self._stage_live)} members)", bar=self.progress)
 
-    def _device_lbfgs(self, x: torch.Tensor, steps: int) -> DeviceLBFGS:
+    def _device_lbfgs(self, x: torch.Tensor, steps: int, stacked: bool = True) -> DeviceLBFGS:
         """The stage's L-BFGS: one :class:`DeviceLBFGS` over the stacked parameters, a
         member's diverged ones frozen."""
-        optimizer = DeviceLBFGS(
-            self._params,
-            self._evaluate_fn(x),
-            stacked=True,
-            lr=self.schedule.lbfgs_lr,
-            history_size=self.schedule.history_size,
-            max_iter=steps,
-            max_eval=lbfgs_max_eval(steps),
-            max_ls=self.schedule.max_ls,
-            tolerance_grad=self.schedule.tolerance_grad,
-            compile=self.schedule.compile,
-        )
+        optimizer = super()._device_lbfgs(x, steps, stacked=True)
         self._lbfgs_opt, self._lbfgs_done = optimizer, [0] * len(self._stage_live)
         for position, k in enumerate(self._stage_live):
             if k in self.diverged:

@@ -183,11 +183,12 @@ class Stages:
             self._record([i - 1 for i in accepted], values, round_index, "lbfgs")
 
     # --------------------------------------------------------------------- device L-BFGS
-    def _device_lbfgs(self, x: torch.Tensor, steps: int) -> DeviceLBFGS:
-        """The stage's device L-BFGS over ``_params``."""
+    def _device_lbfgs(self, x: torch.Tensor, steps: int, stacked: bool = False) -> DeviceLBFGS:
+        """The stage's device L-BFGS over ``_params`` (``stacked``: an ensemble's)."""
         return DeviceLBFGS(
             self._params,
             self._evaluate_fn(x),
+            stacked=stacked,
             lr=self.schedule.lbfgs_lr,
             history_size=self.schedule.history_size,
             max_iter=steps,
