@@ -32,8 +32,7 @@ def _final_points(overrides: list[str]) -> torch.Tensor:
             "optimizer.pretrain_steps=300",
             "optimizer.adam_steps=50",
             "optimizer.lbfgs_steps=50",
-            # the thresholds below were set with torch's L-BFGS, whose strong-Wolfe search goes
-            # further in 50 iterations than the sync-free one's 50 (seen: 76 points against 80)
+            # the thresholds below were set with torch's L-BFGS
             "optimizer.lbfgs_impl=torch",
             *overrides,
         ]

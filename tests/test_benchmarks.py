@@ -288,7 +288,8 @@ def test_lbfgs_accuracy_curves_start_from_one_network_and_agree_with_torch(tmp_p
     assert torch_row["loss_start"] == device_row["loss_start"]
     assert torch_row["iterations"] == device_row["iterations"] == 20
     assert device_row["agrees_with_torch_until"] >= 10
-    assert device_row["loss_end"] < device_row["loss_start"]
+    assert device_row["loss_final"] < device_row["loss_start"]
+    assert device_row["lowest_loss_evaluated"] <= device_row["loss_final"]
 
 
 def test_lbfgs_accuracy_seeds_pairs_the_runs_by_seed(tmp_path):
@@ -307,4 +308,5 @@ def test_lbfgs_accuracy_seeds_pairs_the_runs_by_seed(tmp_path):
     by = {(r["lbfgs_impl"], r["seed"]): r["l2_rel_error"] for r in data["rows"]}
     expected = [by[("device", s)] / by[("torch", s)] for s in (0, 1)]
     assert summary["pairs"] == 2 and summary["ratios"] == pytest.approx(expected)
+    assert summary["failed_runs"] == []
     assert summary["ci95"][0] <= summary["geometric_mean_ratio"] <= summary["ci95"][1]

@@ -142,8 +142,8 @@ def test_what_cannot_be_batched_says_why():
 
 @pytest.mark.parametrize("sampler", ["rsmote", pytest.param("rad", marks=pytest.mark.slow)])
 def test_vectorized_members_agree_with_their_single_runs_to_round_off(sampler):
-    """``vectorize=True``: one vmap for the losses and one BatchedSyncFreeLBFGS for the
-    members' L-BFGS. A member follows its single run to round-off: the first Adam stage to
+    """``vectorize=True``: one vmap for the losses (the members' L-BFGS is one DeviceLBFGS in
+    either mode). A member follows its single run to round-off: the first Adam stage to
     1e-10, the L-BFGS stages (the same accepted iterations, numbered alike) and the errors of
     every round to 1e-6; every round's points are the same."""
     overrides = [f"sampler={sampler}"] + (["sampler.n_dense=2000"] if sampler == "rad" else [])

@@ -518,3 +518,28 @@ def test_a_sweep_started_before_the_defaults_changed_resumes_with_them_written_o
     record = json.loads(next(sweep_dir.glob("*/metrics.json")).read_text())
     assert record["status"] == "ok"
     assert (record["lbfgs_impl"], record["compiled"]) == ("torch", False)
+
+
+def test_a_run_or_sweep_of_the_removed_sync_free_l_bfgs_is_refused_on_resume(tmp_path):
+    """A run, or a batched sweep's job, that ran with optimizer.lbfgs_impl=sync_free (an
+    L-BFGS since replaced) cannot be continued: resume=true says so in one line, before
+    anything runs, instead of naming overrides that could never match."""
+    run_dir = tmp_path / "run"
+    assert _cli(*TINY1, f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    config = run_dir / "config_resolved.yaml"
+    config.write_text(config.read_text().replace("lbfgs_impl: device", "lbfgs_impl: sync_free"))
+    before = _files(run_dir)
+    proc = _cli(*TINY1, f"hydra.run.dir={run_dir}", "resume=true", cwd=tmp_path)
+    _refused(proc, "ran with optimizer.lbfgs_impl=sync_free")
+    assert "start a new run or sweep" in proc.stderr and _files(run_dir) == before
+    sweep_dir = tmp_path / "sweep"
+    assert (
+        _cli("-m", *TINY1, "seed=0,1", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path).returncode == 0
+    )
+    job = next(sweep_dir.glob("1_*"))
+    overrides = job / ".hydra" / "overrides.yaml"
+    overrides.write_text(overrides.read_text() + "- optimizer.lbfgs_impl=sync_free\n")
+    proc = _cli(
+        "-m", *TINY1, "seed=0,1", f"hydra.sweep.dir={sweep_dir}", "resume=true", cwd=tmp_path
+    )
+    _refused(proc, f"its job {job.name} ran with optimizer.lbfgs_impl=sync_free")

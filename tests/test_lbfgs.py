@@ -115,6 +115,11 @@ def _rosenbrock(x: torch.Tensor) -> torch.Tensor:
     return (100 * (x[1::2] - x[::2] ** 2) ** 2 + (1 - x[::2]) ** 2).sum()
 
 
+def _kinked(x: torch.Tensor) -> torch.Tensor:
+    """Not differentiable at its minimum: the zoom's bracket narrows to nothing there."""
+    return (torch.tensor([1.0, 2.0], dtype=F64) * x).abs().sum()
+
+
 def _quartic(x: torch.Tensor) -> torch.Tensor:
     return (torch.arange(1.0, len(x) + 1, dtype=F64) * x**2 + 0.3 * x**4).sum()
 
@@ -172,6 +177,7 @@ def _run(kind: str, fn, start, iters: int, **kwargs) -> tuple[list[float], int, 
         ("rosenbrock", {"history_size": 3}),
         ("quartic", {"lr": 0.01}),
         ("quartic", {"lr": 100.0, "max_ls": 3}),
+        ("kinked", {"lr": 3.0}),  # the zoom ends where its bracket is narrower than 1e-9
     ],
 )
 def test_takes_torchs_iterations(problem, settings):
@@ -181,6 +187,7 @@ def test_takes_torchs_iterations(problem, settings):
     fn, start = {
         "rosenbrock": (_rosenbrock, [-1.2, 1.0] * 5),
         "quartic": (_quartic, [2.0, -1.0, 0.5, 3.0]),
+        "kinked": (_kinked, [1.0, -0.7]),
     }[problem]
     settings = {"history_size": 10, **settings}
     theirs, iterations, evals = _run("torch", fn, start, 60, **settings)

@@ -79,7 +79,17 @@ def old_defaults_hint(before: dict, after: dict) -> str:
     )
 
 
+#: what a run or sweep started with ``optimizer.lbfgs_impl=sync_free`` is told on resume
+REMOVED_LBFGS = (
+    "ran with optimizer.lbfgs_impl=sync_free, an L-BFGS that no longer exists (replaced by "
+    "device: the same stepping on the device with torch's strong-Wolfe line search, "
+    "docs/performance.md), so it cannot be continued; start a new run or sweep"
+)
+
+
 def _compare(run_dir: Path, recorded: dict, job: dict, source: str) -> None:
+    if flatten(recorded).get("optimizer.lbfgs_impl") == "sync_free":
+        raise Refused(f"cannot resume {run_dir}: it {REMOVED_LBFGS}")
     changed = differences(recorded, job)
     if changed:
         raise Refused(

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pinn_exp.guard.paths import check_job_link, check_subdir, has_links
 from pinn_exp.guard.refusal import Refused
-from pinn_exp.guard.resume import RESUMABLE, differences, old_defaults_hint
+from pinn_exp.guard.resume import REMOVED_LBFGS, RESUMABLE, differences, old_defaults_hint
 from pinn_exp.hydra_adapter import (
     BASIC_SWEEPER,
     check_job_values,
@@ -71,6 +71,10 @@ def check_same_sweep(sweep_dir: Path, config: DictConfig) -> None:
     path = sweep_dir / "multirun.yaml"
     if not path.is_file():
         return
+    for overrides in sweep_dir.glob("*/.hydra/overrides.yaml"):
+        if "optimizer.lbfgs_impl=sync_free" in overrides.read_text(errors="replace"):
+            job = overrides.parts[-3]
+            raise Refused(f"cannot resume the sweep {sweep_dir}: its job {job} {REMOVED_LBFGS}")
     try:
         old = OmegaConf.load(path)
         before, after = _overrides(old), _overrides(config)

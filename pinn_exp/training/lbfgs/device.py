@@ -16,7 +16,7 @@ The iteration is torch's (``line_search_fn="strong_wolfe"``, ``tolerance_change=
 stage runs it): the first step min(1, 1/|g|_1) lr, then lr; the pair (s, y) = (t d, g+ - g)
 kept when s.y > 1e-10; gamma = s.y / y.y of the newest pair; a problem stops after
 ``max_iter`` iterations, once max |g| <= ``tolerance_grad``, once it has used ``max_eval``
-evaluations, when its line search returns step 0 or its direction is not a descent direction.
+evaluations, when its line search returns step 0 or its direction goes uphill (g.d > 0).
 
 Every piece of state has a leading problem dimension S (1 for a single run): problem k
 follows exactly the algorithm it would follow alone, and a problem that is not active (done,
@@ -155,7 +155,7 @@ class DeviceLBFGS:
             first_t = torch.clamp(1.0 / self.g.abs().sum(1), max=1.0) * self.lr
             everyone = torch.ones_like(self.stopped)
             self.search.begin(everyone, first_t, self.f, self.g, self.gtd, self.terms, self._ls())
-            self.stopped |= ~(self.gtd < 0)
+            self.stopped |= ~(self.gtd <= 0)
         return terms if self.stacked else terms[0]
 
     def _ls(self) -> torch.Tensor:
@@ -203,7 +203,10 @@ class DeviceLBFGS:
         f_new = torch.where(finite, f_new, torch.inf)
         gtd_new = dot(g_new, self.d)
         start = (self.f, self.gtd, self.g, self.terms)
-        done, step, f, g, terms = self.search.judge(active, start, f_new, g_new, gtd_new, terms)
+        d_norm = self.d.abs().amax(1)
+        done, step, f, g, terms = self.search.judge(
+            active, start, d_norm, f_new, g_new, gtd_new, terms
+        )
         self.evaluations.add_(active.long())
         s = step.to(self.dtype).unsqueeze(1) * self.d
         self.history.push(done & (dot(s, g - self.g) > 1e-10), s, g - self.g)
@@ -217,8 +220,8 @@ class DeviceLBFGS:
         gtd = dot(self.g, d)
         self.d.copy_(torch.where(done1, d, self.d))
         self.gtd.copy_(torch.where(done, gtd, self.gtd))
-        # torch's ends of a stage: no step taken, no descent direction, the budget spent
-        out = (step == 0) | ~(gtd < 0) | (self.evaluations >= self.max_eval)
+        # torch's ends of a stage: no step taken, an uphill direction, the budget spent
+        out = (step == 0) | ~(gtd <= 0) | (self.evaluations >= self.max_eval)
         self.stopped.copy_(self.stopped | (done & out))
         t = torch.full_like(step, self.lr)
         self.search.begin(done, t, self.f, self.g, self.gtd, self.terms, self._ls())

@@ -18,7 +18,9 @@ the same order:
   high end, or becomes the low end, as torch decides;
 * a search that has used its trials (``max_ls``, at most the evaluations left in the stage's
   budget, as torch 2.13 passes) accepts its bracket's low end (after bracketing, the better
-  of the start and the last trial).
+  of the start and the last trial), and so does a zoom whose bracket has become narrower
+  than ``tolerance_change`` / max |d| (torch's ``_strong_wolfe`` default, 1e-9, which
+  ``LBFGS.step`` does not override).
 
 Two differences, each where torch would raise or stall: a trial whose loss or gradient is not
 finite counts as a failed Armijo test (torch's caller raises; here the bracket shrinks away
@@ -65,10 +67,21 @@ class StrongWolfeSearch:
         size, n, n_terms: problems, parameters per problem, loss terms.
         dtype, device: the parameters' (also the dtype of the steps, losses and slopes).
         c1, c2: the sufficient-decrease and curvature constants (torch's 1e-4 and 0.9).
+        tolerance_change: a zoom ends where its bracket's width times max |d| is below it.
     """
 
-    def __init__(self, size, n, n_terms, dtype, device, c1: float = 1e-4, c2: float = 0.9):
-        self.c1, self.c2 = float(c1), float(c2)
+    def __init__(
+        self,
+        size,
+        n,
+        n_terms,
+        dtype,
+        device,
+        c1: float = 1e-4,
+        c2: float = 0.9,
+        tolerance_change: float = 1e-9,
+    ):
+        self.c1, self.c2, self.tolerance_change = float(c1), float(c2), float(tolerance_change)
         zeros = torch.zeros
         self.t = zeros(size, dtype=dtype, device=device)  # the trial step
         self.trials = zeros(size, dtype=torch.long, device=device)  # torch's ls_iter
@@ -99,12 +112,12 @@ class StrongWolfeSearch:
         return self.bt, self.bf, self.bgtd, self.bg, self.bterms
 
     @torch.no_grad()
-    def judge(self, active, start, f_new, g_new, gtd_new, terms_new):
+    def judge(self, active, start, d_norm, f_new, g_new, gtd_new, terms_new):
         """One turn of torch's loop for the problems ``active``, after their trial at
         :attr:`t` gave loss ``f_new`` (+inf where not finite), gradient ``g_new``, slope
         ``gtd_new`` and loss terms ``terms_new``. ``start``: the search's starting point's
-        (loss, slope, gradient, terms). Updates the state (the next trial step of a search
-        that goes on).
+        (loss, slope, gradient, terms); ``d_norm``: max |d| of the search's direction.
+        Updates the state (the next trial step of a search that goes on).
 
         Returns:
             (done, step, f, g, terms): where ``done``, the search accepted the point at
@@ -150,7 +163,8 @@ class StrongWolfeSearch:
         trials_after = trials + (extrapolate | zooming).long()
         # --- accepted: the trial, the start (bracketing out of trials), or the low end
         in_zoom = zooming | bracketed
-        done_zoom = in_zoom & (accept_z | (trials_after >= self.limit))
+        narrow = (t1 - t0).abs() * d_norm < self.tolerance_change
+        done_zoom = in_zoom & (accept_z | (trials_after >= self.limit) | narrow)
         take = accept_b | (spent & (f_new < f0))
         stay = spent & ~(f_new < f0)
         done = take | stay | done_zoom
