@@ -42,7 +42,8 @@ class Schedule:
         lbfgs_impl: ``device`` (the default: :class:`~pinn_exp.training.lbfgs.DeviceLBFGS`,
             torch's iteration with every decision on the device, one evaluation a step, no
             host read within a block: compiled, captured as a CUDA graph, batched over an
-            ensemble; as accurate as torch's on the default job, docs/performance.md) or
+            ensemble; no difference from torch's found on the default job,
+            docs/performance.md) or
             ``torch`` (``torch.optim.LBFGS`` with its strong-Wolfe line search, which
             ``budget=reference`` and ``budget=paper`` set).
         compile: compile the loss and its gradient with ``torch.compile`` (a one-off cost of
