@@ -23,6 +23,8 @@ signed-rank p-value. Rows (one per run, with its command) and the summary go to 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import math
 import os
@@ -42,8 +44,6 @@ sys.path.insert(0, str(ROOT))
 from pinn_exp.config import compose_config  # noqa: E402
 from pinn_exp.factory import build  # noqa: E402
 from pinn_exp.report.stats import geometric_mean_ci, wilcoxon_p  # noqa: E402
-from pinn_exp.training.lbfgs import DeviceLBFGS, StrongWolfeLBFGS  # noqa: E402
-from pinn_exp.training.schedule import lbfgs_max_eval  # noqa: E402
 from pinn_exp.training.trainer import Trainer  # noqa: E402
 
 IMPLS = ("torch", "device")
@@ -78,8 +78,12 @@ def _pretrained(pde: str, dtype: str, extra: list[str]) -> tuple[Trainer, torch.
 
 
 def _curve(trainer: Trainer, x: torch.Tensor, state: dict, impl: str, iterations: int):
-    """Every evaluation's loss of ``iterations`` L-BFGS iterations from ``state``."""
+    """Every evaluation's loss of one L-BFGS stage of ``iterations`` iterations from
+    ``state``, run by the trainer's own stage (``Stages._lbfgs`` or ``_lbfgs_device``, with
+    the stage's budget), the host's check after every step so that none is spent after the
+    optimizer stops."""
     trainer.model.load_state_dict(state)
+    trainer.schedule = dataclasses.replace(trainer.schedule, check_every=1)
     inner = trainer._evaluate_fn(x)
     losses: list[float] = []  # every evaluation's loss, trial points included, for both
 
@@ -88,53 +92,23 @@ def _curve(trainer: Trainer, x: torch.Tensor, state: dict, impl: str, iterations
         losses.append(float(terms[0]))
         return terms
 
-    schedule = trainer.schedule
-    budget = lbfgs_max_eval(iterations)  # a stage's: 5/4 of the iterations
+    trainer._evaluate_fn = lambda points, residual=False: evaluate
+    stage = trainer._lbfgs if impl == "torch" else trainer._lbfgs_device
+    before = len(trainer.state.history)
     began = time.perf_counter()
-    if impl == "torch":
-        optimizer = StrongWolfeLBFGS(
-            trainer._params,
-            max_ls=schedule.max_ls,
-            lr=schedule.lbfgs_lr,
-            max_iter=iterations,
-            max_eval=budget,
-            history_size=schedule.history_size,
-            tolerance_grad=schedule.tolerance_grad,
-            tolerance_change=0.0,
-        )
-
-        def closure():
-            return evaluate()[0]
-
-        optimizer.step(closure)
-        done = optimizer.state[trainer._params[0]]["n_iter"]
-    else:
-        optimizer = DeviceLBFGS(
-            trainer._params,
-            evaluate,
-            lr=schedule.lbfgs_lr,
-            history_size=schedule.history_size,
-            max_iter=iterations,
-            max_eval=budget,
-            max_ls=schedule.max_ls,
-            tolerance_grad=schedule.tolerance_grad,
-        )
-        optimizer.start()
-        while bool(optimizer.running()[0]):
-            optimizer.step()
-        optimizer.finish()
-        done = int(optimizer.iterations[0])
+    try:
+        stage(x, 0, iterations)
+    finally:
+        del trainer._evaluate_fn  # the class's again
     seconds = time.perf_counter() - began
+    done = sum(row["phase"] == "lbfgs" for row in trainer.state.history[before:])
     final = float(inner()[0])  # at the parameters the optimizer left: not counted
-    best = []
-    for loss in losses:
-        best.append(min(loss, best[-1]) if best else loss)
     return {
         "iterations": done,
         "evaluations": len(losses),
         "final": final,
         "losses": losses,
-        "best": best,
+        "best": list(itertools.accumulate(losses, min)),
         "seconds": seconds,
     }
 

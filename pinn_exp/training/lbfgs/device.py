@@ -208,8 +208,8 @@ class DeviceLBFGS:
             active, start, d_norm, f_new, g_new, gtd_new, terms
         )
         self.evaluations.add_(active.long())
-        s = step.to(self.dtype).unsqueeze(1) * self.d
-        self.history.push(done & (dot(s, g - self.g) > 1e-10), s, g - self.g)
+        s, y = step.to(self.dtype).unsqueeze(1) * self.d, g - self.g
+        self.history.push(done & (dot(s, y) > 1e-10), s, y)
         done1 = done.unsqueeze(1)
         self.x.copy_(torch.where(done1, self.x + s, self.x))
         self.f.copy_(torch.where(done, f, self.f))
