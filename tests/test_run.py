@@ -88,6 +88,9 @@ def test_single_run_writes_the_output_contract(tmp_path, tiny):
     assert 0 < record["l2_rel_error"] < 2
     # every round RSmote scores the N current points
     assert record["n_residual_evals"] == 2 * 200
+    # one process: the run's wall time is its session's, the setup included in both
+    assert record["wall_time_s"] == pytest.approx(record["wall_time_session_s"], rel=1e-9)
+    assert record["wall_time_s"] >= record["time_train_s"] + record["time_sampling_s"]
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns[:4]) == ["round", "step", "phase", "loss"]
     assert set(history["phase"]) == {"adam", "lbfgs"}

@@ -99,8 +99,9 @@ class RunRecord:
     #: how CPU peaks were taken (pinn_exp.metrics.memory): ``clear_refs`` (VmHWM reset per
     #: phase), ``lifetime_vmhwm`` or ``lifetime_ru_maxrss`` (no reset: the process's peak)
     cpu_peak_method: str | None = _field()
-    #: the run's time over all its processes: a resumed run's earlier ones up to their last
-    #: checkpoint included (the work it kept), what a killed process did after it not
+    #: the run's time over all its processes, each from its setup on: a resumed run's earlier
+    #: ones up to their last checkpoint included (the work it kept), what a killed process did
+    #: after it not; a run of one process: its ``wall_time_session_s``
     wall_time_s: float | None = _field(fmt=PLAIN, unit=SECONDS, column=True)
     #: the time of the process that wrote this record (a resume: the remainder alone)
     wall_time_session_s: float | None = _field(fmt=PLAIN, unit=SECONDS)

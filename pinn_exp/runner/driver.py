@@ -97,12 +97,12 @@ class _Runs:
         # each run's times and CPU memory peak are the ensemble's (times: a fair share),
         # taken before any run's files are written (one run's values must not depend on its
         # place in the ensemble); an ensemble is never resumed: its wall time is the session's
-        size = len(self.records)
-        session_s = (time.perf_counter() - self.start) / size
+        size, now = len(self.records), time.perf_counter()
+        session_s = (now - self.start) / size
         wall_s = (
             session_s
             if self.batched
-            else max((t.elapsed_s() for t in self.trainers), default=session_s)
+            else max((t.elapsed_s(now) for t in self.trainers), default=session_s)
         )
         host_memory = recording.host_memory()
         written = zip(self.out_dirs, self.records) if self.unbatchable is None else ()
@@ -225,7 +225,7 @@ def run(
         trainer.run_config = config
         runs.trainers.append(trainer)
         try:
-            trainer.run(resume=resume)
+            trainer.run(resume=resume, started=runs.start)  # the session's time is the run's
         except Diverged as exc:
             runs.diverged[0] = exc
 

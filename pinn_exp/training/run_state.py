@@ -38,7 +38,8 @@ class RunState:
 
 def snapshot(trainer: Trainer) -> dict:
     """The state a resumed run needs (model, points, generators, records so far)."""
-    trainer.state.elapsed_s, trainer.started = trainer.elapsed_s(), time.perf_counter()
+    now = time.perf_counter()  # one reading: no time falls between the two clocks
+    trainer.state.elapsed_s, trainer.started = trainer.elapsed_s(now), now
     return {
         "state": copy.deepcopy({k: v for k, v in vars(trainer.state).items()}),
         "model": trainer.model.state_dict(),

@@ -257,25 +257,28 @@ class Trainer(Stages):
         return self.uncounted_residual(points).reshape(shape).cpu().numpy()
 
     # --------------------------------------------------------------------------------- rounds
-    def run(self, resume: bool = False) -> RunState:
+    def run(self, resume: bool = False, started: float | None = None) -> RunState:
         """Initial training then ``rounds`` sampling rounds; checkpoints after each one.
 
         Args:
             resume: continue from ``out_dir/checkpoint.pt`` when it exists.
+            started: when this process's time for the run began (``time.perf_counter()``;
+                default now): the runner's, so that the wall time includes the setup.
 
         Returns:
             The final :class:`RunState`.
         """
-        for round_index in range(self.start(resume), self.rounds + 1):
+        for round_index in range(self.start(resume, started), self.rounds + 1):
             began = self.begin_round(round_index)
             self.train_stage(round_index, self.stage_steps(round_index))
             self.end_round(round_index, began)
         self.phase = "done"
         return self.state
 
-    def start(self, resume: bool = False) -> int:
-        """Starts the clock and restores a checkpoint where asked; returns the first round."""
-        self.started = time.perf_counter()
+    def start(self, resume: bool = False, started: float | None = None) -> int:
+        """Starts the clock (at ``started``, default now) and restores a checkpoint where
+        asked; returns the first round."""
+        self.started = time.perf_counter() if started is None else started
         if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT).exists():
             self.restore(load_checkpoint(self.out_dir / CHECKPOINT, self.device))
             self.saved_round = self.state.round_index
@@ -373,9 +376,11 @@ class Trainer(Stages):
         self.saved_round = round_index
 
     # ------------------------------------------------------------------------------ snapshot
-    def elapsed_s(self) -> float:
-        """Wall time of this run, earlier sessions before a resume included."""
-        return self.state.elapsed_s + (time.perf_counter() - self.started) * self.time_share
+    def elapsed_s(self, now: float | None = None) -> float:
+        """Wall time of this run up to ``now`` (``time.perf_counter()``, default now), earlier
+        sessions before a resume included."""
+        now = time.perf_counter() if now is None else now
+        return self.state.elapsed_s + (now - self.started) * self.time_share
 
     def snapshot(self) -> dict:
         """The state a resumed run needs (:func:`run_state.snapshot`)."""
