@@ -18,6 +18,8 @@ agree to 1e-6, in float64 unless ``--dtype``.
 errors paired by seed and PDE, with the report's statistics: the geometric mean of the
 error ratios device/torch with its 95 % t-interval (of the logs) and the Wilcoxon
 signed-rank p-value. Rows (one per run, with its command) and the summary go to ``--json``.
+``--with EARLIER.json`` adds the rows of an earlier ``seeds`` result (the same overrides;
+its seeds are not run again) to the summary and to ``--json``: a study grows by seeds.
 """
 
 from __future__ import annotations
@@ -242,12 +244,28 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _earlier_rows(path: str | None, extra: list[str]) -> list[dict]:
+    """The rows of an earlier ``seeds`` result, refused where its overrides differ."""
+    if path is None:
+        return []
+    earlier = json.loads(Path(path).read_text())
+    if earlier.get("extra_overrides") != extra:
+        raise SystemExit(
+            f"--with {path}: its runs had the overrides {earlier.get('extra_overrides')}, "
+            f"these have {extra}: pairs of different jobs cannot be pooled"
+        )
+    return [{"date": earlier.get("date"), **row} for row in earlier["rows"]]  # each keeps its day
+
+
 def seeds(args, extra: list[str]) -> tuple[list[dict], list[dict]]:
+    earlier = _earlier_rows(args.with_, extra)
+    done = {(r["pde"], r["seed"], r["lbfgs_impl"]) for r in earlier}
     jobs = [
         (pde, seed, impl)
         for seed in _seeds(args.seeds)
         for pde in args.pdes.split(",")
         for impl in IMPLS
+        if (pde, seed, impl) not in done
     ]
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.parallel) as pool:
         futures = [pool.submit(_one_job, *job, extra, Path(tmp)) for job in jobs]
@@ -255,12 +273,14 @@ def seeds(args, extra: list[str]) -> tuple[list[dict], list[dict]]:
         for future in futures:
             row = future.result()
             row["device"] = f"cpu ({platform.machine()}, 1 thread)"
+            row["date"] = time.strftime("%Y-%m-%d")
             rows.append(row)
             print(
                 f"{row['pde']:12s} seed {row['seed']} {row['lbfgs_impl']:7s} "
                 f"{row['status']} error {row['l2_rel_error']:.4e} ({row['wall_s']:.0f} s)",
                 flush=True,
             )
+    rows = earlier + rows
     summary = summarise(rows)
     for s in summary:
         ci = s["ci95"] or [math.nan, math.nan]
@@ -285,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0-7")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--with", dest="with_", default=None, metavar="EARLIER.json")
     args = parser.parse_args(argv)
     began = time.strftime("%Y-%m-%d")
     if args.what == "curves":

@@ -310,3 +310,18 @@ def test_lbfgs_accuracy_seeds_pairs_the_runs_by_seed(tmp_path):
     assert summary["pairs"] == 2 and summary["ratios"] == pytest.approx(expected)
     assert summary["failed_runs"] == []
     assert summary["ci95"][0] <= summary["geometric_mean_ratio"] <= summary["ci95"][1]
+    # a study grows by seeds: the earlier rows are pooled, their seeds not run again
+    grown = tmp_path / "grown.json"
+    args = ["seeds", "--seeds", "1-2", "--pdes", "burgers", "--with", str(out)]
+    result = _run("lbfgs_accuracy.py", *args, "--json", str(grown), "--", *tiny)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("seed 1 ") == 0 and result.stdout.count("seed 2 ") == 2
+    pooled = json.loads(grown.read_text())
+    assert sorted((r["seed"], r["lbfgs_impl"]) for r in pooled["rows"]) == sorted(
+        (seed, impl) for seed in (0, 1, 2) for impl in ("torch", "device")
+    )
+    assert pooled["rows"][0] == {"date": data["date"], **data["rows"][0]}
+    assert pooled["summary"][0]["pairs"] == 3
+    # pairs of another job are not pooled
+    refused = _run("lbfgs_accuracy.py", *args, "--", *tiny, "rounds=1")
+    assert refused.returncode != 0 and "cannot be pooled" in refused.stderr
