@@ -764,6 +764,9 @@ def test_a_member_resumed_alone_keeps_its_batched_mode_and_shared_time(tmp_path)
         True,
     )
     assert resumed["ensemble_id"] == before["ensemble_id"]
+    # its wall time: the share of the ensemble's round 0 (up to its checkpoint), then its own
+    assert 0 < resumed["wall_time_session_s"] < resumed["wall_time_s"]
+    assert resumed["wall_time_s"] - resumed["wall_time_session_s"] < before["wall_time_s"]
 
 
 def test_a_resumed_sweeps_earlier_records_that_did_not_end_ok_are_still_to_do(tmp_path):

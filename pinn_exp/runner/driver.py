@@ -294,6 +294,6 @@ def run_ensemble(
         for out_dir, record in zip(out_dirs, records):
             record.batched = "vmap" if ensemble.vectorize else "loop"  # the mode that runs
             recording.write(out_dir, record)
-        ensemble.run()
+        ensemble.run(started=runs.start)
 
     return _drive(runs, train)

@@ -322,11 +322,12 @@ class EnsembleTrainer(Stages):
                 p.copy_(stacked[position])
 
     # ------------------------------------------------------------------------------ rounds
-    def run(self) -> list[RunState]:
+    def run(self, started: float | None = None) -> list[RunState]:
         """Every member's rounds; the training stages batched. A member that diverged stops
-        at its round (its record says so: :attr:`diverged`)."""
+        at its round (its record says so: :attr:`diverged`). ``started``: as in
+        :meth:`Trainer.run` (the members' clocks)."""
         for member in self.members:
-            member.start(resume=False)
+            member.start(resume=False, started=started)
         for round_index in range(self.rounds + 1):
             self.live = [k for k in self.live if k not in self.diverged]
             if not self.live:
