@@ -18,8 +18,9 @@ agree to 1e-6, in float64 unless ``--dtype``.
 errors paired by seed and PDE, with the report's statistics: the geometric mean of the
 error ratios device/torch with its 95 % t-interval (of the logs) and the Wilcoxon
 signed-rank p-value. Rows (one per run, with its command) and the summary go to ``--json``.
-``--with EARLIER.json`` adds the rows of an earlier ``seeds`` result (the same overrides;
-its seeds are not run again) to the summary and to ``--json``: a study grows by seeds.
+``--with EARLIER.json`` adds the rows of ``--pdes`` in an earlier ``seeds`` result (the same
+overrides; its seeds are not run again, a failed one stays failed) to the summary and to
+``--json``: a study grows by seeds. Each row keeps its date, and new rows their commit.
 """
 
 from __future__ import annotations
@@ -244,21 +245,42 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _earlier_rows(path: str | None, extra: list[str]) -> list[dict]:
-    """The rows of an earlier ``seeds`` result, refused where its overrides differ."""
+def _earlier_rows(path: str | None, extra: list[str], pdes: list[str]) -> list[dict]:
+    """The rows of ``pdes`` in an earlier ``seeds`` result, refused where it is not one or
+    its overrides differ. Each row keeps its day (and its commit where it has one); a failed
+    run stays in the summary (its seed is not run again)."""
     if path is None:
         return []
     earlier = json.loads(Path(path).read_text())
+    rows = earlier.get("rows") if isinstance(earlier, dict) else None
+    if "summary" not in earlier or not rows or not all("seed" in row for row in rows):
+        raise SystemExit(f"--with {path}: not the --json of a `seeds` run")
     if earlier.get("extra_overrides") != extra:
         raise SystemExit(
             f"--with {path}: its runs had the overrides {earlier.get('extra_overrides')}, "
             f"these have {extra}: pairs of different jobs cannot be pooled"
         )
-    return [{"date": earlier.get("date"), **row} for row in earlier["rows"]]  # each keeps its day
+    return [{"date": earlier.get("date"), **row} for row in rows if row["pde"] in pdes]
+
+
+def _commit() -> str | None:
+    """The commit of the code that runs (``+`` where the tree differs from it)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD"]).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
 
 
 def seeds(args, extra: list[str]) -> tuple[list[dict], list[dict]]:
-    earlier = _earlier_rows(args.with_, extra)
+    earlier = _earlier_rows(args.with_, extra, args.pdes.split(","))
+    commit = _commit()
     done = {(r["pde"], r["seed"], r["lbfgs_impl"]) for r in earlier}
     jobs = [
         (pde, seed, impl)
@@ -273,7 +295,7 @@ def seeds(args, extra: list[str]) -> tuple[list[dict], list[dict]]:
         for future in futures:
             row = future.result()
             row["device"] = f"cpu ({platform.machine()}, 1 thread)"
-            row["date"] = time.strftime("%Y-%m-%d")
+            row["date"], row["commit"] = time.strftime("%Y-%m-%d"), commit
             rows.append(row)
             print(
                 f"{row['pde']:12s} seed {row['seed']} {row['lbfgs_impl']:7s} "
@@ -307,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--with", dest="with_", default=None, metavar="EARLIER.json")
     args = parser.parse_args(argv)
+    if args.with_ and args.what != "seeds":
+        parser.error("--with pools the rows of an earlier `seeds` run: `seeds` only")
     began = time.strftime("%Y-%m-%d")
     if args.what == "curves":
         args.pdes = args.pdes or "burgers,allen_cahn,laplace"
@@ -315,7 +339,13 @@ def main(argv: list[str] | None = None) -> None:
     else:
         args.pdes = args.pdes or "burgers,allen_cahn"
         rows, summary = seeds(args, extra)
-        result = {"date": began, "extra_overrides": extra, "rows": rows, "summary": summary}
+        result = {
+            "date": began,
+            "pooled_with": args.with_,  # an earlier result whose rows are in these
+            "extra_overrides": extra,
+            "rows": rows,
+            "summary": summary,
+        }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 

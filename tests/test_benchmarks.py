@@ -321,7 +321,12 @@ def test_lbfgs_accuracy_seeds_pairs_the_runs_by_seed(tmp_path):
         (seed, impl) for seed in (0, 1, 2) for impl in ("torch", "device")
     )
     assert pooled["rows"][0] == {"date": data["date"], **data["rows"][0]}
-    assert pooled["summary"][0]["pairs"] == 3
-    # pairs of another job are not pooled
+    assert all(r["commit"] for r in pooled["rows"] if r["seed"] == 2)
+    assert pooled["summary"][0]["pairs"] == 3 and pooled["pooled_with"] == str(out)
+    # pairs of another job, or rows that are not a seeds result, are not pooled
     refused = _run("lbfgs_accuracy.py", *args, "--", *tiny, "rounds=1")
     assert refused.returncode != 0 and "cannot be pooled" in refused.stderr
+    (tmp_path / "other.json").write_text(json.dumps({"rows": [{"pde": "burgers"}]}))
+    args[-1] = str(tmp_path / "other.json")
+    refused = _run("lbfgs_accuracy.py", *args, "--", *tiny)
+    assert refused.returncode != 0 and "not the --json of a `seeds` run" in refused.stderr

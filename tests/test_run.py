@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,22 @@ def test_oom_during_sampling_is_recorded_with_its_phase(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["status"] == "oom"
     assert saved["l2_rel_error_per_round"]  # the initial training finished before the OOM
+
+
+def test_a_run_that_fails_before_its_first_round_has_its_sessions_time(tmp_path, monkeypatch):
+    """A failure between the trainer's construction and its start (here: start raises) is
+    recorded with the process's whole time as the run's, the construction included."""
+    from pinn_exp.training.trainer import Trainer
+
+    def refuse(self, *args, **kwargs):
+        time.sleep(0.2)
+        raise RuntimeError("no start")
+
+    monkeypatch.setattr(Trainer, "start", refuse)
+    record = _in_process(tmp_path, [])
+    assert record["status"] == "failed" and "no start" in record["error"]
+    assert record["wall_time_s"] == pytest.approx(record["wall_time_session_s"], rel=1e-9)
+    assert record["wall_time_s"] >= 0.2
 
 
 def test_same_seed_gives_identical_metrics_on_cpu(tmp_path):

@@ -222,7 +222,7 @@ def run(
 
     def train() -> None:
         trainer = Trainer(built, out_dir=out_dir, progress=progress, step_hook=step_hook)
-        trainer.run_config = config
+        trainer.run_config, trainer.started = config, runs.start  # also if it ends here
         runs.trainers.append(trainer)
         try:
             trainer.run(resume=resume, started=runs.start)  # the session's time is the run's

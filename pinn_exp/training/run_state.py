@@ -32,7 +32,8 @@ class RunState:
     collocation: dict[str, np.ndarray] = field(default_factory=dict)
     #: |residual| on a regular grid after each round (1-D and 2-D domains)
     residual_maps: dict[str, np.ndarray] = field(default_factory=dict)
-    #: wall time of the run's earlier sessions (before a resume)
+    #: wall time of the run up to its last checkpoint (:func:`snapshot`), earlier sessions
+    #: included: what a resume starts from
     elapsed_s: float = 0.0
 
 
