@@ -13,8 +13,9 @@ Cases (``--cases``, in the order given; overrides after ``--`` go to every comma
 - ``old``: the job at ``--old-commit`` (a ``git worktree`` of it in a temporary
   directory, its own ``run.py`` and package), seed 0.
 - ``new``: today's code with its defaults, seed 0 (the case to set against ``old``).
-- ``torch``: today's code with its defaults but torch's L-BFGS (``optimizer.lbfgs_impl=torch``,
-  the default before the device L-BFGS), seed 0.
+- ``torch``: today's code with torch's L-BFGS named (``optimizer.lbfgs_impl=torch``, the
+  default), seed 0.
+- ``device``: today's code with the device L-BFGS (``optimizer.lbfgs_impl=device``), seed 0.
 - ``eager``: today's code, seed 0, with the settings before compilation was the default
   (``optimizer.lbfgs_impl=torch optimizer.compile=false``).
 - ``fast_cold``: today's code with its defaults, seed 0, torch.compile's cache empty (a fresh
@@ -23,8 +24,8 @@ Cases (``--cases``, in the order given; overrides after ``--`` go to every comma
 - ``sequential``: ``--seeds`` as one sweep of the basic launcher (one run after the other) at
   the settings of ``eager``.
 - ``batched``: the same seeds as one batched job (``hydra/launcher=batched``) with today's
-  defaults; ``batched_vmap``: the same with
-  ``hydra.launcher.vectorize=true``.
+  defaults but the ensemble's L-BFGS (``optimizer.lbfgs_impl=device``); ``batched_vmap``:
+  the same with ``hydra.launcher.vectorize=true``.
 
 The job (``--job``): ``default`` (the project's defaults), ``short`` (1000 Adam + 300 L-BFGS
 steps, 2 rounds, on the CPU) or ``budget_short`` (``budget=short`` on the CPU). ``--pairs N``
@@ -57,14 +58,19 @@ SINGLE = {
     "old": [],
     "new": [],
     "torch": ["optimizer.lbfgs_impl=torch"],
+    "device": ["optimizer.lbfgs_impl=device"],
     "eager": EAGER,
     "fast_cold": [],
     "fast_warm": [],
 }
 SWEEP = {
     "sequential": EAGER,
-    "batched": ["hydra/launcher=batched"],
-    "batched_vmap": ["hydra/launcher=batched", "hydra.launcher.vectorize=true"],
+    "batched": ["hydra/launcher=batched", "optimizer.lbfgs_impl=device"],
+    "batched_vmap": [
+        "hydra/launcher=batched",
+        "optimizer.lbfgs_impl=device",
+        "hydra.launcher.vectorize=true",
+    ],
 }
 CASES = (*SINGLE, *SWEEP)
 #: the jobs (``--job``): overrides of every case

@@ -103,11 +103,11 @@ step ensemble 150 python3 benchmarks/ensemble.py --device "$DEVICE" --sizes "$EN
 step projection 30 python3 benchmarks/project_table.py "$WORK/ensemble.json" --size 4 \
   --json "$WORK/projection.json"
 # one configuration of burgers_table at budget=paper as one batched job (its 5 seeds,
-# vmap, one round instead of ten): the wall time behind a whole table (STEPS="ensemble_table")
+# vmap, one round instead of ten, the ensemble's L-BFGS: the device one): the wall time behind a whole table (STEPS="ensemble_table")
 TABLE_ROUNDS="rounds=1"
 [ "$QUICK" = 1 ] && TABLE_ROUNDS="rounds=1 optimizer.pretrain_steps=50 optimizer.adam_steps=10 optimizer.lbfgs_steps=10"
 step ensemble_table 240 python3 run.py +experiment=burgers_table hydra/launcher=batched \
-  hydra.launcher.vectorize=true device=$DEVICE sampler=rsmote_paper n_points=2000 $TABLE_ROUNDS \
+  hydra.launcher.vectorize=true optimizer.lbfgs_impl=device device=$DEVICE sampler=rsmote_paper n_points=2000 $TABLE_ROUNDS \
   hydra.sweep.dir="$WORK/ensemble_table"
 # the Laplacian and memory steps (STEPS="laplacian memory_phases elliptic_d100 memory_vs_dim")
 step laplacian 170 python3 benchmarks/laplacian.py --dims $DIMS_LAP --n-points $N_LAP \

@@ -335,7 +335,7 @@ def test_a_resumed_run_keeps_the_compile_decision_its_record_holds(compose, tmp_
     monkeypatch.setattr(schedule_module, "_cxx", lambda: "g++")
     built = build(compose(["device=cpu"]), training=False)
     record = runner.base_record(built, {}).to_json()
-    assert (record["compiled"], record["lbfgs_impl"]) == (True, "device")
+    assert (record["compiled"], record["lbfgs_impl"]) == (True, "torch")
     (tmp_path / "metrics.json").write_text(json.dumps({**record, "compiled": False}))
     kept = cli._first_compile_decision(built, tmp_path)
     assert kept.schedule.compile is False and "as the run's record says" in kept.compile_note

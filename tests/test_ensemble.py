@@ -23,10 +23,11 @@ from pinn_exp.factory import build
 from pinn_exp.training.ensemble import EnsembleTrainer, Unbatchable, unbatchable_reason
 from pinn_exp.training.trainer import Trainer
 
-#: float64 (the default L-BFGS, the ensemble's): the single runs members are compared with
+#: float64 and the ensemble's L-BFGS: the single runs members are compared with
 EXACT = [
     *TINY,
     "device.dtype=float64",
+    "optimizer.lbfgs_impl=device",
     "rounds=2",
     "optimizer.lbfgs_steps=15",
     "n_points=150",
@@ -359,7 +360,13 @@ def test_a_failure_in_one_members_sampling_leaves_the_others_records_right(tmp_p
 
 # ------------------------------------------------------- the launcher's sweep flow and logs
 #: one round of a few steps, one thread: the sweeps below run in seconds
-QUICK = [*(a for a in TINY if a != "rounds=2"), "rounds=1", "device.threads=1"]
+#: the ensemble's L-BFGS (the device one) on the command line: a group of these batches
+QUICK = [
+    *(a for a in TINY if a != "rounds=2"),
+    "rounds=1",
+    "device.threads=1",
+    "optimizer.lbfgs_impl=device",
+]
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -403,17 +410,20 @@ def test_a_job_folder_that_is_a_symbolic_link_is_refused_before_anything_is_writ
     assert finished_jobs(sweep_dir) == {}
 
 
-def test_a_batched_member_is_the_single_run_with_the_default_settings(tmp_path):
-    """The launcher changes nothing in a job's config (the ensemble's L-BFGS is the default
-    one): a member's overrides are the command line's, and its history and errors are those
-    of the single run with the same overrides, bit for bit (eager, float32)."""
+def test_a_batched_member_is_the_single_run_with_the_same_overrides(tmp_path):
+    """The launcher changes nothing in a job's config: a member's overrides are the command
+    line's, and its history and errors are those of the single run with the same overrides,
+    bit for bit (eager, float32). A group with the default L-BFGS (torch's) runs one job after
+    the other, saying how to batch it."""
     sweep, single = tmp_path / "s", tmp_path / "single"
     proc = _run(tmp_path, *QUICK, "seed=0,1", "hydra/launcher=batched", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "train as one ensemble" in proc.stdout + proc.stderr
     member = next(d for d in sweep.iterdir() if d.name.startswith("1_"))
     overrides = OmegaConf.load(member / ".hydra" / "overrides.yaml")
-    assert not any(str(o).startswith("optimizer.lbfgs_impl") for o in overrides)
+    assert [o for o in overrides if str(o).startswith("optimizer.lbfgs_impl")] == [
+        "optimizer.lbfgs_impl=device"
+    ]
     alone = run_cli(*QUICK, "seed=1", f"hydra.run.dir={single}", cwd=tmp_path)
     assert alone.returncode == 0, alone.stderr[-3000:]
     records = [json.loads((d / "metrics.json").read_text()) for d in (member, single)]
@@ -423,6 +433,17 @@ def test_a_batched_member_is_the_single_run_with_the_default_settings(tmp_path):
     history = [pd.read_csv(d / "history.csv") for d in (member, single)]
     assert (history[0]["phase"] == "lbfgs").any()
     pd.testing.assert_frame_equal(history[0], history[1])
+    default = [a for a in QUICK if not a.startswith("optimizer.lbfgs_impl")]
+    other = tmp_path / "t"
+    proc = _run(
+        tmp_path, *default, "seed=0,1", "hydra/launcher=batched", f"hydra.sweep.dir={other}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = proc.stdout + proc.stderr
+    assert "train as one ensemble" not in said
+    assert "add optimizer.lbfgs_impl=device to batch these jobs" in said
+    records = [json.loads(p.read_text()) for p in sorted(other.glob("*/metrics.json"))]
+    assert [(r["lbfgs_impl"], r["batched"]) for r in records] == [("torch", None)] * 2
 
 
 def test_a_signal_while_the_members_files_are_written_and_the_members_logs(tmp_path):
@@ -474,6 +495,7 @@ FEW = [
     "device=cpu",
     "device.threads=1",
     "device.dtype=float64",
+    "optimizer.lbfgs_impl=device",
     "sampler=uniform",
 ]
 
@@ -749,7 +771,7 @@ def test_a_member_resumed_alone_keeps_its_batched_mode_and_shared_time(tmp_path)
         if (round_index, step, phase) == (1, 2, "adam"):
             os.kill(os.getpid(), signal.SIGTERM)
 
-    overrides = ["sampler=uniform"]
+    overrides = ["sampler=uniform", "optimizer.lbfgs_impl=device"]
     with pytest.raises(runner.Interrupted):
         runner.run_ensemble(
             _builts(overrides, seeds), dirs, progress=False, step_hook=terminate, vectorize=True

@@ -587,8 +587,9 @@ def test_reference_budget_runs_deepxdes_line_search_limit(compose):
         Schedule(max_ls=0)
 
 
-def test_the_device_l_bfgs_is_the_default_and_sync_free_names_its_replacement(compose):
-    assert Schedule().lbfgs_impl == compose([]).optimizer.lbfgs_impl == "device"
+def test_torchs_l_bfgs_is_the_default_and_sync_free_names_its_replacement(compose):
+    assert Schedule().lbfgs_impl == compose([]).optimizer.lbfgs_impl == "torch"
     assert compose(["budget=reference"]).optimizer.lbfgs_impl == "torch"
+    assert compose(["optimizer.lbfgs_impl=device"]).optimizer.lbfgs_impl == "device"
     with pytest.raises(ValueError, match="sync_free.*replaced by device"):
         Schedule(lbfgs_impl="sync_free")

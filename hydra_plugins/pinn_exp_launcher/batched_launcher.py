@@ -6,15 +6,16 @@ launcher: its output directory, ``.hydra/``, the guard's checks and ``config_res
 only its training is deferred (:func:`pinn_exp.runner.defer`). Then the deferred jobs of each
 group train together and each writes the files its single run writes. A group that cannot be
 batched (:func:`pinn_exp.training.ensemble.unbatchable_reason`: a sampler that moves its
-points within a stage, Hutchinson probes, torch's L-BFGS (``optimizer.lbfgs_impl=torch``, as
-``budget=reference`` and ``budget=paper`` set), jobs that differ in more than the seed; or
+points within a stage, Hutchinson probes, torch's L-BFGS (``optimizer.lbfgs_impl=torch``, the
+default), jobs that differ in more than the seed; or
 whose trial batched loss and gradient, computed before training, fail or differ
 from the members' own), and any job with ``resume=true``, runs one job after the other as
 the basic launcher does, with a log line saying why. With ``vectorize``, a loss that
 ``vmap`` cannot transform is batched in the loop mode instead.
 
 The launcher changes nothing in a job's config: a member is the single run with the same
-overrides (the ensemble's L-BFGS is the default one, ``optimizer.lbfgs_impl=device``). Key:
+overrides. An ensemble's L-BFGS is the device one, so a group batches where its jobs say
+``optimizer.lbfgs_impl=device`` (or train by Adam alone). Key:
 ``vectorize`` (default false): one ``torch.func.vmap`` over the members' losses instead of
 their losses one after the other (docs/performance.md).
 """

@@ -61,7 +61,7 @@ def differences(before: dict, after: dict) -> list[str]:
 
 #: the defaults that changed (key, the value before): a run started before resumes with
 #: these on its command line
-CHANGED_DEFAULTS = {"optimizer.compile": False, "optimizer.lbfgs_impl": "torch"}
+CHANGED_DEFAULTS = {"optimizer.compile": False}
 
 
 def old_defaults_hint(before: dict, after: dict) -> str:

@@ -26,7 +26,10 @@ def unbatchable_reason(parts: list[RunParts]) -> str | None:
     first = parts[0]
     schedule, sampler = first.schedule, first.sampler
     if schedule.lbfgs_steps and schedule.lbfgs_impl != "device":
-        return "batched L-BFGS is the device one (optimizer.lbfgs_impl=device)"
+        return (
+            f"optimizer.lbfgs_impl={schedule.lbfgs_impl}: an ensemble's L-BFGS is the device "
+            "one (add optimizer.lbfgs_impl=device to batch these jobs)"
+        )
     if sampler.period:
         return f"sampler {sampler.name} updates within a stage (sampler.period)"
     if sampler.single_stage:
