@@ -10,7 +10,8 @@ Per size S and mode (``loop``: the members' losses one after the other in one ba
 the launcher's default, exactly each single run; ``vmap``: ``hydra.launcher.vectorize=true``)
 the ensemble of seeds 0..S-1 takes ``--adam`` Adam steps and ``--lbfgs`` device L-BFGS
 iterations after ``--warmup`` untimed ones; the row gives ms per step of the ensemble and per
-member, and the speedup per member over ``single`` (S = 1 as ``python run.py`` trains it).
+member, and the speedup per member over ``single`` (S = 1: one run of the same config, the
+device L-BFGS, trained alone).
 With ``--whole-run`` each size runs whole jobs (as configured by the overrides after ``--``):
 the ensemble against its members' single runs one after the other, wall time and final
 errors. With ``--count-ops`` each size and mode counts the operations torch dispatches per

@@ -652,6 +652,7 @@ LEAST = [
     "progress=false",
     "device=cpu",
     "device.threads=1",
+    "optimizer.lbfgs_impl=device",
     "sampler=uniform",
 ]
 

@@ -356,7 +356,9 @@ def test_a_parallel_sweep_is_one_parent_with_every_job_as_its_child(tmp_path):
 @needs_mlflow
 @pytest.mark.slow  # end-to-end: `pytest -m slow` (run by .ci/run)
 def test_the_batched_launchers_members_are_children_like_single_runs(tmp_path):
-    sweep, uri = _sweep(tmp_path, "hydra/launcher=batched", "seed=0,1")
+    sweep, uri = _sweep(
+        tmp_path, "hydra/launcher=batched", "optimizer.lbfgs_impl=device", "seed=0,1"
+    )
     (parent,) = _runs(uri, "sweep")
     children = _runs(uri)
     assert sorted(c.info.run_name for c in children) == [
@@ -369,6 +371,7 @@ def test_the_batched_launchers_members_are_children_like_single_runs(tmp_path):
             (Path(child.data.tags["pinn_exp.run_dir"]) / "metrics.json").read_text()
         )
         assert record["mlflow_run_id"] == child.info.run_id and child.info.status == "FINISHED"
+        assert record["batched"] == "loop"  # trained as one ensemble
         _assert_metrics_mirror_the_record(client, child, record)
 
 

@@ -28,7 +28,8 @@ def unbatchable_reason(parts: list[RunParts]) -> str | None:
     if schedule.lbfgs_steps and schedule.lbfgs_impl != "device":
         return (
             f"optimizer.lbfgs_impl={schedule.lbfgs_impl}: an ensemble's L-BFGS is the device "
-            "one (add optimizer.lbfgs_impl=device to batch these jobs)"
+            "one; add optimizer.lbfgs_impl=device to batch these jobs, another optimizer whose "
+            "errors were not shown to be torch's (docs/performance.md)"
         )
     if sampler.period:
         return f"sampler {sampler.name} updates within a stage (sampler.period)"
