@@ -4,6 +4,7 @@ same starting networks: is a table made with one as good as a table made with th
     python benchmarks/lbfgs_accuracy.py curves --json curves.json [-- OVERRIDES]
     python benchmarks/lbfgs_accuracy.py seeds --seeds 0-7 --pdes burgers,allen_cahn \
         --parallel 2 --json seeds.json [-- OVERRIDES]
+    python benchmarks/lbfgs_accuracy.py directions --dtype float32 --json d.json [-- OVERRIDES]
 
 ``curves`` (deterministic): for each PDE (``--pdes``, default burgers, allen_cahn, laplace),
 the default job's network (seed 0) after its initial Adam training, then one L-BFGS stage of
@@ -21,6 +22,13 @@ signed-rank p-value. Rows (one per run, with its command) and the summary go to 
 ``--with EARLIER.json`` adds the rows of ``--pdes`` in an earlier ``seeds`` result (the same
 overrides; its seeds are not run again, a failed one stays failed) to the summary and to
 ``--json``: a study grows by seeds. Each row keeps its date, and new rows their commit.
+
+``directions`` (round-off of the direction): for each PDE, the default job's network after
+its initial Adam training, then torch's L-BFGS in blocks of 50 iterations (``--iterations``
+in all); after each block, from torch's own history and gradient, the direction -H g in the
+parameters' dtype by torch's two-loop recursion and by the device L-BFGS's ``History``
+(compact form, its m x m algebra in float64), each against the two-loop recursion in float64
+(relative error of the vector).
 """
 
 from __future__ import annotations
@@ -165,6 +173,81 @@ def curves(args, extra: list[str]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------ seeds
+def _two_loop(g, steps, grads, h_diag: float, dtype: torch.dtype) -> torch.Tensor:
+    """-H g by the two-loop recursion, torch's ``LBFGS.step`` written out, in ``dtype``."""
+    q = g.to(dtype).neg()
+    steps, grads = [s.to(dtype) for s in steps], [y.to(dtype) for y in grads]
+    ro = [1.0 / y.dot(s) for s, y in zip(steps, grads)]
+    al = [None] * len(steps)
+    for i in range(len(steps) - 1, -1, -1):
+        al[i] = steps[i].dot(q) * ro[i]
+        q.add_(grads[i], alpha=-al[i])
+    r = q * h_diag
+    for i in range(len(steps)):
+        b = grads[i].dot(r) * ro[i]
+        r.add_(steps[i], alpha=al[i] - b)
+    return r
+
+
+def directions(args, extra: list[str]) -> list[dict]:
+    from pinn_exp.training.lbfgs.history import History
+    from pinn_exp.training.lbfgs.strong_wolfe import StrongWolfeLBFGS
+
+    rows = []
+    for pde in args.pdes.split(","):
+        trainer, x, _ = _pretrained(pde, args.dtype, extra)
+        params = [p for p in trainer.model.parameters() if p.requires_grad]
+        evaluate = trainer._evaluate_fn(x)  # fills the parameters' .grad, as a stage's
+        m = trainer.schedule.history_size
+        block = min(50, args.iterations)
+        optimizer = StrongWolfeLBFGS(
+            params,
+            lr=trainer.schedule.lbfgs_lr,
+            max_iter=block,
+            max_eval=10**9,
+            history_size=m,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
+        for _ in range(args.iterations // block):
+            optimizer.step(lambda evaluate=evaluate: evaluate()[0])
+            state = optimizer.state[params[0]]
+            steps, grads = state["old_stps"], state["old_dirs"]
+            g = torch.cat([p.grad.reshape(-1) for p in params]).detach()
+            h64 = float(
+                grads[-1].double().dot(steps[-1].double()) / grads[-1].double().square().sum()
+            )
+            reference = _two_loop(g, steps, grads, h64, torch.float64)
+            history = History(1, m, g.numel(), g.dtype, g.device)
+            for s, y in zip(steps, grads):
+                history.push(torch.ones(1, dtype=torch.bool), s.unsqueeze(0), y.unsqueeze(0))
+            found = {
+                "two_loop": _two_loop(g, steps, grads, state["H_diag"], g.dtype),
+                "device": history.direction(g.unsqueeze(0))[0],
+            }
+            error = {
+                k: float((v.double() - reference).norm() / reference.norm())
+                for k, v in found.items()
+            }
+            rows.append(
+                {
+                    "pde": pde,
+                    "dtype": args.dtype,
+                    "iteration": state["n_iter"],
+                    "pairs": len(steps),
+                    "rel_error_two_loop": error["two_loop"],
+                    "rel_error_device": error["device"],
+                    "device": _device_name(),
+                }
+            )
+            print(
+                f"{pde:12s} iteration {state['n_iter']:4d} pairs {len(steps):3d}  direction's "
+                f"relative error: two-loop {error['two_loop']:.2e}, device {error['device']:.2e}",
+                flush=True,
+            )
+    return rows
+
+
 def _seeds(text: str) -> list[int]:
     if "-" in text:
         first, last = text.split("-")
@@ -320,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["curves", "seeds"])
+    parser.add_argument("what", choices=["curves", "seeds", "directions"])
     parser.add_argument("--pdes", default=None)
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--dtype", default="float64")
@@ -336,6 +419,10 @@ def main(argv: list[str] | None = None) -> None:
         args.pdes = args.pdes or "burgers,allen_cahn,laplace"
         torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
         result = {"date": began, "extra_overrides": extra, "rows": curves(args, extra)}
+    elif args.what == "directions":
+        args.pdes = args.pdes or "burgers,allen_cahn"
+        torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
+        result = {"date": began, "extra_overrides": extra, "rows": directions(args, extra)}
     else:
         args.pdes = args.pdes or "burgers,allen_cahn"
         rows, summary = seeds(args, extra)

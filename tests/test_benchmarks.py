@@ -292,6 +292,24 @@ def test_lbfgs_accuracy_curves_start_from_one_network_and_agree_with_torch(tmp_p
     assert device_row["lowest_loss_evaluated"] <= device_row["loss_final"]
 
 
+def test_lbfgs_accuracy_directions_measure_both_against_float64(tmp_path):
+    """benchmarks/lbfgs_accuracy.py directions: the direction from torch's own history by the
+    two-loop recursion and by the device L-BFGS's History; in float64 both are the float64
+    reference to round-off, in float32 to float32's."""
+    tiny = ["optimizer.pretrain_steps=30", "n_points=200", "model.width=16"]
+    for dtype, bound in (("float64", 1e-10), ("float32", 1e-2)):
+        out = tmp_path / f"{dtype}.json"
+        args = ["directions", "--pdes", "burgers", "--iterations", "40", "--dtype", dtype]
+        result = _run("lbfgs_accuracy.py", *args, "--json", str(out), "--", *tiny)
+        assert result.returncode == 0, result.stderr
+        (row,) = json.loads(out.read_text())["rows"]
+        assert (row["iteration"], row["pairs"], row["dtype"]) == (40, 39, dtype)
+        for key in ("rel_error_two_loop", "rel_error_device"):
+            assert 0 <= row[key] < bound, (dtype, key, row[key])
+        if dtype == "float32":  # float32's round-off is there
+            assert max(row["rel_error_two_loop"], row["rel_error_device"]) > 1e-9
+
+
 def test_lbfgs_accuracy_seeds_pairs_the_runs_by_seed(tmp_path):
     """benchmarks/lbfgs_accuracy.py seeds: whole runs of both L-BFGS per seed, paired, with
     the report's statistics of the error ratios."""
