@@ -415,13 +415,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.with_ and args.what != "seeds":
         parser.error("--with pools the rows of an earlier `seeds` run: `seeds` only")
     began = time.strftime("%Y-%m-%d")
+    if args.what != "seeds":  # in this process (seeds: one thread per run)
+        torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
     if args.what == "curves":
         args.pdes = args.pdes or "burgers,allen_cahn,laplace"
-        torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
         result = {"date": began, "extra_overrides": extra, "rows": curves(args, extra)}
     elif args.what == "directions":
         args.pdes = args.pdes or "burgers,allen_cahn"
-        torch.set_num_threads(int(os.environ.get("THREADS", torch.get_num_threads())))
         result = {"date": began, "extra_overrides": extra, "rows": directions(args, extra)}
     else:
         args.pdes = args.pdes or "burgers,allen_cahn"

@@ -222,10 +222,10 @@ def run(
 
     def train() -> None:
         trainer = Trainer(built, out_dir=out_dir, progress=progress, step_hook=step_hook)
-        trainer.run_config, trainer.started = config, runs.start  # also if it ends here
+        trainer.run_config, trainer.started = config, runs.start  # the session's time is the run's
         runs.trainers.append(trainer)
         try:
-            trainer.run(resume=resume, started=runs.start)  # the session's time is the run's
+            trainer.run(resume=resume)
         except Diverged as exc:
             runs.diverged[0] = exc
 
@@ -285,7 +285,7 @@ def run_ensemble(
     def train() -> None:
         for built, out_dir, config in zip(builts, out_dirs, configs):
             trainer = Trainer(built, out_dir=out_dir, progress=False)
-            trainer.run_config = config
+            trainer.run_config, trainer.started = config, runs.start
             runs.trainers.append(trainer)
         ensemble = EnsembleTrainer(
             runs.trainers, progress=progress, step_hook=step_hook, vectorize=vectorize
@@ -294,6 +294,6 @@ def run_ensemble(
         for out_dir, record in zip(out_dirs, records):
             record.batched = "vmap" if ensemble.vectorize else "loop"  # the mode that runs
             recording.write(out_dir, record)
-        ensemble.run(started=runs.start)
+        ensemble.run()
 
     return _drive(runs, train)

@@ -322,12 +322,11 @@ class EnsembleTrainer(Stages):
                 p.copy_(stacked[position])
 
     # ------------------------------------------------------------------------------ rounds
-    def run(self, started: float | None = None) -> list[RunState]:
+    def run(self) -> list[RunState]:
         """Every member's rounds; the training stages batched. A member that diverged stops
-        at its round (its record says so: :attr:`diverged`). ``started``: as in
-        :meth:`Trainer.run` (the members' clocks)."""
+        at its round (its record says so: :attr:`diverged`)."""
         for member in self.members:
-            member.start(resume=False, started=started)
+            member.start(resume=False)
         for round_index in range(self.rounds + 1):
             self.live = [k for k in self.live if k not in self.diverged]
             if not self.live:

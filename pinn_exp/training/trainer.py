@@ -118,6 +118,8 @@ class Trainer(Stages):
         #: the last round whose end (evaluation and checkpoint) is complete: what a resume
         #: continues after (-1: none)
         self.saved_round = -1
+        #: when this process's time for the run began (``time.perf_counter()``): its
+        #: construction, or the runner's session start, which the runner sets
         self.started = time.perf_counter()
         #: the share of the wall time since :attr:`started` that is this run's: 1/S in a
         #: batched ensemble of S members (its checkpoints keep the member's share)
@@ -257,28 +259,24 @@ class Trainer(Stages):
         return self.uncounted_residual(points).reshape(shape).cpu().numpy()
 
     # --------------------------------------------------------------------------------- rounds
-    def run(self, resume: bool = False, started: float | None = None) -> RunState:
+    def run(self, resume: bool = False) -> RunState:
         """Initial training then ``rounds`` sampling rounds; checkpoints after each one.
 
         Args:
             resume: continue from ``out_dir/checkpoint.pt`` when it exists.
-            started: when this process's time for the run began (``time.perf_counter()``;
-                default now): the runner's, so that the wall time includes the setup.
 
         Returns:
             The final :class:`RunState`.
         """
-        for round_index in range(self.start(resume, started), self.rounds + 1):
+        for round_index in range(self.start(resume), self.rounds + 1):
             began = self.begin_round(round_index)
             self.train_stage(round_index, self.stage_steps(round_index))
             self.end_round(round_index, began)
         self.phase = "done"
         return self.state
 
-    def start(self, resume: bool = False, started: float | None = None) -> int:
-        """Starts the clock (at ``started``, default now) and restores a checkpoint where
-        asked; returns the first round."""
-        self.started = time.perf_counter() if started is None else started
+    def start(self, resume: bool = False) -> int:
+        """Restores a checkpoint where asked; returns the first round."""
         if resume and self.out_dir is not None and (self.out_dir / CHECKPOINT).exists():
             self.restore(load_checkpoint(self.out_dir / CHECKPOINT, self.device))
             self.saved_round = self.state.round_index
